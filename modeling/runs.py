@@ -1,0 +1,57 @@
+"""What one invocation carries around, and the small records it writes."""
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import torch
+
+from processors.base import DataProcessor
+from processors.fileio import atomic_write_text
+
+from .model import ModelSource
+
+
+@dataclass
+class Run:
+    """The resolved pieces of one invocation: task, model, device, where files go."""
+
+    processor: DataProcessor
+    source: ModelSource
+    device: torch.device
+    precision: str
+    tokenizer: object
+    model: torch.nn.Module
+    output_dir: str
+    cache_dir: str
+    signature: dict
+    stats: list = field(default_factory=list)
+
+
+def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
+                  do_lower_case: bool, train_batch_size: int) -> dict:
+    """What a checkpoint must share with the run that resumes it."""
+    return {"task_name": processor.task_name, "label_list": list(processor.get_labels()),
+            "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
+            "do_lower_case": do_lower_case, "train_batch_size": train_batch_size}
+
+
+def write_run_config(run: Run, flag_values: dict, versions: dict) -> None:
+    """run_config.json: the flags as given and what they resolved to."""
+    resolved = {"model_config": run.source.config_file, "vocab_file": run.source.vocab_file,
+                "weights_file": run.source.weights_file, "device": str(run.device),
+                "precision": run.precision, "labels": run.processor.get_labels(),
+                "metric": run.processor.metric, "cache_dir": run.cache_dir, **versions}
+    text = json.dumps({"flags": flag_values, "resolved": resolved}, indent=2, sort_keys=True)
+    atomic_write_text(os.path.join(run.output_dir, "run_config.json"), text + "\n")
+
+
+def format_table(rows: list[dict]) -> str:
+    """A fixed-width text table of dict rows (the per-epoch stats)."""
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    cells = [[f"{row[k]:.4f}" if isinstance(row.get(k), float) else str(row.get(k, ""))
+              for k in keys] for row in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    lines = ["  ".join(k.rjust(w) for k, w in zip(keys, widths))]
+    lines += ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""The training loop: length-grouped batches, mixed precision, checkpoints, resume.
+
+Everything a step depends on (weights, optimizer, scheduler, RNG, the epoch's
+batch order) is in the checkpoint or derived from (seed, epoch), so a run that
+is killed and restarted ends with the same weights as one that never stopped.
+"""
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+from tqdm import tqdm
+
+from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .data import iterate, train_batches
+from .device import autocast
+from .optimization import create_optimizer
+
+logger = logging.getLogger(__name__)
+
+LOG_EVERY = 10  # steps between progress-bar updates (each one syncs with the device)
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    output_dir: str
+    train_batch_size: int
+    gradient_accumulation_steps: int
+    learning_rate: float
+    num_train_epochs: float
+    warmup_proportion: float
+    weight_decay: float
+    adam_epsilon: float
+    max_grad_norm: float
+    save_checkpoints_steps: int
+    keep_checkpoint_max: int
+    seed: int
+    precision: str
+
+
+def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:
+    """(steps per epoch, total optimizer steps); a partial last batch is a step."""
+    steps_per_epoch = math.ceil(num_examples / batch_size)
+    return steps_per_epoch, max(1, math.ceil(steps_per_epoch * epochs))
+
+
+def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, scheduler, scaler):
+    """One optimizer step over `batch`, split into gradient-accumulation chunks."""
+    size = batch["input_ids"].shape[0]
+    chunk = math.ceil(size / args.gradient_accumulation_steps)
+    total = torch.zeros((), device=device)
+    for start in range(0, size, chunk):
+        part = {k: v[start:start + chunk] for k, v in batch.items()}
+        with autocast(device, args.precision):
+            loss = model(**part).loss * (part["input_ids"].shape[0] / size)
+        (scaler.scale(loss) if scaler else loss).backward()
+        total += loss.detach()
+    if scaler:
+        scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total
+
+
+class _Loop:
+    """The state of one training run, and the steps that advance it."""
+
+    def __init__(self, model, train_set, args: TrainArgs, device, signature: dict):
+        self.model, self.train_set, self.args, self.device = model, train_set, args, device
+        self.signature = signature
+        self.steps_per_epoch, self.num_steps = count_train_steps(
+            len(train_set), args.train_batch_size, args.num_train_epochs)
+        self.optimizer, self.scheduler = create_optimizer(
+            model, args.learning_rate, args.weight_decay, args.adam_epsilon, self.num_steps,
+            int(self.num_steps * args.warmup_proportion))
+        self.scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
+        self.step, self.loss_sum, self.loss_count, self.stats = 0, 0.0, 0, []
+        self.pending, self.pending_count = torch.zeros((), device=device), 0
+        state = load_latest_checkpoint(args.output_dir, model, signature)
+        if state:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            if self.scaler and state["scaler"]:
+                self.scaler.load_state_dict(state["scaler"])
+            set_rng_state(state["rng"])
+            self.step, self.stats = state["global_step"], state["stats"]
+            self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
+
+    def flush(self) -> float:
+        """Adds the pending device-side losses to the epoch's (one host sync)."""
+        if self.pending_count:
+            self.loss_sum += self.pending.item()
+            self.loss_count += self.pending_count
+            self.pending.zero_()
+            self.pending_count = 0
+        return self.loss_sum / max(1, self.loss_count)
+
+    def checkpoint(self) -> None:
+        self.flush()
+        state = {"global_step": self.step, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
+                 "scaler": self.scaler.state_dict() if self.scaler else None,
+                 "loss_sum": self.loss_sum, "loss_count": self.loss_count,
+                 "stats": self.stats, "signature": self.signature}
+        save_checkpoint(self.args.output_dir, self.model, state, self.args.keep_checkpoint_max)
+
+    def epoch_batches(self) -> list[list[int]]:
+        """The rest of the current epoch's batches, after those already trained on."""
+        epoch = self.step // self.steps_per_epoch
+        batches = train_batches(self.train_set.lengths(), self.args.train_batch_size,
+                                self.args.seed, epoch)
+        return batches[self.step - epoch * self.steps_per_epoch:][:self.num_steps - self.step]
+
+    def train_on(self, batch: dict) -> None:
+        self.pending += _train_step(self.model, batch, self.args, self.device, self.optimizer,
+                                    self.scheduler, self.scaler)
+        self.pending_count += 1
+        self.step += 1
+
+
+def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
+          end_of_epoch: Optional[Callable[[dict], dict]] = None) -> list[dict]:
+    """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
+
+    `end_of_epoch(row)` may add dev results to each epoch's stats row.
+    """
+    loop = _Loop(model, train_set, args, device, signature)
+    logger.info("***** Running training *****\n  Num examples = %d\n  Batch size = %d\n"
+                "  Num steps = %d (%d per epoch)", len(train_set), args.train_batch_size,
+                loop.num_steps, loop.steps_per_epoch)
+    if loop.step:
+        logger.info("Resumed at step %d of %d", loop.step, loop.num_steps)
+    model.train()
+    bar = tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
+               dynamic_ncols=True)
+    start = time.perf_counter()
+    while loop.step < loop.num_steps:
+        for batch in iterate(train_set, loop.epoch_batches(), device):
+            loop.train_on(batch)
+            bar.update(1)
+            if loop.step % LOG_EVERY == 0:
+                bar.set_postfix(loss=f"{loop.flush():.4f}",
+                                lr=f"{loop.scheduler.get_last_lr()[0]:.2e}")
+            if loop.step % loop.steps_per_epoch == 0 or loop.step == loop.num_steps:
+                row = {"epoch": math.ceil(loop.step / loop.steps_per_epoch), "step": loop.step,
+                       "train_loss": loop.flush(), "time_s": round(time.perf_counter() - start, 2)}
+                loop.stats.append(end_of_epoch(row) if end_of_epoch else row)
+                model.train()
+                loop.loss_sum, loop.loss_count, start = 0.0, 0, time.perf_counter()
+            if loop.step % args.save_checkpoints_steps == 0 or loop.step == loop.num_steps:
+                loop.checkpoint()
+    bar.close()
+    return loop.stats

@@ -1,0 +1,263 @@
+"""BERT fine-tuning for text classification, with Google's run_classifier.py flags.
+
+    run_classifier --task_name=mrpc --data_dir=$GLUE_DIR/MRPC --output_dir=/tmp/mrpc \
+        --do_train --do_eval --do_predict --learning_rate=1e-4
+
+All flags are defined here; the library (`processors/`, `modeling/`) takes plain
+arguments. Every check on the flags runs before any work starts.
+"""
+
+import json
+import logging
+import os
+import shutil
+import sys
+
+import torch
+import transformers
+from absl import app, flags
+
+from modeling.checkpoint import list_checkpoints
+from modeling.device import PRECISIONS, resolve_precision, select_device
+from modeling.evaluation import evaluate, predict_logits, write_eval_results, write_predictions
+from modeling.export import save_model
+from modeling.model import build_model, is_model_dir, load_config, resolve_source
+from modeling.runs import Run, format_table, run_signature, write_run_config
+from modeling.tokenization import load_tokenizer, load_vocab
+from modeling.training import TrainArgs, train
+from processors import InputError, get_processor, load_processor_module
+from processors.cache import load_features
+from processors.fileio import atomic_write_text
+
+FLAGS = flags.FLAGS
+
+# Google's flags: same names and defaults.
+flags.DEFINE_string("data_dir", None, "Input data dir: the task's train/dev/test files.")
+flags.DEFINE_string("bert_config_file", None, "BERT config JSON of the pretrained model.")
+flags.DEFINE_string("task_name", None, "The task to train (a registered processor name).")
+flags.DEFINE_string("vocab_file", None, "The vocabulary file the BERT model was trained on.")
+flags.DEFINE_string("output_dir", None, "Where the model, checkpoints and results go.")
+flags.DEFINE_string("init_checkpoint", None, "A model directory, or a weights file used with "
+                    "--bert_config_file and --vocab_file. Default: the embedded MiniLM-L6.")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case the input (uncased models).")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum total tokens after WordPiece, "
+                     "[CLS] and [SEP] included; longer inputs are truncated.")
+flags.DEFINE_bool("do_train", False, "Whether to run training.")
+flags.DEFINE_bool("do_eval", False, "Whether to evaluate on the dev set.")
+flags.DEFINE_bool("do_predict", False, "Whether to predict on the test set.")
+flags.DEFINE_integer("train_batch_size", 32, "Examples per optimizer step.")
+flags.DEFINE_integer("eval_batch_size", 8, "Batch size for eval.")
+flags.DEFINE_integer("predict_batch_size", 8, "Batch size for predict.")
+flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate for AdamW.")
+flags.DEFINE_float("num_train_epochs", 3.0, "Number of training epochs (may be fractional).")
+flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
+
+# PyTorch-era extras.
+flags.DEFINE_integer("seed", 42, "Random seed: head init, batch order and dropout.")
+flags.DEFINE_integer("gradient_accumulation_steps", 1,
+                     "Split each train batch into this many chunks (same result, less memory).")
+flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on biases, LayerNorm).")
+flags.DEFINE_float("adam_epsilon", 1e-6, "Adam's epsilon.")
+flags.DEFINE_float("max_grad_norm", 1.0, "Gradient clipping norm.")
+flags.DEFINE_integer("keep_checkpoint_max", 5, "Keep at most this many checkpoints.")
+flags.DEFINE_string("cache_dir", None, "Features cache dir. Default: <output_dir>/cache.")
+flags.DEFINE_bool("overwrite_cache", False, "Rebuild cached features.")
+flags.DEFINE_bool("overwrite_output_dir", False, "Start over: delete the model, checkpoints "
+                  "and results in output_dir.")
+flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file) that "
+                    "registers your own processors.")
+flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
+flags.DEFINE_enum("precision", "auto", PRECISIONS, "Numeric precision: auto is bf16 where the "
+                  "hardware runs it fast (CUDA, avx512_bf16 CPUs), else fp32; fp16 is CUDA-only.")
+
+RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
+               "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
+               "test_results.tsv", "predictions.tsv", "run_config.json")
+
+
+def _task_dataset(run, split: str):
+    return load_features(run.processor, FLAGS.data_dir, split, run.tokenizer,
+                         run.source.vocab_file, FLAGS.do_lower_case, FLAGS.max_seq_length,
+                         run.cache_dir, FLAGS.overwrite_cache)
+
+
+def do_train(run) -> int:
+    """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model."""
+    train_set = _task_dataset(run, "train")
+    dev_set = _task_dataset(run, "dev") if FLAGS.do_eval else None
+    metric = run.processor.metric
+    best = [float("-inf")]
+
+    def end_of_epoch(row: dict) -> dict:
+        if dev_set is not None:
+            results = evaluate(run.model, dev_set, metric, FLAGS.eval_batch_size, run.device,
+                               run.precision)
+            row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
+            if results[metric] > best[0]:
+                best[0] = results[metric]
+                save_model(run.model, run.tokenizer, run.source.vocab_file,
+                           os.path.join(FLAGS.output_dir, "best_model"))
+        run.stats.append(row)
+        atomic_write_text(os.path.join(FLAGS.output_dir, "training_stats.json"),
+                          json.dumps(run.stats, indent=2) + "\n")
+        logging.info("Per-epoch results:\n%s", format_table(run.stats))
+        return row
+
+    args = TrainArgs(FLAGS.output_dir, FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps,
+                     FLAGS.learning_rate, FLAGS.num_train_epochs, FLAGS.warmup_proportion,
+                     FLAGS.weight_decay, FLAGS.adam_epsilon, FLAGS.max_grad_norm,
+                     FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
+                     run.precision)
+    stats = train(run.model, train_set, args, run.device, run.signature, end_of_epoch)
+    save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
+    return stats[-1]["step"]
+
+
+def do_eval(run, global_step: int) -> dict:
+    dev_set = _task_dataset(run, "dev")
+    results = evaluate(run.model, dev_set, run.processor.metric, FLAGS.eval_batch_size,
+                       run.device, run.precision)
+    return write_eval_results(FLAGS.output_dir, results, global_step)
+
+
+def do_predict(run) -> None:
+    test_set = _task_dataset(run, "test")
+    logits = predict_logits(run.model, test_set, FLAGS.predict_batch_size, run.device,
+                            run.precision)
+    write_predictions(FLAGS.output_dir, logits, run.processor.get_labels())
+
+
+def _clear_output_dir(output_dir: str) -> None:
+    """--overwrite_output_dir: removes what an earlier run wrote (not the cache)."""
+    for path in list_checkpoints(output_dir) + [os.path.join(output_dir, "best_model")]:
+        shutil.rmtree(path, ignore_errors=True)
+    for name in RUN_OUTPUTS:
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+POSITIVE = ("train_batch_size", "eval_batch_size", "predict_batch_size", "learning_rate",
+            "num_train_epochs", "save_checkpoints_steps", "gradient_accumulation_steps",
+            "adam_epsilon", "max_grad_norm")
+SPLIT_MODES = (("train", "do_train"), ("dev", "do_eval"), ("test", "do_predict"))
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+def _check_numbers() -> None:
+    _check(FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict,
+           "at least one of --do_train, --do_eval or --do_predict must be set")
+    for name in POSITIVE:
+        _check(FLAGS[name].value > 0, f"--{name}={FLAGS[name].value}: must be positive")
+    _check(0 <= FLAGS.warmup_proportion < 1,
+           f"--warmup_proportion={FLAGS.warmup_proportion}: must be in [0, 1)")
+    _check(FLAGS.weight_decay >= 0, f"--weight_decay={FLAGS.weight_decay}: must be >= 0")
+    _check(FLAGS.keep_checkpoint_max >= 1,
+           f"--keep_checkpoint_max={FLAGS.keep_checkpoint_max}: must be at least 1")
+    _check(FLAGS.gradient_accumulation_steps <= FLAGS.train_batch_size,
+           f"--gradient_accumulation_steps={FLAGS.gradient_accumulation_steps}: must not "
+           f"exceed --train_batch_size={FLAGS.train_batch_size}")
+
+
+def _check_paths(processor) -> bool:
+    """Checks data_dir and output_dir; returns whether output_dir holds a trained model."""
+    for name in ("data_dir", "output_dir"):
+        _check(bool(FLAGS[name].value), f"--{name} is required")
+    _check(os.path.isdir(FLAGS.data_dir), f"--data_dir={FLAGS.data_dir}: not a directory")
+    for split, mode in SPLIT_MODES:
+        path = processor.get_file_path(FLAGS.data_dir, split)
+        _check(not FLAGS[mode].value or os.path.isfile(path),
+               f"--data_dir={FLAGS.data_dir}: --{mode} needs {path}, which does not exist")
+    out = FLAGS.output_dir
+    _check(not os.path.exists(out) or os.path.isdir(out), f"--output_dir={out}: not a directory")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--output_dir={out}: cannot create: {e.strerror}") from None
+    _check(os.access(out, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
+    trained = is_model_dir(out) and not (FLAGS.do_train and FLAGS.overwrite_output_dir)
+    _check(not (trained and FLAGS.do_train),
+           f"--output_dir={out}: training there already finished; pass "
+           "--overwrite_output_dir to train again, or drop --do_train to use that model")
+    return trained
+
+
+def validate_flags(processor):
+    """All cross-flag checks, before any work; returns (model source, trained?, config)."""
+    _check_numbers()
+    trained = _check_paths(processor)
+    source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
+                            FLAGS.bert_config_file, FLAGS.vocab_file)
+    labels = processor.get_labels()
+    config = load_config(source.config_file, len(labels), labels)
+    limit = config.max_position_embeddings
+    _check(3 <= FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: "
+           f"must be between 3 and the model's max_position_embeddings ({limit})")
+    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
+           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
+           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
+           "do_lower_case")
+    vocab_size = len(load_vocab(source.vocab_file))
+    _check(vocab_size <= config.vocab_size, f"{source.vocab_file}: {vocab_size} tokens, more "
+           f"than the config's vocab_size {config.vocab_size} ({source.config_file})")
+    return source, trained, config
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    if FLAGS.processor_module:
+        load_processor_module(FLAGS.processor_module)
+    processor = get_processor(FLAGS.task_name or "")
+    device = select_device(FLAGS.no_cuda)
+    precision = resolve_precision(FLAGS.precision, device)
+    source, trained, config = validate_flags(processor)
+    if FLAGS.do_train and FLAGS.overwrite_output_dir:
+        _clear_output_dir(FLAGS.output_dir)
+    torch.manual_seed(FLAGS.seed)
+    run = Run(processor=processor, source=source, device=device, precision=precision,
+              tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case),
+              model=build_model(source, config, keep_head=trained).to(device),
+              output_dir=FLAGS.output_dir,
+              cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
+              signature=run_signature(processor, source, FLAGS.max_seq_length,
+                                      FLAGS.do_lower_case, FLAGS.train_batch_size))
+    write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[
+        __name__])}, {"torch": torch.__version__, "transformers": transformers.__version__})
+    global_step = do_train(run) if FLAGS.do_train else 0
+    if FLAGS.do_eval:
+        do_eval(run, global_step)
+    if FLAGS.do_predict:
+        do_predict(run)
+
+
+def _main(argv) -> None:
+    try:
+        main(argv)
+    except InputError as e:
+        sys.stderr.write(f"run_classifier: error: {e}\n")
+        sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with its errors reduced to one line and exit code 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        sys.stderr.write(f"run_classifier: error: {e}\n")
+        sys.exit(2)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    transformers.utils.logging.disable_progress_bar()
+    app.run(_main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()

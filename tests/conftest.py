@@ -1,0 +1,75 @@
+"""Shared fixtures: a tiny random BERT on disk, small task data, GLUE_DIR access."""
+
+import os
+import random
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+WORDS = ("the a an this that dog cat bird man woman child car house tree river city "
+         "runs walks sees likes eats sleeps reads writes big small red green old new happy "
+         "sad quickly slowly very not and or but in on under over with without is was are "
+         "were has had will can should would could near far up down yes no good bad").split()
+
+# Deliberately a few non-ASCII and punctuation tokens, for tokenizer edge cases.
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(".,!?'\"-") + WORDS + [
+    "##s", "##ed", "##ing", "##ly", "##er", "caf", "##e", "##é"] + [f"w{i}" for i in range(100)]
+
+
+def write_tiny_bert(path, seed: int = 0, do_lower_case: bool = True) -> str:
+    """Writes a random 2-layer, hidden-32 BERT model dir with vocab.txt; returns its path."""
+    os.makedirs(path, exist_ok=True)
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    BertModel(config).save_pretrained(path)
+    with open(os.path.join(path, "vocab.txt"), "w") as f:
+        f.write("\n".join(VOCAB) + "\n")
+    with open(os.path.join(path, "tokenizer_config.json"), "w") as f:
+        f.write('{"do_lower_case": %s}\n' % ("true" if do_lower_case else "false"))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> str:
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def make_sentence(rng: random.Random, n: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(n))
+
+
+def write_similarity_data(data_dir, n_train: int = 64, n_dev: int = 24, n_test: int = 20,
+                          seed: int = 0) -> str:
+    """sentence_similarity files: label 1 when text_b repeats text_a, else 0 (learnable)."""
+    rng = random.Random(seed)
+    os.makedirs(data_dir, exist_ok=True)
+
+    def pair():
+        a = make_sentence(rng, rng.randint(3, 12))
+        same = rng.random() < 0.5
+        return ("1" if same else "0"), a, a if same else make_sentence(rng, rng.randint(3, 12))
+
+    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+        with open(os.path.join(data_dir, f"{split}.csv"), "w") as f:
+            for _ in range(n):
+                label, a, b = pair()
+                f.write(f'"{a}","{b}"\n' if split == "test" else f'{label},"{a}","{b}"\n')
+    return str(data_dir)
+
+
+@pytest.fixture
+def similarity_dir(tmp_path) -> str:
+    return write_similarity_data(tmp_path / "data")
+
+
+def glue_dir(task_dir: str) -> str:
+    """A GLUE task dir from $GLUE_DIR; skips outside CI when absent, fails in CI."""
+    root = os.environ.get("GLUE_DIR")
+    path = os.path.join(root, task_dir) if root else None
+    if path and os.path.isdir(path):
+        return path
+    if os.environ.get("CI"):
+        pytest.fail(f"GLUE_DIR must point at the GLUE data in CI (missing {task_dir})")
+    pytest.skip("GLUE_DIR not set (real-data test)")
