@@ -76,16 +76,9 @@ RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_
                "test_results.tsv", "predictions.tsv", "run_config.json")
 
 
-def _task_dataset(run, split: str):
-    return load_features(run.processor, FLAGS.data_dir, split, run.tokenizer,
-                         run.source.vocab_file, FLAGS.do_lower_case, FLAGS.max_seq_length,
-                         run.cache_dir, FLAGS.overwrite_cache)
-
-
 def do_train(run) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model."""
-    train_set = _task_dataset(run, "train")
-    dev_set = _task_dataset(run, "dev") if FLAGS.do_eval else None
+    dev_set = run.datasets.get("dev")
     metric = run.processor.metric
     best = [float("-inf")]
 
@@ -109,21 +102,19 @@ def do_train(run) -> int:
                      FLAGS.weight_decay, FLAGS.adam_epsilon, FLAGS.max_grad_norm,
                      FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
                      run.precision)
-    stats = train(run.model, train_set, args, run.device, run.signature, end_of_epoch)
+    stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch)
     save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
     return stats[-1]["step"]
 
 
 def do_eval(run, global_step: int) -> dict:
-    dev_set = _task_dataset(run, "dev")
-    results = evaluate(run.model, dev_set, run.processor.metric, FLAGS.eval_batch_size,
+    results = evaluate(run.model, run.datasets["dev"], run.processor.metric, FLAGS.eval_batch_size,
                        run.device, run.precision)
     return write_eval_results(FLAGS.output_dir, results, global_step)
 
 
 def do_predict(run) -> None:
-    test_set = _task_dataset(run, "test")
-    logits = predict_logits(run.model, test_set, FLAGS.predict_batch_size, run.device,
+    logits = predict_logits(run.model, run.datasets["test"], FLAGS.predict_batch_size, run.device,
                             run.precision)
     write_predictions(FLAGS.output_dir, logits, run.processor.get_labels())
 
@@ -175,16 +166,22 @@ def _check_paths(processor) -> bool:
                f"--data_dir={FLAGS.data_dir}: --{mode} needs {path}, which does not exist")
     out = FLAGS.output_dir
     _check(not os.path.exists(out) or os.path.isdir(out), f"--output_dir={out}: not a directory")
+    trained = is_model_dir(out) and not (FLAGS.do_train and FLAGS.overwrite_output_dir)
+    _check(not (trained and FLAGS.do_train),
+           f"--output_dir={out}: training there already finished; pass "
+           "--overwrite_output_dir to train again, or drop --do_train to use that model")
+    _check(trained or FLAGS.do_train or FLAGS.init_checkpoint is not None,
+           f"--output_dir={out}: holds no trained model to evaluate or predict with; "
+           "add --do_train or pass --init_checkpoint")
+    return trained
+
+
+def _make_output_dir(out: str) -> None:
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise InputError(f"--output_dir={out}: cannot create: {e.strerror}") from None
     _check(os.access(out, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
-    trained = is_model_dir(out) and not (FLAGS.do_train and FLAGS.overwrite_output_dir)
-    _check(not (trained and FLAGS.do_train),
-           f"--output_dir={out}: training there already finished; pass "
-           "--overwrite_output_dir to train again, or drop --do_train to use that model")
-    return trained
 
 
 def validate_flags(processor):
@@ -205,6 +202,7 @@ def validate_flags(processor):
     vocab_size = len(load_vocab(source.vocab_file))
     _check(vocab_size <= config.vocab_size, f"{source.vocab_file}: {vocab_size} tokens, more "
            f"than the config's vocab_size {config.vocab_size} ({source.config_file})")
+    _make_output_dir(FLAGS.output_dir)
     return source, trained, config
 
 
@@ -227,6 +225,11 @@ def main(argv) -> None:
               cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
               signature=run_signature(processor, source, FLAGS.max_seq_length,
                                       FLAGS.do_lower_case, FLAGS.train_batch_size))
+    for split, mode in SPLIT_MODES:  # every row of every needed file is checked before work
+        if FLAGS[mode].value or (split == "dev" and FLAGS.do_train and FLAGS.do_eval):
+            run.datasets[split] = load_features(
+                processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
+                FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache)
     write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[
         __name__])}, {"torch": torch.__version__, "transformers": transformers.__version__})
     global_step = do_train(run) if FLAGS.do_train else 0

@@ -39,8 +39,14 @@ def inference_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]
 
 
 def iterate(dataset, batches: Sequence[list[int]], device: torch.device) -> Iterator[dict]:
-    """Yields padded batches on `device`; pinned, non-blocking copies on CUDA."""
-    loader = torch.utils.data.DataLoader(dataset, batch_sampler=batches, collate_fn=collate,
-                                         pin_memory=device.type == "cuda")
-    for batch in loader:
-        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    """Yields padded batches on `device`; pinned, non-blocking copies on CUDA.
+
+    A plain loop rather than a DataLoader: collating is cheap, and a DataLoader
+    draws from the global RNG at each new iterator, which would shift the
+    dropout masks of a resumed run.
+    """
+    pin = device.type == "cuda"
+    for indices in batches:
+        batch = collate([dataset[i] for i in indices])
+        yield {k: (v.pin_memory() if pin else v).to(device, non_blocking=True)
+               for k, v in batch.items()}

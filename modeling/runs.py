@@ -25,6 +25,7 @@ class Run:
     output_dir: str
     cache_dir: str
     signature: dict
+    datasets: dict = field(default_factory=dict)  # split -> FeatureSet
     stats: list = field(default_factory=list)
 
 

@@ -1,0 +1,133 @@
+"""Model loading, the optimizer recipe, batching and step counting."""
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from modeling.data import inference_batches, train_batches
+from modeling.model import build_model, default_model_dir, load_config, resolve_source
+from modeling.optimization import create_optimizer
+from modeling.training import count_train_steps
+from processors import InputError
+
+
+def tiny_model(tiny_bert, labels=("0", "1")):
+    source = resolve_source(tiny_bert, None, None)
+    return build_model(source, load_config(source.config_file, len(labels), list(labels)))
+
+
+def test_weight_decay_skips_biases_and_layer_norm(tiny_bert):
+    model = tiny_model(tiny_bert)
+    optimizer, _ = create_optimizer(model, 1e-4, 0.01, 1e-6, 100, 10)
+    names = {id(p): n for n, p in model.named_parameters()}
+    decay, no_decay = ([names[id(p)] for p in g["params"]] for g in optimizer.param_groups)
+    assert optimizer.param_groups[0]["weight_decay"] == 0.01
+    assert optimizer.param_groups[1]["weight_decay"] == 0.0
+    assert all(n.endswith(("bias", "LayerNorm.weight")) for n in no_decay)
+    assert not any(n.endswith(("bias", "LayerNorm.weight")) for n in decay)
+    assert len(decay) + len(no_decay) == len(names)
+    assert optimizer.defaults["eps"] == 1e-6
+
+
+def test_schedule_warms_up_then_decays_linearly_from_the_peak(tiny_bert):
+    optimizer, scheduler = create_optimizer(tiny_model(tiny_bert), 1e-3, 0.01, 1e-6, 100, 10)
+    rates = []
+    for _ in range(100):
+        rates.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == 0.0 and rates[5] == pytest.approx(5e-4)
+    assert rates[10] == pytest.approx(1e-3)  # the peak, then decay starts from it
+    assert rates[55] == pytest.approx(1e-3 * 45 / 90)
+    assert scheduler.get_last_lr()[0] == 0.0
+
+
+def test_default_model_is_the_embedded_minilm():
+    source = resolve_source(None, None, None)
+    assert source.weights_file.startswith(default_model_dir())
+    assert source.do_lower_case is True
+    assert load_config(source.config_file, 2, ["0", "1"]).hidden_size == 384
+
+
+def test_google_three_flag_form_loads_a_bert_named_state_dict(tiny_bert, tmp_path):
+    weights = load_file(os.path.join(tiny_bert, "model.safetensors"))
+    assert not any(k.startswith("bert.") for k in weights)
+    weights["cls.predictions.bias"] = torch.zeros(3)  # pretraining heads are ignored
+    save_file(weights, tmp_path / "bert.safetensors")
+    source = resolve_source(str(tmp_path / "bert.safetensors"),
+                            os.path.join(tiny_bert, "config.json"),
+                            os.path.join(tiny_bert, "vocab.txt"))
+    model = build_model(source, load_config(source.config_file, 3, ["a", "b", "c"]))
+    reference = tiny_model(tiny_bert)
+    for key, value in reference.bert.state_dict().items():
+        assert torch.equal(model.bert.state_dict()[key], value), key
+    assert model.classifier.out_features == 3
+
+
+def test_three_flag_form_requires_all_three(tiny_bert):
+    with pytest.raises(InputError, match="--vocab_file is required"):
+        resolve_source(os.path.join(tiny_bert, "model.safetensors"),
+                       os.path.join(tiny_bert, "config.json"), None)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda w: w.pop("encoder.layer.1.output.dense.weight"), "1 missing encoder weights"),
+    (lambda w: w.__setitem__("encoder.layer.9.extra", torch.zeros(1)), "1 unexpected"),
+    (lambda w: w.__setitem__("pooler.dense.bias", torch.zeros(5)), "1 wrong-shape"),
+])
+def test_missing_unexpected_or_misshaped_encoder_weights_are_errors(tiny_bert, tmp_path, edit,
+                                                                     message):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_bert, model_dir)
+    weights = load_file(model_dir / "model.safetensors")
+    edit(weights)
+    save_file(weights, model_dir / "model.safetensors")
+    with pytest.raises(InputError, match=message):
+        tiny_model(str(model_dir))
+
+
+def test_truncated_weights_file_is_a_clear_error(tiny_bert, tmp_path):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_bert, model_dir)
+    path = model_dir / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(InputError, match="model.safetensors: cannot read weights"):
+        tiny_model(str(model_dir))
+
+
+def test_config_that_is_not_json(tmp_path):
+    path = tmp_path / "bert_config.json"
+    path.write_text("{not json")
+    with pytest.raises(InputError, match="bert_config.json: not a valid JSON config"):
+        load_config(str(path), 2, ["0", "1"])
+
+
+def test_train_batches_cover_every_row_once_grouped_by_length_and_seeded():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(3, 128, size=1000).tolist()
+    batches = train_batches(lengths, 32, seed=1, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(1000))
+    assert train_batches(lengths, 32, seed=1, epoch=0) == batches
+    assert train_batches(lengths, 32, seed=1, epoch=1) != batches
+    assert train_batches(lengths, 32, seed=2, epoch=0) != batches
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    random_order = [list(range(i, min(i + 32, 1000))) for i in range(0, 1000, 32)]
+    padded_random = sum(len(b) * max(lengths[i] for i in b) for b in random_order)
+    assert padded < 0.7 * padded_random  # grouping cuts the padding
+
+
+def test_inference_batches_sort_by_length():
+    lengths = [5, 9, 2, 9, 7]
+    batches = inference_batches(lengths, 2)
+    assert batches == [[1, 3], [4, 0], [2]]
+
+
+@pytest.mark.parametrize("n, batch, epochs, expected", [
+    (100, 32, 3.0, (4, 12)), (96, 32, 1.0, (3, 3)), (100, 32, 0.5, (4, 2)), (1, 32, 3.0, (1, 3)),
+])
+def test_count_train_steps(n, batch, epochs, expected):
+    assert count_train_steps(n, batch, epochs) == expected

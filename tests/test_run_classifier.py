@@ -1,0 +1,174 @@
+"""End-to-end tests of run_classifier.main on a tiny random BERT (flagsaver)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+import run_classifier
+from modeling import training
+from processors import InputError
+
+FLAGS = flags.FLAGS
+
+
+@pytest.fixture(autouse=True)
+def parsed_flags():
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+
+
+def run_main(**overrides):
+    """Runs main with test defaults (tiny model, fp32, small batches) plus overrides."""
+    values = dict(task_name="sentence_similarity", train_batch_size=8, eval_batch_size=16,
+                  predict_batch_size=16, num_train_epochs=2.0, learning_rate=1e-3,
+                  precision="fp32", save_checkpoints_steps=5, keep_checkpoint_max=2)
+    values.update(overrides)
+    with flagsaver.flagsaver(**values):
+        run_classifier.main(["run_classifier"])
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+@pytest.fixture
+def trained(tiny_bert, similarity_dir, tmp_path):
+    out = str(tmp_path / "out")
+    run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=out,
+             do_train=True, do_eval=True, do_predict=True)
+    return out
+
+
+def test_train_eval_predict_writes_google_outputs(trained, similarity_dir):
+    lines = read(os.path.join(trained, "eval_results.txt")).splitlines()
+    keys = [line.split(" = ")[0] for line in lines]
+    assert keys == sorted(["eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"])
+    results = json.loads(read(os.path.join(trained, "eval_results.json")))
+    assert results["global_step"] == 16 and results["loss"] == results["eval_loss"]
+    probs = np.loadtxt(os.path.join(trained, "test_results.tsv"), delimiter="\t")
+    assert probs.shape == (20, 2) and np.allclose(probs.sum(1), 1.0, atol=1e-5)
+    predictions = read(os.path.join(trained, "predictions.tsv")).splitlines()
+    assert predictions[0] == "index\tprediction" and len(predictions) == 21
+    assert [p.split("\t")[1] for p in predictions[1:]] == [str(i) for i in probs.argmax(1)]
+    stats = json.loads(read(os.path.join(trained, "training_stats.json")))
+    assert [row["epoch"] for row in stats] == [1, 2]
+    assert {"train_loss", "dev_loss", "dev_f1", "time_s"} <= set(stats[0])
+    config = json.loads(read(os.path.join(trained, "config.json")))
+    assert config["id2label"] == {"0": "0", "1": "1"} and config["label2id"] == {"0": 0, "1": 1}
+    run_config = json.loads(read(os.path.join(trained, "run_config.json")))
+    assert run_config["flags"]["task_name"] == "sentence_similarity"
+    assert run_config["resolved"]["precision"] == "fp32"
+    names = sorted(os.listdir(trained))
+    assert [n for n in names if n.startswith("checkpoint-")] == ["checkpoint-15", "checkpoint-16"]
+    assert "best_model" in names and not [n for n in names if n.endswith(".tmp")]
+
+
+def test_loss_falls_when_overfitting(tiny_bert, tmp_path):
+    from conftest import write_similarity_data
+    data = write_similarity_data(tmp_path / "data", n_train=32)
+    out = str(tmp_path / "out")
+    run_main(init_checkpoint=tiny_bert, data_dir=data, output_dir=out, do_train=True,
+             num_train_epochs=40.0, learning_rate=1e-3, warmup_proportion=0.0)
+    stats = json.loads(read(os.path.join(out, "training_stats.json")))
+    assert stats[-1]["train_loss"] < 0.5 * stats[0]["train_loss"]
+
+
+def test_pipeline_reload_predicts_the_same(trained, similarity_dir):
+    from transformers import pipeline
+    from processors import get_processor
+    examples = get_processor("sentence_similarity").get_test_examples(similarity_dir)
+    classifier = pipeline("text-classification", model=trained, top_k=None, device="cpu")
+    outputs = classifier([{"text": e.text_a, "text_pair": e.text_b} for e in examples])
+    got = np.array([[s["score"] for s in sorted(out, key=lambda s: s["label"])]
+                    for out in outputs])
+    expected = np.loadtxt(os.path.join(trained, "test_results.tsv"), delimiter="\t")
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_eval_only_reuses_the_trained_model(trained, similarity_dir):
+    before = json.loads(read(os.path.join(trained, "eval_results.json")))
+    run_main(data_dir=similarity_dir, output_dir=trained, do_eval=True)
+    after = json.loads(read(os.path.join(trained, "eval_results.json")))
+    assert after["eval_accuracy"] == before["eval_accuracy"]
+    assert after["eval_loss"] == pytest.approx(before["eval_loss"], abs=1e-6)
+
+
+def test_finished_run_refuses_to_train_again(trained, similarity_dir, tiny_bert):
+    with pytest.raises(InputError, match="already finished.*--overwrite_output_dir"):
+        run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=trained,
+                 do_train=True)
+    run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=trained,
+             do_train=True, overwrite_output_dir=True, num_train_epochs=1.0)
+    assert json.loads(read(os.path.join(trained, "training_stats.json")))[-1]["step"] == 8
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tiny_bert, similarity_dir,
+                                                             tmp_path, monkeypatch):
+    flags_ = dict(init_checkpoint=tiny_bert, data_dir=similarity_dir, do_train=True,
+                  do_eval=True, do_predict=True, save_checkpoints_steps=3)
+    run_main(output_dir=str(tmp_path / "a"), **flags_)
+    original = training._Loop.train_on
+
+    def crash_at_step_7(self, batch):
+        if self.step == 7:
+            raise KeyboardInterrupt
+        original(self, batch)
+
+    monkeypatch.setattr(training._Loop, "train_on", crash_at_step_7)
+    with pytest.raises(KeyboardInterrupt):
+        run_main(output_dir=str(tmp_path / "b"), **flags_)
+    monkeypatch.setattr(training._Loop, "train_on", original)
+    run_main(output_dir=str(tmp_path / "b"), **flags_)
+    for name in ("eval_results.txt", "test_results.tsv", "training_stats.json"):
+        a, b = read(tmp_path / "a" / name), read(tmp_path / "b" / name)
+        if name == "training_stats.json":  # wall-clock times differ
+            a, b = ([{k: v for k, v in r.items() if k != "time_s"} for r in json.loads(x)]
+                    for x in (a, b))
+        assert a == b, name
+
+
+def test_checkpoint_from_another_run_is_refused(trained, similarity_dir, tiny_bert):
+    os.remove(os.path.join(trained, "config.json"))  # unfinished: it would resume
+    with pytest.raises(InputError, match="different run.*max_seq_length"):
+        run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=trained,
+                 do_train=True, max_seq_length=64)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(), "at least one of --do_train"),
+    (dict(do_train=True, max_seq_length=2), "--max_seq_length=2: must be between 3 and"),
+    (dict(do_train=True, max_seq_length=129), "--max_seq_length=129"),
+    (dict(do_train=True, train_batch_size=0), "--train_batch_size=0: must be positive"),
+    (dict(do_train=True, learning_rate=-1.0), "--learning_rate=-1.0: must be positive"),
+    (dict(do_train=True, num_train_epochs=0.0), "--num_train_epochs=0.0: must be positive"),
+    (dict(do_train=True, do_lower_case=False), "--do_lower_case=False: the checkpoint"),
+    (dict(do_train=True, task_name="nope"), "--task_name=nope: unknown task"),
+    (dict(do_train=True, precision="fp16"), "--precision=fp16: needs a CUDA GPU"),
+])
+def test_bad_flags_fail_before_any_work(overrides, message, tiny_bert, similarity_dir,
+                                        tmp_path):
+    out = tmp_path / "out"
+    args = dict(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=str(out))
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        run_main(**{**args, **overrides})
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_missing_split_file_names_flag_and_path(tiny_bert, similarity_dir, tmp_path):
+    os.remove(os.path.join(similarity_dir, "test.csv"))
+    with pytest.raises(InputError, match=r"--do_predict needs .*test\.csv"):
+        run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir,
+                 output_dir=str(tmp_path / "out"), do_predict=True)
+
+
+def test_output_dir_that_is_a_file(tiny_bert, similarity_dir, tmp_path):
+    path = tmp_path / "file"
+    path.write_text("x")
+    with pytest.raises(InputError, match="--output_dir=.*: not a directory"):
+        run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=str(path),
+                 do_train=True)
