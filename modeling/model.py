@@ -18,6 +18,8 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from processors.base import InputError
 
+from .tf_checkpoint import is_tf_checkpoint, load_tf_bert_state_dict
+
 logger = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -56,9 +58,9 @@ def resolve_source(init_checkpoint: Optional[str], bert_config_file: Optional[st
         for flag, value in (("init_checkpoint", init_checkpoint),
                             ("bert_config_file", bert_config_file), ("vocab_file", vocab_file)):
             if not value:
-                raise InputError(f"--{flag} is required with a state-dict --init_checkpoint "
+                raise InputError(f"--{flag} is required with a weights-file --init_checkpoint "
                                  "(or pass a model directory as --init_checkpoint)")
-            if not os.path.isfile(value):
+            if not (os.path.isfile(value) or flag == "init_checkpoint" and is_tf_checkpoint(value)):
                 raise InputError(f"--{flag}={value}: file not found")
         return ModelSource(bert_config_file, vocab_file, init_checkpoint, None)
     return _dir_source(default_model_dir(), None, None)
@@ -99,8 +101,11 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) 
     return config
 
 
-def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
+def _read_state_dict(path: str, config: BertConfig) -> dict[str, torch.Tensor]:
+    """Weights from safetensors, a torch pickle, or a Google TF checkpoint (no TF needed)."""
     try:
+        if is_tf_checkpoint(path):
+            return load_tf_bert_state_dict(path, config)
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
             return load_file(path)
@@ -128,7 +133,7 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
     """
     config._attn_implementation = "sdpa"
     model = BertForSequenceClassification(config)
-    raw = _read_state_dict(source.weights_file)
+    raw = _read_state_dict(source.weights_file, config)
     weights = _bert_keys(raw)
     if keep_head:
         weights.update({k: v for k, v in raw.items() if k.startswith("classifier.")})

@@ -20,7 +20,9 @@ _BLOCK_TRAILER_LEN = 5  # compression type byte + masked crc32c
 # TF DataType enum -> numpy dtype; bfloat16 (14) is read as uint16 and widened to float32.
 _DTYPES = {1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 9: "<i8", 10: "?", 14: "<u2", 19: "<f2"}
 _DT_BFLOAT16 = 14
-_SKIPPED = re.compile(r".*/adam_[mv]|global_step|cls/(predictions|seq_relationship)/.*")
+# Optimizer slots, the step counter, pretraining heads and a fine-tuned run_classifier head.
+_SKIPPED = re.compile(
+    r".*/adam_[mv]|global_step|cls/(predictions|seq_relationship)/.*|output_(weights|bias)")
 
 
 def _crc32c_table():

@@ -131,3 +131,14 @@ def test_inference_batches_sort_by_length():
 ])
 def test_count_train_steps(n, batch, epochs, expected):
     assert count_train_steps(n, batch, epochs) == expected
+
+
+def test_google_tf_checkpoint_loads_through_the_three_flags():
+    fixture = os.path.join(os.path.dirname(__file__), "fixtures", "tf_bert_tiny")
+    source = resolve_source(os.path.join(fixture, "bert_model.ckpt"),
+                            os.path.join(fixture, "bert_config.json"),
+                            os.path.join(fixture, "vocab.txt"))
+    model = build_model(source, load_config(source.config_file, 2, ["0", "1"]))
+    reference = load_file(os.path.join(fixture, "reference_state_dict.safetensors"))
+    state = model.state_dict()
+    assert reference and all(torch.equal(state[k], v) for k, v in reference.items())

@@ -200,9 +200,12 @@ def test_index_format_errors(tmp_path):
 
 
 def test_skip_list():
-    for name in SKIPPED_IN_FIXTURE | {"cls/seq_relationship/output_weights", "bert/pooler/dense/bias/adam_v"}:
+    fine_tuned_head = {"output_weights", "output_bias"}  # Google's run_classifier head
+    for name in SKIPPED_IN_FIXTURE | fine_tuned_head | {"cls/seq_relationship/output_weights",
+                                                        "bert/pooler/dense/bias/adam_v"}:
         assert is_skipped_variable(name), name
-    for name in ("bert/pooler/dense/kernel", "global_step_1", "output_weights", "bert/cls/predictions/x", "adam_m"):
+    for name in ("bert/pooler/dense/kernel", "global_step_1", "output_weights_2",
+                 "bert/cls/predictions/x", "adam_m"):
         assert not is_skipped_variable(name), name
 
 
