@@ -21,11 +21,14 @@ from modeling.checkpoint import list_checkpoints
 from modeling.device import PRECISIONS, resolve_precision, select_device
 from modeling.evaluation import evaluate, predict_logits, write_eval_results, write_predictions
 from modeling.export import save_model
-from modeling.model import build_model, is_model_dir, load_config, resolve_source
+from modeling.losses import (balanced_class_weights, label_distribution,
+                             parse_class_weights)
+from modeling.model import (build_model, check_trained_labels, is_model_dir, load_config,
+                            resolve_source)
 from modeling.runs import Run, format_table, run_signature, write_run_config
 from modeling.tokenization import load_tokenizer, load_vocab
 from modeling.training import TrainArgs, train
-from processors import InputError, get_processor, load_processor_module
+from processors import InputError, describe_tasks, get_processor, load_processor_module
 from processors.cache import load_features
 from processors.fileio import atomic_write_text
 
@@ -34,7 +37,8 @@ FLAGS = flags.FLAGS
 # Google's flags: same names and defaults.
 flags.DEFINE_string("data_dir", None, "Input data dir: the task's train/dev/test files.")
 flags.DEFINE_string("bert_config_file", None, "BERT config JSON of the pretrained model.")
-flags.DEFINE_string("task_name", None, "The task to train (a registered processor name).")
+flags.DEFINE_string("task_name", None, "The task to train (a registered processor name); "
+                    "--task_name=help lists them.")
 flags.DEFINE_string("vocab_file", None, "The vocabulary file the BERT model was trained on.")
 flags.DEFINE_string("output_dir", None, "Where the model, checkpoints and results go.")
 flags.DEFINE_string("init_checkpoint", None, "A model directory, or a weights file used with "
@@ -70,6 +74,26 @@ flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file
 flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
 flags.DEFINE_enum("precision", "auto", PRECISIONS, "Numeric precision: auto is bf16 where the "
                   "hardware runs it fast (CUDA, avx512_bf16 CPUs), else fp32; fp16 is CUDA-only.")
+flags.DEFINE_string("class_weights", "none", "Weighted cross-entropy for imbalanced classes: "
+                    "none, balanced (n / (k * count) from train), or one weight per label "
+                    "in get_labels() order, comma-separated.")
+flags.DEFINE_float("multi_label_threshold", 0.5, "Multi-label tasks predict each label whose "
+                   "sigmoid is at least this.")
+
+# Options of the `generic` and `multilabel_csv` processors (for your own files).
+flags.DEFINE_enum("data_format", None, ["csv", "tsv", "jsonl"], "File format: "
+                  "{train,dev,test}.<data_format> in --data_dir. Default: csv.")
+flags.DEFINE_string("text_a_column", None, "Column (header name, JSON key, or 0-based number "
+                    "with --nohas_header) of the text. Default: text.")
+flags.DEFINE_string("text_b_column", None, "Column of the second text of a pair, if any.")
+flags.DEFINE_string("label_column", None, "Column of the label. Default: label "
+                    "(multilabel_csv: labels).")
+flags.DEFINE_list("labels", None, "The label names, comma-separated; their order fixes the "
+                  "label ids. Default: every label in the train file, sorted.")
+flags.DEFINE_bool("has_header", None, "Whether CSV/TSV files start with a header row. "
+                  "Default: true.")
+PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_column", "labels",
+                   "has_header")
 
 RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
@@ -85,7 +109,7 @@ def do_train(run) -> int:
     def end_of_epoch(row: dict) -> dict:
         if dev_set is not None:
             results = evaluate(run.model, dev_set, metric, FLAGS.eval_batch_size, run.device,
-                               run.precision)
+                               run.precision, FLAGS.multi_label_threshold)
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
             if results[metric] > best[0]:
                 best[0] = results[metric]
@@ -101,22 +125,35 @@ def do_train(run) -> int:
                      FLAGS.learning_rate, FLAGS.num_train_epochs, FLAGS.warmup_proportion,
                      FLAGS.weight_decay, FLAGS.adam_epsilon, FLAGS.max_grad_norm,
                      FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
-                     run.precision)
+                     run.precision, train_class_weights(run))
     stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch)
     save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
     return stats[-1]["step"]
 
 
+def train_class_weights(run):
+    """--class_weights resolved: None, or one weight per label (balanced: from train)."""
+    labels = run.processor.get_labels()
+    weights = parse_class_weights(FLAGS.class_weights, labels, run.processor.problem_type)
+    if weights == "balanced":
+        weights = balanced_class_weights(run.datasets["train"].labels, labels)
+    if weights:
+        logging.info("Class weights: %s", ", ".join(f"{n}: {w:.4f}"
+                                                    for n, w in zip(labels, weights)))
+    return weights
+
+
 def do_eval(run, global_step: int) -> dict:
     results = evaluate(run.model, run.datasets["dev"], run.processor.metric, FLAGS.eval_batch_size,
-                       run.device, run.precision)
+                       run.device, run.precision, FLAGS.multi_label_threshold)
     return write_eval_results(FLAGS.output_dir, results, global_step)
 
 
 def do_predict(run) -> None:
     logits = predict_logits(run.model, run.datasets["test"], FLAGS.predict_batch_size, run.device,
                             run.precision)
-    write_predictions(FLAGS.output_dir, logits, run.processor.get_labels())
+    write_predictions(FLAGS.output_dir, logits, run.processor.get_labels(),
+                      run.processor.problem_type, FLAGS.multi_label_threshold)
 
 
 def _clear_output_dir(output_dir: str) -> None:
@@ -150,6 +187,8 @@ def _check_numbers() -> None:
     _check(FLAGS.weight_decay >= 0, f"--weight_decay={FLAGS.weight_decay}: must be >= 0")
     _check(FLAGS.keep_checkpoint_max >= 1,
            f"--keep_checkpoint_max={FLAGS.keep_checkpoint_max}: must be at least 1")
+    _check(0 < FLAGS.multi_label_threshold < 1,
+           f"--multi_label_threshold={FLAGS.multi_label_threshold}: must be in (0, 1)")
     _check(FLAGS.gradient_accumulation_steps <= FLAGS.train_batch_size,
            f"--gradient_accumulation_steps={FLAGS.gradient_accumulation_steps}: must not "
            f"exceed --train_batch_size={FLAGS.train_batch_size}")
@@ -191,7 +230,11 @@ def validate_flags(processor):
     source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
                             FLAGS.bert_config_file, FLAGS.vocab_file)
     labels = processor.get_labels()
-    config = load_config(source.config_file, len(labels), labels)
+    parse_class_weights(FLAGS.class_weights, labels, processor.problem_type)
+    if trained:
+        check_trained_labels(FLAGS.output_dir, labels, processor.problem_type)
+    config = load_config(source.config_file, 1 if labels is None else len(labels), labels,
+                         processor.problem_type)
     limit = config.max_position_embeddings
     _check(3 <= FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: "
            f"must be between 3 and the model's max_position_embeddings ({limit})")
@@ -211,7 +254,11 @@ def main(argv) -> None:
         raise InputError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
     if FLAGS.processor_module:
         load_processor_module(FLAGS.processor_module)
-    processor = get_processor(FLAGS.task_name or "")
+    if (FLAGS.task_name or "").lower() == "help":
+        print(describe_tasks())
+        return
+    processor = get_processor(FLAGS.task_name or "", FLAGS.data_dir,
+                              **{name: FLAGS[name].value for name in PROCESSOR_FLAGS})
     device = select_device(FLAGS.no_cuda)
     precision = resolve_precision(FLAGS.precision, device)
     source, trained, config = validate_flags(processor)
@@ -224,12 +271,16 @@ def main(argv) -> None:
               output_dir=FLAGS.output_dir,
               cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
               signature=run_signature(processor, source, FLAGS.max_seq_length,
-                                      FLAGS.do_lower_case, FLAGS.train_batch_size))
+                                      FLAGS.do_lower_case, FLAGS.train_batch_size,
+                                      FLAGS.class_weights))
     for split, mode in SPLIT_MODES:  # every row of every needed file is checked before work
         if FLAGS[mode].value or (split == "dev" and FLAGS.do_train and FLAGS.do_eval):
             run.datasets[split] = load_features(
                 processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
                 FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache)
+            if split != "test":
+                logging.info("%s label distribution: %s", split, label_distribution(
+                    run.datasets[split].labels, processor.get_labels()))
     write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[
         __name__])}, {"torch": torch.__version__, "transformers": transformers.__version__})
     global_step = do_train(run) if FLAGS.do_train else 0

@@ -16,7 +16,7 @@ from typing import Optional
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
-from processors.base import InputError
+from processors.base import SINGLE_LABEL, InputError
 
 from .tf_checkpoint import is_tf_checkpoint, load_tf_bert_state_dict
 
@@ -82,8 +82,13 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
                        do_lower_case)
 
 
-def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) -> BertConfig:
-    """Reads a BERT config (HF's config.json or Google's bert_config.json) for a task."""
+def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
+                problem_type: str = SINGLE_LABEL) -> BertConfig:
+    """Reads a BERT config (HF's config.json or Google's bert_config.json) for a task.
+
+    `problem_type` (transformers' names) is saved with the model, so that
+    `transformers.pipeline` applies softmax, sigmoid (multi-label) or nothing.
+    """
     try:
         with open(config_file) as f:
             values = json.load(f)
@@ -95,10 +100,25 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) 
         values.pop(key, None)
     config = BertConfig(**values)
     config.num_labels = num_labels
+    config.problem_type = problem_type
     if labels is not None:
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
     return config
+
+
+def check_trained_labels(model_dir: str, labels: Optional[list[str]], problem_type: str) -> None:
+    """A fine-tuned model must have been trained for the task's labels, in the same order."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        saved = json.load(f)
+    id2label = saved.get("id2label") or {}
+    names = [id2label.get(str(i)) for i in range(len(id2label))]
+    if saved.get("problem_type", problem_type) != problem_type or (
+            labels is not None and names != list(labels)):
+        raise InputError(f"--output_dir={model_dir}: its model was trained for "
+                         f"{saved.get('problem_type')} with labels {', '.join(map(str, names))}; "
+                         f"this task is {problem_type} with labels "
+                         f"{', '.join(labels or ['(one score)'])}")
 
 
 def _read_state_dict(path: str, config: BertConfig) -> dict[str, torch.Tensor]:

@@ -30,11 +30,14 @@ class Run:
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
-                  do_lower_case: bool, train_batch_size: int) -> dict:
+                  do_lower_case: bool, train_batch_size: int, class_weights: str = "none"
+                  ) -> dict:
     """What a checkpoint must share with the run that resumes it."""
-    return {"task_name": processor.task_name, "label_list": list(processor.get_labels()),
+    labels = processor.get_labels()
+    return {"task_name": processor.task_name, "label_list": labels and list(labels),
             "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
-            "do_lower_case": do_lower_case, "train_batch_size": train_batch_size}
+            "do_lower_case": do_lower_case, "train_batch_size": train_batch_size,
+            "processor_settings": processor.settings(), "class_weights": class_weights}
 
 
 def write_run_config(run: Run, flag_values: dict, versions: dict) -> None:
@@ -42,7 +45,8 @@ def write_run_config(run: Run, flag_values: dict, versions: dict) -> None:
     resolved = {"model_config": run.source.config_file, "vocab_file": run.source.vocab_file,
                 "weights_file": run.source.weights_file, "device": str(run.device),
                 "precision": run.precision, "labels": run.processor.get_labels(),
-                "metric": run.processor.metric, "cache_dir": run.cache_dir, **versions}
+                "problem_type": run.processor.problem_type, "metric": run.processor.metric,
+                "cache_dir": run.cache_dir, **versions}
     text = json.dumps({"flags": flag_values, "resolved": resolved}, indent=2, sort_keys=True)
     atomic_write_text(os.path.join(run.output_dir, "run_config.json"), text + "\n")
 

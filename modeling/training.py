@@ -17,6 +17,7 @@ from tqdm import tqdm
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import iterate, train_batches
 from .device import autocast
+from .losses import batch_loss
 from .optimization import create_optimizer
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class TrainArgs:
     keep_checkpoint_max: int
     seed: int
     precision: str
+    class_weights: Optional[tuple[float, ...]] = None  # per label, for cross-entropy
 
 
 def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:
@@ -55,7 +57,7 @@ def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, schedule
     for start in range(0, size, chunk):
         part = {k: v[start:start + chunk] for k, v in batch.items()}
         with autocast(device, args.precision):
-            loss = model(**part).loss * (part["input_ids"].shape[0] / size)
+            loss = batch_loss(model, part, args.class_weights) * (part["input_ids"].shape[0] / size)
         (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
     if scaler:
