@@ -12,6 +12,7 @@ from processors.metrics import compute_metrics
 
 from .data import inference_batches, iterate
 from .device import autocast
+from .forward import classifier_logits
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ def predict_logits(model, dataset, batch_size: int, device: torch.device, precis
     with autocast(device, precision):
         for batch in iterate(dataset, batches, device):
             batch.pop("labels", None)
-            outputs.append(model(**batch).logits.float())
+            outputs.append(classifier_logits(model, **batch).float())
     logits = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), np.float32)
     order = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches])
     restored = np.empty_like(logits)
