@@ -1,7 +1,7 @@
 """Losses from logits for each problem type, class weights, and label counts.
 
-The training step computes its loss here from the model's logits (not
-`model(**batch).loss`), so that single-label classification can weight classes.
+The training step computes its loss here from the model's logits, so that
+single-label classification can weight classes.
 Without weights the losses equal transformers' for the same `problem_type`.
 """
 
@@ -39,12 +39,11 @@ def _weights_on(weights: tuple[float, ...], device: torch.device) -> torch.Tenso
     return torch.tensor(weights, dtype=torch.float, device=device)
 
 
-def batch_loss(model, batch: dict, class_weights: Optional[tuple[float, ...]] = None
-               ) -> torch.Tensor:
-    """The training loss of one batch, for the model's `config.problem_type`."""
-    logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+def training_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: Optional[str],
+                  class_weights: Optional[tuple[float, ...]] = None) -> torch.Tensor:
+    """compute_loss with the class weights as a (cached) tensor on the logits' device."""
     weights = None if class_weights is None else _weights_on(class_weights, logits.device)
-    return compute_loss(logits, batch["labels"], model.config.problem_type, weights)
+    return compute_loss(logits, labels, problem_type, weights)
 
 
 def parse_class_weights(spec: str, labels: Optional[Sequence[str]], problem_type: str

@@ -17,7 +17,8 @@ from tqdm import tqdm
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import iterate, train_batches
 from .device import autocast
-from .losses import batch_loss
+from .forward import classifier_logits
+from .losses import training_loss
 from .optimization import create_optimizer
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,11 @@ def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, schedule
     total = torch.zeros((), device=device)
     for start in range(0, size, chunk):
         part = {k: v[start:start + chunk] for k, v in batch.items()}
+        labels = part.pop("labels")
         with autocast(device, args.precision):
-            loss = batch_loss(model, part, args.class_weights) * (part["input_ids"].shape[0] / size)
+            logits = classifier_logits(model, **part)
+        loss = training_loss(logits, labels, model.config.problem_type, args.class_weights) * (
+            labels.shape[0] / size)
         (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
     if scaler:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from modeling.losses import (balanced_class_weights, batch_loss, compute_loss,
-                             label_distribution, parse_class_weights)
+from modeling.forward import classifier_logits
+from modeling.losses import (balanced_class_weights, compute_loss, label_distribution,
+                             parse_class_weights, training_loss)
 from modeling.model import build_model, load_config, resolve_source
 from processors import InputError
 from processors.metrics import compute_metrics
@@ -93,17 +94,19 @@ def models(tiny_bert):
     ("regression", torch.tensor([0.5, 4.0])),
     ("multi_label_classification", torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 0.0]])),
 ])
-def test_unweighted_batch_loss_equals_transformers(models, problem_type, labels):
-    batch = {"input_ids": torch.tensor([[2, 10, 11, 3], [2, 12, 3, 0]]),
-             "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
-             "token_type_ids": torch.zeros(2, 4, dtype=torch.long), "labels": labels}
+def test_unweighted_training_loss_equals_transformers(models, problem_type, labels):
+    inputs = {"input_ids": torch.tensor([[2, 10, 11, 3], [2, 12, 3, 0]]),
+              "attention_mask": torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]]),
+              "token_type_ids": torch.zeros(2, 4, dtype=torch.long)}
     model = models[problem_type]
     with torch.no_grad():
-        assert batch_loss(model, batch).item() == pytest.approx(model(**batch).loss.item(),
-                                                                rel=1e-6)
+        expected = model(**inputs, labels=labels).loss.item()
+        logits = classifier_logits(model, **inputs)
+        assert training_loss(logits, labels, problem_type).item() == pytest.approx(expected,
+                                                                                   rel=1e-5)
         if problem_type == "single_label_classification":
-            weighted = batch_loss(model, batch, (1.0, 1.0, 5.0)).item()
-            assert weighted != pytest.approx(model(**batch).loss.item(), rel=1e-3)
+            weighted = training_loss(logits, labels, problem_type, (1.0, 1.0, 5.0)).item()
+            assert weighted != pytest.approx(expected, rel=1e-3)
 
 
 def test_label_distribution_lines():
