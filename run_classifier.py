@@ -21,8 +21,7 @@ from modeling.checkpoint import list_checkpoints
 from modeling.device import PRECISIONS, resolve_precision, select_device
 from modeling.evaluation import evaluate, predict_logits, write_eval_results, write_predictions
 from modeling.export import save_model
-from modeling.losses import (balanced_class_weights, label_distribution,
-                             parse_class_weights)
+from modeling.losses import label_distribution, parse_class_weights, resolve_class_weights
 from modeling.model import (build_model, check_trained_labels, is_model_dir, load_config,
                             resolve_source)
 from modeling.runs import Run, format_table, run_signature, write_run_config
@@ -125,22 +124,12 @@ def do_train(run) -> int:
                      FLAGS.learning_rate, FLAGS.num_train_epochs, FLAGS.warmup_proportion,
                      FLAGS.weight_decay, FLAGS.adam_epsilon, FLAGS.max_grad_norm,
                      FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
-                     run.precision, train_class_weights(run))
+                     run.precision, resolve_class_weights(
+                         FLAGS.class_weights, run.processor.get_labels(),
+                         run.processor.problem_type, run.datasets["train"].labels))
     stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch)
     save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
     return stats[-1]["step"]
-
-
-def train_class_weights(run):
-    """--class_weights resolved: None, or one weight per label (balanced: from train)."""
-    labels = run.processor.get_labels()
-    weights = parse_class_weights(FLAGS.class_weights, labels, run.processor.problem_type)
-    if weights == "balanced":
-        weights = balanced_class_weights(run.datasets["train"].labels, labels)
-    if weights:
-        logging.info("Class weights: %s", ", ".join(f"{n}: {w:.4f}"
-                                                    for n, w in zip(labels, weights)))
-    return weights
 
 
 def do_eval(run, global_step: int) -> dict:

@@ -6,6 +6,7 @@ Without weights the losses equal transformers' for the same `problem_type`.
 """
 
 import functools
+import logging
 import math
 from typing import Optional, Sequence, Union
 
@@ -14,6 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from processors.base import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError
+
+logger = logging.getLogger(__name__)
 
 
 def compute_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: Optional[str],
@@ -63,6 +66,18 @@ def parse_class_weights(spec: str, labels: Optional[Sequence[str]], problem_type
     if len(weights) != len(labels) or not all(math.isfinite(w) and w > 0 for w in weights):
         raise InputError(f"--class_weights={spec}: expected none, balanced, or {len(labels)} "
                          f"positive numbers, one per label in order: {', '.join(labels)}")
+    return weights
+
+
+def resolve_class_weights(spec: str, labels: Optional[Sequence[str]], problem_type: str,
+                          train_label_ids: Sequence) -> Optional[tuple[float, ...]]:
+    """--class_weights as one weight per label (balanced: from the train labels), or None."""
+    weights = parse_class_weights(spec, labels, problem_type)
+    if weights == "balanced":
+        weights = balanced_class_weights(train_label_ids, labels)
+    if weights:
+        logger.info("Class weights: %s", ", ".join(f"{n}: {w:.4f}"
+                                                   for n, w in zip(labels, weights)))
     return weights
 
 

@@ -24,6 +24,7 @@ class GenericProcessor(DataProcessor):
     without a header. CSV fields may be quoted; TSV fields are taken as written.
     The labels are `labels`, or else every label in the train file, sorted, so
     the same file always gives the same label ids. Test files need no label.
+    Longer than a GLUE processor: it reads three formats and checks every option.
     """
 
     default_label_column = "label"
