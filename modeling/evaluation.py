@@ -10,6 +10,7 @@ import torch
 from processors.fileio import atomic_write_text
 from processors.metrics import compute_metrics
 
+from . import distributed
 from .data import inference_batches, iterate
 from .device import autocast
 
@@ -19,16 +20,17 @@ logger = logging.getLogger(__name__)
 @torch.no_grad()
 def predict_logits(model, dataset, batch_size: int, device: torch.device, precision: str
                    ) -> np.ndarray:
-    """Float32 logits for every row, in the dataset's order."""
+    """Float32 logits for every row, in the dataset's order (under torchrun: on every rank)."""
     model.eval()
-    batches = inference_batches(dataset.lengths(), batch_size)
+    batches = distributed.my_share(inference_batches(dataset.lengths(), batch_size))
     outputs = []
     for batch in iterate(dataset, batches, device):
         batch.pop("labels", None)
         with autocast(device, precision):
             outputs.append(model(**batch).logits.float())
     logits = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), np.float32)
-    order = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches])
+    order = np.asarray([i for b in batches for i in b], dtype=np.int64)
+    logits, order = distributed.gather_rows(logits, order)
     restored = np.empty_like(logits)
     restored[order] = logits
     return restored
