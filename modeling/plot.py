@@ -27,6 +27,7 @@ def has_matplotlib() -> bool:
 def plot_learning_curves(stats: list[dict], path: str) -> None:
     """Left: train and dev loss per epoch; right: the dev metric per epoch."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(10, 4), layout="constrained")
     loss_axes, metric_axes = figure.subplots(1, 2)
@@ -37,6 +38,7 @@ def plot_learning_curves(stats: list[dict], path: str) -> None:
         axes.plot(*zip(*points), marker="o", label=key.replace("_", " "))
     for axes, title in ((loss_axes, "loss"), (metric_axes, "dev metric")):
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(title)
         axes.grid(alpha=0.3)
         if axes.lines:
