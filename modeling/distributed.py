@@ -71,13 +71,25 @@ def local_main_first():
         barrier()
 
 
-def wrap(model: torch.nn.Module) -> torch.nn.Module:
-    """DDP around `model` under torchrun; the model itself otherwise."""
+class _Forward(torch.nn.Module):
+    """`fn(model, **inputs)` as a module's forward: DDP syncs gradients only through forward."""
+
+    def __init__(self, model: torch.nn.Module, fn):
+        super().__init__()
+        self.model, self.fn = model, fn
+
+    def forward(self, **inputs):
+        return self.fn(self.model, **inputs)
+
+
+def wrap(model: torch.nn.Module, fn) -> torch.nn.Module:
+    """`fn(model, **inputs)` as a module, inside DDP under torchrun."""
+    module = _Forward(model, fn)
     if not dist.is_initialized():
-        return model
+        return module
     device = next(model.parameters()).device
     return torch.nn.parallel.DistributedDataParallel(
-        model, device_ids=[device.index] if device.type == "cuda" else None,
+        module, device_ids=[device.index] if device.type == "cuda" else None,
         broadcast_buffers=False)
 
 

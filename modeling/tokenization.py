@@ -26,5 +26,10 @@ def load_vocab(vocab_file: str) -> dict[str, int]:
 
 
 def load_tokenizer(vocab_file: str, do_lower_case: bool) -> BertTokenizer:
-    """A fast (Rust) BERT tokenizer; lower-casing also strips accents, as in Google's."""
-    return BertTokenizer(vocab=load_vocab(vocab_file), do_lower_case=do_lower_case)
+    """A fast (Rust) BERT tokenizer; lower-casing also strips accents, as in Google's.
+
+    `split_special_tokens`: a literal "[SEP]" in user text is text, as in Google's
+    tokenizer, never a real separator that would shift the segment ids.
+    """
+    return BertTokenizer(vocab=load_vocab(vocab_file), do_lower_case=do_lower_case,
+                         split_special_tokens=True)

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import iterate, train_batches
 from .device import autocast
+from .forward import classifier_logits
 from .optimization import create_optimizer
 
 logger = logging.getLogger(__name__)
@@ -52,16 +54,19 @@ def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, schedule
                 scale: float = 1.0):
     """One optimizer step over `batch`, split into gradient-accumulation chunks.
 
-    `scale` weights this rank's share of a global batch (1 for a single process).
+    `model(**inputs)` returns logits (see `distributed.wrap`); `scale` weights this
+    rank's share of a global batch (1 for a single process).
     """
     size = batch["input_ids"].shape[0]
     chunk = math.ceil(size / args.gradient_accumulation_steps)
     total = torch.zeros((), device=device)
     for start in range(0, size, chunk):
         part = {k: v[start:start + chunk] for k, v in batch.items()}
+        labels = part.pop("labels")
         with distributed.sync_gradients(model, start + chunk >= size):
             with autocast(device, args.precision):
-                loss = model(**part).loss * (part["input_ids"].shape[0] / size * scale)
+                logits = model(**part)
+            loss = F.cross_entropy(logits.float(), labels) * (labels.shape[0] / size * scale)
             (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
     if scaler:
@@ -100,7 +105,7 @@ class _Loop:
             set_rng_state(state["rng"])
             self.step, self.stats = state["global_step"], state["stats"]
             self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
-        self.ddp = distributed.wrap(model)
+        self.forward = distributed.wrap(model, classifier_logits)
 
     def flush(self) -> float:
         """Adds the pending device-side losses to the epoch's (one host sync)."""
@@ -129,7 +134,7 @@ class _Loop:
         return batches[self.step - epoch * self.steps_per_epoch:][:self.num_steps - self.step]
 
     def train_on(self, batch: dict, scale: float = 1.0) -> None:
-        self.pending += _train_step(self.ddp, batch, self.args, self.device, self.optimizer,
+        self.pending += _train_step(self.forward, batch, self.args, self.device, self.optimizer,
                                     self.scheduler, self.scaler, scale)
         self.pending_count += 1
         self.step += 1

@@ -9,6 +9,7 @@ reads the files and checks every row: a bad row raises an `InputError` naming
 
 import abc
 import csv
+import io
 import os
 from dataclasses import dataclass
 from typing import ClassVar, Iterator, Optional, Sequence
@@ -57,7 +58,7 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
         text = _decode(path, f.read())
     if not text.strip():
         raise InputError(f"{path}: file is empty")
-    lines = text.splitlines(keepends=True)
+    lines = io.StringIO(text, newline="")  # only \n, \r, \r\n end a row, as in files
     quoting = csv.QUOTE_NONE if quotechar is None else csv.QUOTE_MINIMAL
     reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, quoting=quoting,
                         strict=True)

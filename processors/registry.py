@@ -49,6 +49,7 @@ def load_processor_module(spec: str) -> None:
     except InputError:
         raise
     except Exception as e:  # any failure inside the user's module is a user error
+        sys.modules.pop("user_processors_" + os.path.splitext(os.path.basename(spec))[0], None)
         raise InputError(f"--processor_module={spec}: cannot import: "
                          f"{type(e).__name__}: {e}".splitlines()[0]) from None
     if set(PROCESSORS.items()) <= before:

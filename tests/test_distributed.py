@@ -96,7 +96,10 @@ def test_without_torchrun_everything_is_a_single_process_no_op(monkeypatch):
     device = torch.device("cpu")
     model = torch.nn.Linear(2, 2)
     assert distributed.init(device) == device and distributed.world_size() == 1
-    assert distributed.is_main() and distributed.wrap(model) is model
+    inputs = torch.ones(3, 2)
+    forward = distributed.wrap(model, lambda m, x: m(x) * 2)
+    assert distributed.is_main() and torch.equal(forward(x=inputs), model(inputs) * 2)
+    assert list(forward.parameters()) == list(model.parameters())
     assert distributed.shard_batches([[1, 2], [3]]) == ([[1, 2], [3]], [1.0, 1.0])
     assert distributed.my_share([1, 2, 3]) == [1, 2, 3]
     values, order = np.ones((2, 2)), np.array([1, 0])

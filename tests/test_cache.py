@@ -1,0 +1,249 @@
+"""The features cache: hits, misses on every key part, corruption, concurrency."""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from modeling.tokenization import load_tokenizer
+from processors import SentenceSimilarityProcessor, cache
+from processors.cache import FeatureSet, load_features
+from processors.features import convert_examples_to_features
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def env(tiny_bert, similarity_dir, tmp_path, monkeypatch):
+    """Paths, a tokenizer, and `builds`: the arguments of every features build."""
+    builds = []
+    real = cache.convert_examples_to_features
+
+    def counting(*args):
+        builds.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(cache, "convert_examples_to_features", counting)
+    vocab = os.path.join(tiny_bert, "vocab.txt")
+    return SimpleNamespace(data_dir=similarity_dir, vocab=vocab, cache_dir=str(tmp_path / "cache"),
+                           tokenizer=load_tokenizer(vocab, True), builds=builds)
+
+
+def load(env, split="train", **overrides):
+    args = dict(processor=SentenceSimilarityProcessor(), data_dir=env.data_dir, split=split,
+                tokenizer=env.tokenizer, vocab_file=env.vocab, do_lower_case=True,
+                max_seq_length=32, cache_dir=env.cache_dir)
+    args.update(overrides)
+    return load_features(**args)
+
+
+def cache_files(env, suffix=".safetensors"):
+    return sorted(os.path.join(env.cache_dir, n) for n in os.listdir(env.cache_dir)
+                  if n.endswith(suffix))
+
+
+def assert_same(a: FeatureSet, b: FeatureSet):
+    assert sorted(a.tensors) == sorted(b.tensors)
+    for name, tensor in a.tensors.items():
+        assert tensor.dtype == b.tensors[name].dtype and torch.equal(tensor, b.tensors[name])
+
+
+def test_second_call_is_a_hit(env):
+    first = load(env)
+    assert len(env.builds) == 1 and len(first) == 64
+    second = load(env)
+    assert len(env.builds) == 1
+    assert_same(first, second)
+    processor = SentenceSimilarityProcessor()
+    expected = convert_examples_to_features(processor.get_train_examples(env.data_dir),
+                                            processor.get_labels(), 32, env.tokenizer)
+    assert_same(second, FeatureSet.from_features(expected))
+
+
+class SwappedLabels(SentenceSimilarityProcessor):
+    def get_labels(self):
+        return ["1", "0"]
+
+
+def edit_data(env, tmp_path):
+    with open(os.path.join(env.data_dir, "train.csv"), "a") as f:
+        f.write('1,"the dog","the dog"\n')
+    return {}
+
+
+def other_vocab(env, tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text(open(env.vocab).read() + "extra\n")
+    return {"vocab_file": str(vocab), "tokenizer": load_tokenizer(str(vocab), True)}
+
+
+CHANGES = {
+    "data-file": edit_data,
+    "max-seq-length": lambda env, tmp_path: {"max_seq_length": 8},
+    "vocab-bytes": other_vocab,
+    "do-lower-case": lambda env, tmp_path: {
+        "do_lower_case": False, "tokenizer": load_tokenizer(env.vocab, False)},
+    "label-list": lambda env, tmp_path: {"processor": SwappedLabels()},
+}
+
+
+@pytest.mark.parametrize("change", CHANGES.values(), ids=CHANGES.keys())
+def test_miss_after_a_change(env, tmp_path, change):
+    load(env)
+    overrides = change(env, tmp_path)
+    changed = load(env, **overrides)
+    assert len(env.builds) == 2
+    assert len(cache_files(env)) == 2
+    assert_same(load(env, **overrides), changed)
+    assert len(env.builds) == 2
+
+
+def test_same_bytes_elsewhere_is_a_hit(env, tmp_path):
+    load(env)
+    copy = shutil.copytree(env.data_dir, tmp_path / "copy")
+    load(env, data_dir=str(copy))
+    assert len(env.builds) == 1
+
+
+def test_sidecar_names_the_key(env):
+    features = load(env)
+    [path] = cache_files(env)
+    with open(path + ".json") as f:
+        sidecar = json.load(f)
+    data_file = os.path.join(env.data_dir, "train.csv")
+
+    def sha(p):
+        return hashlib.sha256(open(p, "rb").read()).hexdigest()
+
+    assert sidecar["key"] == {
+        "data_file": os.path.abspath(data_file), "data_sha256": sha(data_file),
+        "task_name": "sentence_similarity", "label_list": ["0", "1"],
+        "vocab_sha256": sha(env.vocab), "do_lower_case": True, "max_seq_length": 32,
+        "features_version": cache.FEATURES_VERSION}
+    assert sidecar["num_examples"] == len(features) == 64
+    assert sidecar["sha256"] == sha(path)
+    assert os.path.basename(path).startswith("sentence_similarity_train_")
+
+
+def test_overwrite_rebuilds(env):
+    first = load(env)
+    second = load(env, overwrite=True)
+    assert len(env.builds) == 2
+    assert_same(first, second)
+
+
+def truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def flip_byte(path):
+    data = bytearray(open(path, "rb").read())
+    data[-1] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+
+
+def drop_sidecar(path):
+    os.unlink(path + ".json")
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_byte, drop_sidecar])
+def test_corrupt_cache_is_rebuilt(env, caplog, damage):
+    original = load(env)
+    [path] = cache_files(env)
+    damage(path)
+    with caplog.at_level(logging.WARNING, logger="processors.cache"):
+        rebuilt = load(env)
+    assert len(env.builds) == 2
+    assert any("corrupt" in r.getMessage() and path in r.getMessage() for r in caplog.records)
+    assert_same(original, rebuilt)
+    assert_same(original, load(env))
+    assert len(env.builds) == 2
+
+
+def test_no_temp_files_and_test_split_without_labels(env):
+    for split in ("train", "dev", "test", "train"):
+        load(env, split=split)
+    load(env, overwrite=True)
+    assert len(env.builds) == 4
+    assert cache_files(env, ".tmp") == []
+    test = load(env, split="test")
+    assert "label_ids" not in test.tensors and test.labels == [None] * 20
+
+
+def test_feature_set_round_trip(env):
+    processor = SentenceSimilarityProcessor()
+    examples = processor.get_train_examples(env.data_dir)
+    for label_list in (["0", "1"], None):
+        features = convert_examples_to_features(examples, label_list, 16, env.tokenizer)
+        dataset = FeatureSet.from_features(features)
+        assert len(dataset) == len(features) == 64
+        assert dataset.lengths() == [len(f.input_ids) for f in features]
+        for i, f in enumerate(features):
+            ids, segments, label = dataset[i]
+            assert ids.tolist() == f.input_ids and segments.tolist() == f.segment_ids
+            assert label == f.label_id and type(label) is type(f.label_id)
+
+
+WORKER = r"""
+import os, sys, time
+from modeling.tokenization import load_tokenizer
+from processors import SentenceSimilarityProcessor, cache
+
+data_dir, vocab, cache_dir, go = sys.argv[1:]
+real = cache.convert_examples_to_features
+
+def slow_build(*args):
+    print("BUILD", flush=True)
+    time.sleep(0.5)  # keeps the other process waiting on the lock
+    return real(*args)
+
+cache.convert_examples_to_features = slow_build
+tokenizer = load_tokenizer(vocab, True)
+print("READY", flush=True)
+while not os.path.exists(go):
+    time.sleep(0.01)
+features = cache.load_features(SentenceSimilarityProcessor(), data_dir, "train", tokenizer,
+                               vocab, True, 32, cache_dir)
+print("DONE", features.tensors["input_ids"].tolist(), flush=True)
+"""
+
+
+def test_two_processes_build_once(env, tmp_path, monkeypatch):
+    """This process and a worker ask for the same cache at once: one builds, one loads."""
+    go = tmp_path / "go"
+    argv = [sys.executable, "-c", WORKER, env.data_dir, env.vocab, env.cache_dir, str(go)]
+    worker = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    counting = cache.convert_examples_to_features
+
+    def slow_build(*args):
+        time.sleep(0.5)
+        return counting(*args)
+
+    monkeypatch.setattr(cache, "convert_examples_to_features", slow_build)
+    try:
+        assert worker.stdout.readline() == "READY\n"
+        go.touch()
+        features = load(env)
+        output = worker.communicate(timeout=120)[0].splitlines()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0
+    builds = len(env.builds) + output.count("BUILD")
+    assert builds == 1
+    assert output[-1] == "DONE " + str(features.tensors["input_ids"].tolist())
+    [path] = cache_files(env)
+    assert cache_files(env, ".tmp") == []
+    mtime, parent_builds = os.stat(path).st_mtime_ns, len(env.builds)
+    assert_same(load(env), features)
+    assert len(env.builds) == parent_builds
+    assert os.stat(path).st_mtime_ns == mtime

@@ -1,0 +1,301 @@
+"""File readers, the GLUE and sentence_similarity processors, and the task registry."""
+
+import dataclasses
+import sys
+
+import pytest
+
+from conftest import glue_dir
+from processors import (PROCESSORS, ColaProcessor, DataProcessor, InputError, InputExample,
+                        MrpcProcessor, SentenceSimilarityProcessor, get_processor,
+                        load_processor_module, read_rows, register_processor)
+from processors.glue import MRPC_HEADER
+
+MRPC_HEAD = "\ufeff" + "\t".join(MRPC_HEADER) + "\n"
+MRPC_TEST_HEAD = "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+
+
+def write(path, data):
+    """Writes exact bytes (str is UTF-8 encoded, newlines untouched); returns the path."""
+    path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    return str(path)
+
+
+# ---------------------------------------------------------------- readers
+
+@pytest.mark.parametrize("data", [
+    b"\xef\xbb\xbfa\tb\nc\td\n",
+    b"a\tb\r\nc\td\r\n",
+    b"a\tb\nc\td",
+], ids=["bom", "crlf", "no-final-newline"])
+def test_read_rows_file_variants(tmp_path, data):
+    assert list(read_rows(write(tmp_path / "f.tsv", data))) == [(1, ["a", "b"]), (2, ["c", "d"])]
+
+
+def test_tsv_keeps_quote_characters(tmp_path):
+    path = write(tmp_path / "f.tsv", 'a\t"b c"\t"d\n"e\tf"\n')
+    assert list(read_rows(path)) == [(1, ["a", '"b c"', '"d']), (2, ['"e', 'f"'])]
+
+
+def test_csv_quoted_commas_and_doubled_quotes(tmp_path):
+    path = write(tmp_path / "f.csv", '1,"a, b","say ""hi"""\n')
+    assert list(read_rows(path, ",", '"')) == [(1, ["1", "a, b", 'say "hi"'])]
+
+
+def test_csv_line_numbers_after_multiline_fields(tmp_path):
+    path = write(tmp_path / "f.csv", '0,"one\ntwo\nthree",x\n1,y,z\r\n0,"p\r\nq",r\n1,s,t\n')
+    assert list(read_rows(path, ",", '"')) == [
+        (1, ["0", "one\ntwo\nthree", "x"]), (4, ["1", "y", "z"]),
+        (5, ["0", "p\r\nq", "r"]), (7, ["1", "s", "t"])]
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\x85", "\x0c"])
+def test_unicode_line_breaks_inside_a_field_are_text(tmp_path, char):
+    # Only \n, \r\n and \r end a row (as csv.reader on a file, and Google's reader).
+    path = write(tmp_path / "f.tsv", f"a\tb{char}c\nd\te\n")
+    assert list(read_rows(path)) == [(1, ["a", f"b{char}c"]), (2, ["d", "e"])]
+
+
+# ---------------------------------------------------------------- bad input
+
+COLA_OK = "src\t1\t\tGood.\n"
+
+# (task, split, file contents or None for no file, line or None for file errors, fragments)
+BAD_INPUTS = {
+    "columns": ("cola", "train", COLA_OK + "src\t1\tthree\n", 2, ["expected 4 columns, found 3"]),
+    "empty-text": ("cola", "train", COLA_OK + "src\t0\t\t\n", 2, ["empty text"]),
+    "blank-text": ("cola", "train", COLA_OK + "src\t0\t\t  \n", 2, ["empty text"]),
+    "blank-text-b": ("mrpc", "train", MRPC_HEAD + "1\t1\t2\tA.\t \n", 2, ["empty text"]),
+    "label": ("cola", "train", COLA_OK + "src\t2\t\tBad.\n", 2,
+              ["unknown label '2'", "expected one of 0, 1"]),
+    "utf8": ("cola", "train", COLA_OK.encode() * 2 + b"src\t1\t\tbad \xff.\n", 3,
+             ["not valid UTF-8", "0xff"]),
+    "nul": ("cola", "train", COLA_OK * 3 + "src\t1\t\ta\0b\n", 4, ["NUL byte"]),
+    "blank-line": ("cola", "train", COLA_OK + "\n" + COLA_OK, 2, ["blank line"]),
+    "blank-line-crlf": ("cola", "train", COLA_OK * 2 + " \t \r\n" + COLA_OK, 3, ["blank line"]),
+    "missing-file": ("cola", "train", None, None, ["file not found"]),
+    "empty-file": ("cola", "dev", "", None, ["file is empty"]),
+    "whitespace-file": ("cola", "dev", "\n \n", None, ["file is empty"]),
+    "cola-test-no-header": ("cola", "test", "0\tA sentence.\n", 1, ["expected header"]),
+    "mrpc-no-header": ("mrpc", "train", "1\t1\t2\tA.\tB.\n", 1, ["expected header"]),
+    "mrpc-test-train-header": ("mrpc", "test", MRPC_HEAD + "0\t1\t2\tA.\tB.\n", 1,
+                               ["expected header"]),
+    "cola-train-header": ("cola", "train", "source\tlabel\tjudgment\tsentence\n" + COLA_OK, 1,
+                          ["unknown label 'label'", "0, 1"]),
+    "test-with-label": ("sentence_similarity", "test", '"a","b"\n1,"a","b"\n', 2,
+                        ["expected 2 columns, found 3"]),
+    "csv-bad-quote": ("sentence_similarity", "train", '1,"a"x,b\n', 1, []),
+    "header-only": ("mrpc", "test", MRPC_TEST_HEAD, None, ["no examples"]),
+    "cola-header-only": ("cola", "test", "index\tsentence\r\n", None, ["no examples"]),
+}
+
+
+@pytest.mark.parametrize("task,split,data,line,fragments", BAD_INPUTS.values(),
+                         ids=BAD_INPUTS.keys())
+def test_bad_input_raises_one_line_error(tmp_path, task, split, data, line, fragments):
+    processor = get_processor(task)
+    path = processor.get_file_path(str(tmp_path), split)
+    if data is not None:
+        write(tmp_path / processor.file_names[split], data)
+    with pytest.raises(InputError) as info:
+        processor.get_examples(str(tmp_path), split)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: " if line else f"{path}: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert "\n" not in message
+
+
+# ---------------------------------------------------------------- processors
+
+def test_cola(tmp_path):
+    write(tmp_path / "train.tsv", 'gj04\t1\t\tThe "dog" barks.\nad03\t0\t*\tDog the barks.')
+    write(tmp_path / "test.tsv", "index\tsentence\n0\tIt rains.\n1\tRains it.\n")
+    processor = ColaProcessor()
+    assert processor.get_train_examples(str(tmp_path)) == [
+        InputExample("train-0", 'The "dog" barks.', None, "1"),
+        InputExample("train-1", "Dog the barks.", None, "0")]
+    assert processor.get_test_examples(str(tmp_path)) == [
+        InputExample("test-0", "It rains.", None, None),
+        InputExample("test-1", "Rains it.", None, None)]
+
+
+def test_mrpc(tmp_path):
+    write(tmp_path / "dev.tsv", MRPC_HEAD + '1\t11\t12\tHe said " hi " .\tHe greeted .\r\n'
+          "0\t13\t14\tA cat .\tA dog .\r\n")
+    write(tmp_path / "test.tsv", MRPC_TEST_HEAD + "0\t15\t16\tOne .\tTwo .\n")
+    processor = MrpcProcessor()
+    assert processor.get_dev_examples(str(tmp_path)) == [
+        InputExample("dev-0", 'He said " hi " .', "He greeted .", "1"),
+        InputExample("dev-1", "A cat .", "A dog .", "0")]
+    assert processor.get_test_examples(str(tmp_path)) == [
+        InputExample("test-0", "One .", "Two .", None)]
+
+
+def test_sentence_similarity(tmp_path):
+    write(tmp_path / "train.csv", '1,"a, b","a and b"\n0,plain,"say ""no"""\n')
+    write(tmp_path / "test.csv", '"x, y",z\n')
+    processor = SentenceSimilarityProcessor()
+    assert processor.get_train_examples(str(tmp_path)) == [
+        InputExample("train-0", "a, b", "a and b", "1"),
+        InputExample("train-1", "plain", 'say "no"', "0")]
+    assert processor.get_test_examples(str(tmp_path)) == [
+        InputExample("test-0", "x, y", "z", None)]
+
+
+def test_input_example_is_frozen():
+    example = InputExample("train-0", "a", "b", "1")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        example.label = "0"
+
+
+# ---------------------------------------------------------------- registry
+
+@pytest.fixture
+def registry():
+    """Restores the registry (and drops the user modules) after a test."""
+    saved = dict(PROCESSORS)
+    yield PROCESSORS
+    PROCESSORS.clear()
+    PROCESSORS.update(saved)
+    for name in [n for n in sys.modules if n.startswith(("user_processors_", "tmp_procs_"))]:
+        del sys.modules[name]
+
+
+USER_MODULE = '''
+from processors import DataProcessor, register_processor
+
+@register_processor("{name}")
+class UserProcessor(DataProcessor):
+    def get_labels(self):
+        return ["yes", "no"]
+
+    def parse_row(self, row, split):
+        return row[0], None, row[1]
+'''
+
+
+@pytest.mark.parametrize("name,cls", [("CoLA", ColaProcessor), ("MRPC", MrpcProcessor),
+                                      ("Sentence_Similarity", SentenceSimilarityProcessor)])
+def test_get_processor_is_case_insensitive(name, cls):
+    assert type(get_processor(name)) is cls
+    assert get_processor(name) is not get_processor(name)
+
+
+def test_get_processor_unknown_lists_tasks():
+    with pytest.raises(InputError, match="--task_name=nope: unknown task") as info:
+        get_processor("nope")
+    assert "registered tasks: cola, mrpc, sentence_similarity" in str(info.value)
+
+
+def test_register_processor(registry, tmp_path):
+    @register_processor("My_Task")
+    class MyProcessor(DataProcessor):
+        num_columns = {"train": 2}
+
+        def get_labels(self):
+            return ["neg", "pos"]
+
+        def parse_row(self, row, split):
+            return row[1], None, row[0]
+
+    assert MyProcessor.task_name == "my_task"
+    processor = get_processor("MY_TASK")
+    assert type(processor) is MyProcessor
+    write(tmp_path / "train.tsv", "pos\tGreat.\n")
+    assert processor.get_train_examples(str(tmp_path)) == [
+        InputExample("train-0", "Great.", None, "pos")]
+    with pytest.raises(TypeError):
+        register_processor("bad")(object)
+
+
+def test_load_processor_module_from_file(registry, tmp_path):
+    path = write(tmp_path / "procs.py", USER_MODULE.format(name="from_file"))
+    load_processor_module(path)
+    processor = get_processor("from_file")
+    assert type(processor).__name__ == "UserProcessor"
+    assert processor.get_labels() == ["yes", "no"]
+
+
+def test_load_processor_module_dotted(registry, tmp_path, monkeypatch):
+    write(tmp_path / "tmp_procs_dotted.py", USER_MODULE.format(name="dotted"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load_processor_module("tmp_procs_dotted")
+    assert type(get_processor("dotted")).__name__ == "UserProcessor"
+
+
+@pytest.mark.parametrize("source,spec,fragments", [
+    ("raise RuntimeError('boom\\nsecond line')\n", "raises.py",
+     ["cannot import", "RuntimeError: boom"]),
+    ("def broken(:\n", "syntax.py", ["cannot import", "SyntaxError"]),
+    ("X = 1\n", "nothing.py", ["registers no processor"]),
+    (None, "missing.py", ["file not found"]),
+    (None, "tmp_procs_no_such_module", ["cannot import", "ModuleNotFoundError"]),
+])
+def test_load_processor_module_errors(registry, tmp_path, monkeypatch, source, spec,
+                                      fragments):
+    if source is not None:
+        write(tmp_path / spec, source)
+    if spec.endswith(".py"):
+        spec = str(tmp_path / spec)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = dict(PROCESSORS)
+    with pytest.raises(InputError) as info:
+        load_processor_module(spec)
+    message = str(info.value)
+    assert message.startswith(f"--processor_module={spec}: ")
+    for fragment in fragments:
+        assert fragment in message
+    assert "\n" not in message
+    assert PROCESSORS == before
+
+
+# ---------------------------------------------------------------- real GLUE data
+
+GLUE = [
+    ("cola", "CoLA", "train", 8551,
+     ("Our friends won't buy this analysis, let alone the next one we propose.", None, "1"),
+     ("What all did you get for Christmas?", None, "1")),
+    ("cola", "CoLA", "dev", 1043,
+     ("The sailors rode the breeze clear of the rocks.", None, "1"),
+     ("John talked to Bill about himself.", None, "1")),
+    ("cola", "CoLA", "test", 1063,
+     ("Bill whistled past the house.", None, None),
+     ("A picture of himself frightened John.", None, None)),
+    ("mrpc", "MRPC", "train", 3668,
+     ('Amrozi accused his brother , whom he called " the witness " , of deliberately '
+      'distorting his evidence .',
+      'Referring to him as only " the witness " , Amrozi accused his brother of deliberately '
+      'distorting his evidence .', "1"),
+     ("The 30-year bond US30YT = RR rose 22 / 32 for a yield of 4.31 percent , versus 4.35 "
+      "percent at Wednesday 's close .",
+      "The 30-year bond US30YT = RR grew 1-3 / 32 for a yield of 4.30 percent , down from "
+      "4.35 percent late Wednesday .", "0")),
+    ("mrpc", "MRPC", "dev", 408,
+     ("He said the foodservice pie business doesn 't fit the company 's long-term growth "
+      "strategy .",
+      '" The foodservice pie business does not fit our long-term growth strategy .', "1"),
+     ("Ex-KGB agent Putin added that the Beatles were considered ' propaganda of an alien "
+      "ideology ' .",
+      "In Soviet times the Beatles ' music \" was considered propaganda of an alien "
+      "ideology .", "1")),
+    ("mrpc", "MRPC", "test", 1725,
+     ("PCCW 's chief operating officer , Mike Butcher , and Alex Arena , the chief financial "
+      "officer , will report directly to Mr So .",
+      "Current Chief Operating Officer Mike Butcher and Group Chief Financial Officer Alex "
+      "Arena will report to So .", None),
+     ('Sobig.F spreads when unsuspecting computer users open file attachments in emails that '
+      'contain such familiar headings as " Thank You ! , " " Re : Details " or " Re : That '
+      'Movie . "',
+      'The virus spreads when unsuspecting computer users open file attachments in emails '
+      'that contain familiar headings like " Thank You ! " and " Re : Details " .', None)),
+]
+
+
+@pytest.mark.parametrize("task,folder,split,count,first,last", GLUE,
+                         ids=[f"{g[0]}-{g[2]}" for g in GLUE])
+def test_glue_files(task, folder, split, count, first, last):
+    examples = get_processor(task).get_examples(glue_dir(folder), split)
+    assert len(examples) == count
+    assert examples[0] == InputExample(f"{split}-0", *first)
+    assert examples[-1] == InputExample(f"{split}-{count - 1}", *last)
