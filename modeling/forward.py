@@ -12,10 +12,8 @@ import torch
 import torch.nn.functional as F
 
 
-def _attention_mask(attention_mask: torch.Tensor):
-    """SDPA's boolean mask (True = attend), or None when no row is padded."""
-    if bool(attention_mask.all()):
-        return None
+def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """SDPA's boolean mask (True = attend); always passed, so no step syncs with the GPU."""
     return attention_mask[:, None, None, :].bool()
 
 
