@@ -17,6 +17,7 @@ import torch
 import transformers
 from absl import app, flags
 
+from modeling import distributed, plot
 from modeling.checkpoint import list_checkpoints
 from modeling.device import PRECISIONS, resolve_precision, select_device
 from modeling.evaluation import evaluate, predict_logits, write_eval_results, write_predictions
@@ -93,17 +94,26 @@ flags.DEFINE_bool("has_header", None, "Whether CSV/TSV files start with a header
                   "Default: true.")
 PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_column", "labels",
                    "has_header")
+flags.DEFINE_bool("tensorboard", False, "Write TensorBoard events to <output_dir>/tensorboard: "
+                  "loss and learning rate every few steps, dev results every epoch.")
 
 RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
-               "test_results.tsv", "predictions.tsv", "run_config.json")
+               "test_results.tsv", "predictions.tsv", "run_config.json", plot.CURVES_FILE)
+RUN_DIRS = ("best_model", "tensorboard")
 
 
 def do_train(run) -> int:
-    """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model."""
+    """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model.
+
+    Under torchrun every rank trains and evaluates; only rank 0 writes files.
+    """
     dev_set = run.datasets.get("dev")
     metric = run.processor.metric
     best = [float("-inf")]
+    writes = distributed.is_main()
+    tensorboard = (plot.TensorBoardLog(os.path.join(FLAGS.output_dir, "tensorboard"))
+                   if FLAGS.tensorboard and writes else None)
 
     def end_of_epoch(row: dict) -> dict:
         if dev_set is not None:
@@ -112,11 +122,15 @@ def do_train(run) -> int:
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
             if results[metric] > best[0]:
                 best[0] = results[metric]
-                save_model(run.model, run.tokenizer, run.source.vocab_file,
-                           os.path.join(FLAGS.output_dir, "best_model"))
+                if writes:
+                    save_model(run.model, run.tokenizer, run.source.vocab_file,
+                               os.path.join(FLAGS.output_dir, "best_model"))
         run.stats.append(row)
-        atomic_write_text(os.path.join(FLAGS.output_dir, "training_stats.json"),
-                          json.dumps(run.stats, indent=2) + "\n")
+        if writes:
+            atomic_write_text(os.path.join(FLAGS.output_dir, plot.STATS_FILE),
+                              json.dumps(run.stats, indent=2) + "\n")
+        if tensorboard:
+            tensorboard.log_epoch(row)
         logging.info("Per-epoch results:\n%s", format_table(run.stats))
         return row
 
@@ -126,28 +140,37 @@ def do_train(run) -> int:
                      FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
                      run.precision, resolve_class_weights(
                          FLAGS.class_weights, run.processor.get_labels(),
-                         run.processor.problem_type, run.datasets["train"].labels))
-    stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch)
-    save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
+                         run.processor.problem_type, run.datasets["train"].labels),
+                     run.processor.problem_type)
+    stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch,
+                  tensorboard.log_step if tensorboard else None)
+    if tensorboard:
+        tensorboard.close()
+    if writes:
+        save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
+        if plot.has_matplotlib():
+            logging.info("Learning curves: %s", plot.write_learning_curves(FLAGS.output_dir))
     return stats[-1]["step"]
 
 
-def do_eval(run, global_step: int) -> dict:
+def do_eval(run, global_step: int) -> None:
     results = evaluate(run.model, run.datasets["dev"], run.processor.metric, FLAGS.eval_batch_size,
                        run.device, run.precision, FLAGS.multi_label_threshold)
-    return write_eval_results(FLAGS.output_dir, results, global_step)
+    if distributed.is_main():
+        write_eval_results(FLAGS.output_dir, results, global_step)
 
 
 def do_predict(run) -> None:
     logits = predict_logits(run.model, run.datasets["test"], FLAGS.predict_batch_size, run.device,
                             run.precision)
-    write_predictions(FLAGS.output_dir, logits, run.processor.get_labels(),
-                      run.processor.problem_type, FLAGS.multi_label_threshold)
+    if distributed.is_main():
+        write_predictions(FLAGS.output_dir, logits, run.processor.get_labels(),
+                          run.processor.problem_type, FLAGS.multi_label_threshold)
 
 
 def _clear_output_dir(output_dir: str) -> None:
     """--overwrite_output_dir: removes what an earlier run wrote (not the cache)."""
-    for path in list_checkpoints(output_dir) + [os.path.join(output_dir, "best_model")]:
+    for path in list_checkpoints(output_dir) + [os.path.join(output_dir, d) for d in RUN_DIRS]:
         shutil.rmtree(path, ignore_errors=True)
     for name in RUN_OUTPUTS:
         path = os.path.join(output_dir, name)
@@ -181,6 +204,11 @@ def _check_numbers() -> None:
     _check(FLAGS.gradient_accumulation_steps <= FLAGS.train_batch_size,
            f"--gradient_accumulation_steps={FLAGS.gradient_accumulation_steps}: must not "
            f"exceed --train_batch_size={FLAGS.train_batch_size}")
+    _check(FLAGS.train_batch_size >= distributed.world_size(),
+           f"--train_batch_size={FLAGS.train_batch_size}: smaller than the "
+           f"{distributed.world_size()} processes torchrun started (it is the global batch)")
+    if FLAGS.tensorboard:
+        plot.check_tensorboard()
 
 
 def _check_paths(processor) -> bool:
@@ -248,11 +276,11 @@ def main(argv) -> None:
         return
     processor = get_processor(FLAGS.task_name or "", FLAGS.data_dir,
                               **{name: FLAGS[name].value for name in PROCESSOR_FLAGS})
-    device = select_device(FLAGS.no_cuda)
+    device = distributed.init(select_device(FLAGS.no_cuda))
     precision = resolve_precision(FLAGS.precision, device)
     source, trained, config = validate_flags(processor)
-    if FLAGS.do_train and FLAGS.overwrite_output_dir:
-        _clear_output_dir(FLAGS.output_dir)
+    if FLAGS.do_train and FLAGS.overwrite_output_dir and distributed.is_main():
+        _clear_output_dir(FLAGS.output_dir)  # the barrier of local_main_first() waits for it
     torch.manual_seed(FLAGS.seed)
     run = Run(processor=processor, source=source, device=device, precision=precision,
               tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case),
@@ -262,21 +290,27 @@ def main(argv) -> None:
               signature=run_signature(processor, source, FLAGS.max_seq_length,
                                       FLAGS.do_lower_case, FLAGS.train_batch_size,
                                       FLAGS.class_weights))
-    for split, mode in SPLIT_MODES:  # every row of every needed file is checked before work
-        if FLAGS[mode].value or (split == "dev" and FLAGS.do_train and FLAGS.do_eval):
-            run.datasets[split] = load_features(
-                processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
-                FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache)
-            if split != "test":
-                logging.info("%s label distribution: %s", split, label_distribution(
-                    run.datasets[split].labels, processor.get_labels()))
-    write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[
-        __name__])}, {"torch": torch.__version__, "transformers": transformers.__version__})
+    with distributed.local_main_first():  # one cache build per node; the others load it
+        for split, mode in SPLIT_MODES:  # every row of every needed file is checked before work
+            if FLAGS[mode].value or (split == "dev" and FLAGS.do_train and FLAGS.do_eval):
+                run.datasets[split] = load_features(
+                    processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
+                    FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir,
+                    FLAGS.overwrite_cache and distributed.is_local_main())
+                if split != "test":
+                    logging.info("%s label distribution: %s", split, label_distribution(
+                        run.datasets[split].labels, processor.get_labels()))
+    if distributed.is_main():
+        extra = {"torch": torch.__version__, "transformers": transformers.__version__,
+                 "world_size": distributed.world_size()}
+        write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(
+            sys.modules[__name__])}, extra)
     global_step = do_train(run) if FLAGS.do_train else 0
     if FLAGS.do_eval:
         do_eval(run, global_step)
     if FLAGS.do_predict:
         do_predict(run)
+    distributed.shutdown()
 
 
 def _main(argv) -> None:

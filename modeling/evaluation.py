@@ -15,6 +15,7 @@ from processors.base import MULTI_LABEL, REGRESSION
 from processors.fileio import atomic_write_text
 from processors.metrics import compute_metrics
 
+from . import distributed
 from .data import inference_batches, iterate
 from .device import autocast
 from .forward import classifier_logits
@@ -26,20 +27,21 @@ logger = logging.getLogger(__name__)
 @torch.inference_mode()
 def predict_logits(model, dataset, batch_size: int, device: torch.device, precision: str
                    ) -> np.ndarray:
-    """Float32 logits for every row, in the dataset's order.
+    """Float32 logits for every row, in the dataset's order (under torchrun: on every rank).
 
     One autocast region around all batches: the weights are cast to bf16/fp16
     once and reused, instead of once per batch.
     """
     model.eval()
-    batches = inference_batches(dataset.lengths(), batch_size)
+    batches = distributed.my_share(inference_batches(dataset.lengths(), batch_size))
     outputs = []
     with autocast(device, precision):
         for batch in iterate(dataset, batches, device):
             batch.pop("labels", None)
             outputs.append(classifier_logits(model, **batch).float())
     logits = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), np.float32)
-    order = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches])
+    order = np.asarray([i for b in batches for i in b], dtype=np.int64)
+    logits, order = distributed.gather_rows(logits, order)
     restored = np.empty_like(logits)
     restored[order] = logits
     return restored

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import torch
 from tqdm import tqdm
 
+from . import distributed
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import iterate, train_batches
 from .device import autocast
@@ -42,6 +43,7 @@ class TrainArgs:
     seed: int
     precision: str
     class_weights: Optional[tuple[float, ...]] = None  # per label, for cross-entropy
+    problem_type: Optional[str] = None  # transformers' name; None is single-label
 
 
 def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:
@@ -50,19 +52,25 @@ def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tupl
     return steps_per_epoch, max(1, math.ceil(steps_per_epoch * epochs))
 
 
-def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, scheduler, scaler):
-    """One optimizer step over `batch`, split into gradient-accumulation chunks."""
+def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, scheduler, scaler,
+                scale: float = 1.0):
+    """One optimizer step over `batch`, split into gradient-accumulation chunks.
+
+    `model(**inputs)` returns logits (see `distributed.wrap`); `scale` weights this
+    rank's share of a global batch (1 for a single process).
+    """
     size = batch["input_ids"].shape[0]
     chunk = math.ceil(size / args.gradient_accumulation_steps)
     total = torch.zeros((), device=device)
     for start in range(0, size, chunk):
         part = {k: v[start:start + chunk] for k, v in batch.items()}
         labels = part.pop("labels")
-        with autocast(device, args.precision):
-            logits = classifier_logits(model, **part)
-        loss = training_loss(logits, labels, model.config.problem_type, args.class_weights) * (
-            labels.shape[0] / size)
-        (scaler.scale(loss) if scaler else loss).backward()
+        with distributed.sync_gradients(model, start + chunk >= size):
+            with autocast(device, args.precision):
+                logits = model(**part)
+            loss = training_loss(logits, labels, args.problem_type, args.class_weights) * (
+                labels.shape[0] / size * scale)
+            (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
     if scaler:
         scaler.unscale_(optimizer)
@@ -100,11 +108,12 @@ class _Loop:
             set_rng_state(state["rng"])
             self.step, self.stats = state["global_step"], state["stats"]
             self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
+        self.forward = distributed.wrap(model, classifier_logits)
 
     def flush(self) -> float:
         """Adds the pending device-side losses to the epoch's (one host sync)."""
         if self.pending_count:
-            self.loss_sum += self.pending.item()
+            self.loss_sum += distributed.all_mean(self.pending).item()
             self.loss_count += self.pending_count
             self.pending.zero_()
             self.pending_count = 0
@@ -117,7 +126,8 @@ class _Loop:
                  "scaler": self.scaler.state_dict() if self.scaler else None,
                  "loss_sum": self.loss_sum, "loss_count": self.loss_count,
                  "stats": self.stats, "signature": self.signature}
-        save_checkpoint(self.args.output_dir, self.model, state, self.args.keep_checkpoint_max)
+        if distributed.is_main():
+            save_checkpoint(self.args.output_dir, self.model, state, self.args.keep_checkpoint_max)
 
     def epoch_batches(self) -> list[list[int]]:
         """The rest of the current epoch's batches, after those already trained on."""
@@ -126,18 +136,20 @@ class _Loop:
                                 self.args.seed, epoch)
         return batches[self.step - epoch * self.steps_per_epoch:][:self.num_steps - self.step]
 
-    def train_on(self, batch: dict) -> None:
-        self.pending += _train_step(self.model, batch, self.args, self.device, self.optimizer,
-                                    self.scheduler, self.scaler)
+    def train_on(self, batch: dict, scale: float = 1.0) -> None:
+        self.pending += _train_step(self.forward, batch, self.args, self.device, self.optimizer,
+                                    self.scheduler, self.scaler, scale)
         self.pending_count += 1
         self.step += 1
 
 
 def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
-          end_of_epoch: Optional[Callable[[dict], dict]] = None) -> list[dict]:
+          end_of_epoch: Optional[Callable[[dict], dict]] = None,
+          on_log: Optional[Callable[[int, float, float], None]] = None) -> list[dict]:
     """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
 
-    `end_of_epoch(row)` may add dev results to each epoch's stats row.
+    `end_of_epoch(row)` may add dev results to each epoch's stats row;
+    `on_log(step, loss, learning_rate)` gets what the progress bar shows.
     """
     loop = _Loop(model, train_set, args, device, signature)
     logger.info("***** Running training *****\n  Num examples = %d\n  Batch size = %d\n"
@@ -147,15 +159,18 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
         logger.info("Resumed at step %d of %d", loop.step, loop.num_steps)
     model.train()
     bar = tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
-               dynamic_ncols=True)
+               dynamic_ncols=True, disable=not distributed.is_main())
     start = time.perf_counter()
     while loop.step < loop.num_steps:
-        for batch in iterate(train_set, loop.epoch_batches(), device):
-            loop.train_on(batch)
+        shares, scales = distributed.shard_batches(loop.epoch_batches())
+        for batch, scale in zip(iterate(train_set, shares, device), scales):
+            loop.train_on(batch, scale)
             bar.update(1)
             if loop.step % LOG_EVERY == 0:
-                bar.set_postfix(loss=f"{loop.flush():.4f}",
-                                lr=f"{loop.scheduler.get_last_lr()[0]:.2e}")
+                loss, lr = loop.flush(), loop.scheduler.get_last_lr()[0]
+                bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}")
+                if on_log:
+                    on_log(loop.step, loss, lr)
             if loop.step % loop.steps_per_epoch == 0 or loop.step == loop.num_steps:
                 row = {"epoch": math.ceil(loop.step / loop.steps_per_epoch), "step": loop.step,
                        "train_loss": loop.flush(), "time_s": round(time.perf_counter() - start, 2)}

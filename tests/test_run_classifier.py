@@ -114,10 +114,10 @@ def test_resume_after_interruption_matches_uninterrupted_run(tiny_bert, similari
     run_main(output_dir=str(tmp_path / "a"), **flags_)
     original = training._Loop.train_on
 
-    def crash_at_step_7(self, batch):
+    def crash_at_step_7(self, *args):
         if self.step == 7:
             raise KeyboardInterrupt
-        original(self, batch)
+        original(self, *args)
 
     monkeypatch.setattr(training._Loop, "train_on", crash_at_step_7)
     with pytest.raises(KeyboardInterrupt):

@@ -1,0 +1,144 @@
+"""BERT features for downstream models, with Google's extract_features.py flags.
+
+    extract_features --input_file=sentences.txt --output_file=features.jsonl \
+        --output_vectors=vectors.npy --pooling=mean
+
+Reads one text, or `text_a ||| text_b`, per line of --input_file (or a registered
+task's --split), and writes Google's JSON lines (every token's hidden states in
+--layers) and/or one vector per input (.npy with a .guids.txt sidecar, or
+.safetensors). A separate program from run_classifier.py, as in Google's BERT:
+the two define some of the same flags, so they are not imported into one process.
+"""
+
+import logging
+import os
+import sys
+
+import transformers
+from absl import app, flags
+
+from modeling.device import PRECISIONS, resolve_precision, select_device
+from modeling.extraction import (POOLINGS, VECTOR_SUFFIXES, ExtractArgs, extract_to_files,
+                                 load_encoder, parse_layers, read_input_file)
+from modeling.model import load_config, resolve_source
+from modeling.tokenization import load_tokenizer
+from processors import InputError, get_processor, load_processor_module
+from processors.base import SPLITS
+
+FLAGS = flags.FLAGS
+
+# Google's flags: same names and defaults.
+flags.DEFINE_string("input_file", None, "One text, or `text_a ||| text_b`, per line.")
+flags.DEFINE_string("output_file", None, "Google's JSON lines: each token's hidden states in "
+                    "--layers.")
+flags.DEFINE_string("layers", "-1,-2,-3,-4", "Encoder layers for --output_file; -1 is the last.")
+flags.DEFINE_string("bert_config_file", None, "BERT config JSON of the pretrained model.")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum total tokens after WordPiece, [CLS] and "
+                     "[SEP] included; longer inputs are truncated.")
+flags.DEFINE_string("init_checkpoint", None, "A model directory, or a weights file used with "
+                    "--bert_config_file and --vocab_file. Default: the embedded MiniLM-L6.")
+flags.DEFINE_string("vocab_file", None, "The vocabulary file the BERT model was trained on.")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case the input (uncased models).")
+flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+
+# PyTorch-era extras.
+flags.DEFINE_string("task_name", None, "Instead of --input_file: a registered task's --split.")
+flags.DEFINE_string("data_dir", None, "The task's data files (with --task_name).")
+flags.DEFINE_enum("split", "dev", SPLITS, "The task's split to embed (with --task_name).")
+flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file) that "
+                    "registers your own processors.")
+flags.DEFINE_string("output_vectors", None, "One vector per input: .npy (row guids in a "
+                    ".guids.txt beside it) or .safetensors (guids in its metadata).")
+flags.DEFINE_enum("pooling", "mean", POOLINGS, "The vector of --output_vectors: [CLS]'s last "
+                  "hidden state, the mean over the tokens' last hidden states, or BERT's pooler.")
+flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
+flags.DEFINE_enum("precision", "auto", PRECISIONS, "Numeric precision: auto is bf16 where the "
+                  "hardware runs it fast (CUDA, avx512_bf16 CPUs), else fp32; fp16 is CUDA-only.")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InputError(message)
+
+
+def check_outputs() -> None:
+    _check(FLAGS.output_file or FLAGS.output_vectors,
+           "at least one of --output_file or --output_vectors is required")
+    _check(not FLAGS.output_vectors or FLAGS.output_vectors.endswith(VECTOR_SUFFIXES),
+           f"--output_vectors={FLAGS.output_vectors}: must end in .npy or .safetensors")
+    for name in ("output_file", "output_vectors"):
+        path = FLAGS[name].value
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        _check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
+    _check(FLAGS.batch_size > 0, f"--batch_size={FLAGS.batch_size}: must be positive")
+
+
+def read_examples():
+    """The inputs: --input_file, or --task_name's --split in --data_dir (all rows checked)."""
+    _check(bool(FLAGS.input_file) != bool(FLAGS.task_name),
+           "pass exactly one of --input_file or --task_name (with --data_dir)")
+    if FLAGS.input_file:
+        return read_input_file(FLAGS.input_file)
+    if FLAGS.processor_module:
+        load_processor_module(FLAGS.processor_module)
+    processor = get_processor(FLAGS.task_name)
+    _check(bool(FLAGS.data_dir) and os.path.isdir(FLAGS.data_dir),
+           f"--data_dir={FLAGS.data_dir}: not a directory")
+    path = processor.get_file_path(FLAGS.data_dir, FLAGS.split)
+    _check(os.path.isfile(path), f"--data_dir={FLAGS.data_dir}: --split={FLAGS.split} needs "
+           f"{path}, which does not exist")
+    return processor.get_examples(FLAGS.data_dir, FLAGS.split)
+
+
+def main(argv) -> None:
+    if len(argv) > 1:
+        raise InputError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    check_outputs()
+    device = select_device(FLAGS.no_cuda)
+    precision = resolve_precision(FLAGS.precision, device)
+    source = resolve_source(FLAGS.init_checkpoint, FLAGS.bert_config_file, FLAGS.vocab_file)
+    config = load_config(source.config_file, 2, None)
+    layers = parse_layers(FLAGS.layers, config.num_hidden_layers)
+    limit = config.max_position_embeddings
+    _check(3 <= FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: "
+           f"must be between 3 and the model's max_position_embeddings ({limit})")
+    _check(source.do_lower_case in (None, FLAGS.do_lower_case),
+           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
+           f"do_lower_case={source.do_lower_case}")
+    examples = read_examples()
+    tokenizer = load_tokenizer(source.vocab_file, FLAGS.do_lower_case)
+    model = load_encoder(source, config).to(device)
+    args = ExtractArgs(tuple(layers), FLAGS.pooling, FLAGS.max_seq_length, FLAGS.batch_size,
+                       FLAGS.output_file, FLAGS.output_vectors)
+    metadata = {"pooling": FLAGS.pooling, "model": source.weights_file,
+                "max_seq_length": FLAGS.max_seq_length}
+    extract_to_files(model, tokenizer, examples, args, device, precision, metadata)
+    logging.info("Extracted features of %d inputs to %s", len(examples),
+                 " and ".join(p for p in (FLAGS.output_file, FLAGS.output_vectors) if p))
+
+
+def _main(argv) -> None:
+    try:
+        main(argv)
+    except InputError as e:
+        sys.stderr.write(f"extract_features: error: {e}\n")
+        sys.exit(2)
+
+
+def _parse_flags(argv: list[str]) -> list[str]:
+    """absl's parser, with its errors reduced to one line and exit code 2."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        sys.stderr.write(f"extract_features: error: {e}\n")
+        sys.exit(2)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    transformers.utils.logging.disable_progress_bar()
+    app.run(_main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    run()
