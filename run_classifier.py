@@ -4,32 +4,27 @@
         --do_train --do_eval --do_predict --learning_rate=1e-4
 
 All flags are defined here; the library (`processors/`, `modeling/`) takes plain
-arguments. Every check on the flags runs before any work starts.
+arguments. Every check on the flags and on every row of the input files runs before
+any work starts, and before torch and transformers are imported (hence the imports
+inside functions): a user error is reported in a fraction of a second, not after
+seconds of imports.
 """
 
+import glob
 import json
 import logging
 import os
 import shutil
 import sys
 
-import torch
-import transformers
 from absl import app, flags
 
-from modeling.checkpoint import list_checkpoints
-from modeling.device import PRECISIONS, resolve_precision, select_device
-from modeling.evaluation import evaluate, predict_logits, write_eval_results, write_predictions
-from modeling.export import save_model
-from modeling.model import build_model, is_model_dir, load_config, resolve_source
-from modeling.runs import Run, format_table, run_signature, write_run_config
-from modeling.tokenization import load_tokenizer, load_vocab
-from modeling.training import TrainArgs, train
+from modeling.model import is_model_dir, resolve_source
 from processors import InputError, get_processor, load_processor_module
-from processors.cache import load_features
-from processors.fileio import atomic_write_text
+from processors.fileio import atomic_write_text, remove_temp_files
 
 FLAGS = flags.FLAGS
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 # Google's flags: same names and defaults.
 flags.DEFINE_string("data_dir", None, "Input data dir: the task's train/dev/test files.")
@@ -78,23 +73,27 @@ RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_
 
 def do_train(run) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model."""
+    from modeling.evaluation import evaluate
+    from modeling.export import save_model
+    from modeling.runs import format_table
+    from modeling.training import TrainArgs, train
+
     dev_set = run.datasets.get("dev")
     metric = run.processor.metric
-    best = [float("-inf")]
 
-    def end_of_epoch(row: dict) -> dict:
+    def end_of_epoch(row: dict, history: list[dict]) -> dict:
         if dev_set is not None:
             results = evaluate(run.model, dev_set, metric, FLAGS.eval_batch_size, run.device,
                                run.precision)
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
-            if results[metric] > best[0]:
-                best[0] = results[metric]
+            best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
+            if results[metric] > best:  # history: a resumed run remembers earlier epochs
                 save_model(run.model, run.tokenizer, run.source.vocab_file,
                            os.path.join(FLAGS.output_dir, "best_model"))
-        run.stats.append(row)
+        stats = history + [row]
         atomic_write_text(os.path.join(FLAGS.output_dir, "training_stats.json"),
-                          json.dumps(run.stats, indent=2) + "\n")
-        logging.info("Per-epoch results:\n%s", format_table(run.stats))
+                          json.dumps(stats, indent=2) + "\n")
+        logging.info("Per-epoch results:\n%s", format_table(stats))
         return row
 
     args = TrainArgs(FLAGS.output_dir, FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps,
@@ -103,17 +102,18 @@ def do_train(run) -> int:
                      FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
                      run.precision)
     stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch)
-    save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
     return stats[-1]["step"]
 
 
 def do_eval(run, global_step: int) -> dict:
+    from modeling.evaluation import evaluate, write_eval_results
     results = evaluate(run.model, run.datasets["dev"], run.processor.metric, FLAGS.eval_batch_size,
                        run.device, run.precision)
     return write_eval_results(FLAGS.output_dir, results, global_step)
 
 
 def do_predict(run) -> None:
+    from modeling.evaluation import predict_logits, write_predictions
     logits = predict_logits(run.model, run.datasets["test"], FLAGS.predict_batch_size, run.device,
                             run.precision)
     write_predictions(FLAGS.output_dir, logits, run.processor.get_labels())
@@ -121,7 +121,9 @@ def do_predict(run) -> None:
 
 def _clear_output_dir(output_dir: str) -> None:
     """--overwrite_output_dir: removes what an earlier run wrote (not the cache)."""
-    for path in list_checkpoints(output_dir) + [os.path.join(output_dir, "best_model")]:
+    from modeling.checkpoint import PREFIX
+    for path in glob.glob(os.path.join(output_dir, PREFIX + "*")) + [
+            os.path.join(output_dir, "best_model")]:
         shutil.rmtree(path, ignore_errors=True)
     for name in RUN_OUTPUTS:
         path = os.path.join(output_dir, name)
@@ -145,6 +147,8 @@ def _check_numbers() -> None:
            "at least one of --do_train, --do_eval or --do_predict must be set")
     for name in POSITIVE:
         _check(FLAGS[name].value > 0, f"--{name}={FLAGS[name].value}: must be positive")
+    _check(FLAGS.max_seq_length >= 3, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
+           "least 3 ([CLS], one token, [SEP])")
     _check(0 <= FLAGS.warmup_proportion < 1,
            f"--warmup_proportion={FLAGS.warmup_proportion}: must be in [0, 1)")
     _check(FLAGS.weight_decay >= 0, f"--weight_decay={FLAGS.weight_decay}: must be >= 0")
@@ -166,6 +170,8 @@ def _check_paths(processor) -> bool:
                f"--data_dir={FLAGS.data_dir}: --{mode} needs {path}, which does not exist")
     out = FLAGS.output_dir
     _check(not os.path.exists(out) or os.path.isdir(out), f"--output_dir={out}: not a directory")
+    _check(not os.path.exists(out) or os.access(out, os.W_OK | os.X_OK),
+           f"--output_dir={out}: not writable")
     trained = is_model_dir(out) and not (FLAGS.do_train and FLAGS.overwrite_output_dir)
     _check(not (trained and FLAGS.do_train),
            f"--output_dir={out}: training there already finished; pass "
@@ -176,6 +182,28 @@ def _check_paths(processor) -> bool:
     return trained
 
 
+def validate_flags(argv):
+    """The checks that need no torch: flags, paths, the model's files, every input row.
+
+    Returns (processor, model source, trained?, {split: examples}).
+    """
+    _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    if FLAGS.processor_module:
+        load_processor_module(FLAGS.processor_module)
+    processor = get_processor(FLAGS.task_name or "")
+    _check_numbers()
+    trained = _check_paths(processor)
+    source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
+                            FLAGS.bert_config_file, FLAGS.vocab_file)
+    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
+           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
+           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
+           "do_lower_case")
+    examples = {split: processor.get_examples(FLAGS.data_dir, split)
+                for split, mode in SPLIT_MODES if FLAGS[mode].value}
+    return processor, source, trained, examples
+
+
 def _make_output_dir(out: str) -> None:
     try:
         os.makedirs(out, exist_ok=True)
@@ -184,67 +212,79 @@ def _make_output_dir(out: str) -> None:
     _check(os.access(out, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
 
 
-def validate_flags(processor):
-    """All cross-flag checks, before any work; returns (model source, trained?, config)."""
-    _check_numbers()
-    trained = _check_paths(processor)
-    source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
-                            FLAGS.bert_config_file, FLAGS.vocab_file)
+def start_run(processor, source, trained: bool):
+    """The checks that need the model's config, then the device, tokenizer and model."""
+    import torch
+    import transformers
+
+    from modeling.device import resolve_precision, select_device
+    from modeling.model import build_model, load_config
+    from modeling.runs import Run, run_signature
+    from modeling.tokenization import load_tokenizer, load_vocab
+
+    transformers.utils.logging.disable_progress_bar()
+    device = select_device(FLAGS.no_cuda)
+    precision = resolve_precision(FLAGS.precision, device)
     labels = processor.get_labels()
     config = load_config(source.config_file, len(labels), labels)
     limit = config.max_position_embeddings
-    _check(3 <= FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: "
-           f"must be between 3 and the model's max_position_embeddings ({limit})")
-    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
-           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
-           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
-           "do_lower_case")
+    _check(FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
+           f"most the model's max_position_embeddings ({limit})")
     vocab_size = len(load_vocab(source.vocab_file))
     _check(vocab_size <= config.vocab_size, f"{source.vocab_file}: {vocab_size} tokens, more "
            f"than the config's vocab_size {config.vocab_size} ({source.config_file})")
     _make_output_dir(FLAGS.output_dir)
-    return source, trained, config
+    if FLAGS.do_train and FLAGS.overwrite_output_dir:
+        _clear_output_dir(FLAGS.output_dir)
+    for folder in (FLAGS.output_dir, os.path.join(FLAGS.output_dir, "best_model")):
+        remove_temp_files(folder)  # what a killed run was writing
+    torch.manual_seed(FLAGS.seed)
+    return Run(processor=processor, source=source, device=device, precision=precision,
+               tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case),
+               model=build_model(source, config, keep_head=trained).to(device),
+               output_dir=FLAGS.output_dir,
+               cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
+               signature=run_signature(processor, source, FLAGS.max_seq_length,
+                                       FLAGS.do_lower_case, FLAGS.train_batch_size))
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
-    if FLAGS.processor_module:
-        load_processor_module(FLAGS.processor_module)
-    processor = get_processor(FLAGS.task_name or "")
-    device = select_device(FLAGS.no_cuda)
-    precision = resolve_precision(FLAGS.precision, device)
-    source, trained, config = validate_flags(processor)
-    if FLAGS.do_train and FLAGS.overwrite_output_dir:
-        _clear_output_dir(FLAGS.output_dir)
-    torch.manual_seed(FLAGS.seed)
-    run = Run(processor=processor, source=source, device=device, precision=precision,
-              tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case),
-              model=build_model(source, config, keep_head=trained).to(device),
-              output_dir=FLAGS.output_dir,
-              cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
-              signature=run_signature(processor, source, FLAGS.max_seq_length,
-                                      FLAGS.do_lower_case, FLAGS.train_batch_size))
-    for split, mode in SPLIT_MODES:  # every row of every needed file is checked before work
-        if FLAGS[mode].value or (split == "dev" and FLAGS.do_train and FLAGS.do_eval):
-            run.datasets[split] = load_features(
-                processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
-                FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache)
+    processor, source, trained, examples = validate_flags(argv)
+    run = start_run(processor, source, trained)
+    from modeling.export import save_model
+    from modeling.runs import write_run_config
+    from processors.cache import load_features
+
+    for split, rows in examples.items():
+        run.datasets[split] = load_features(
+            processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
+            FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache, rows)
     write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[
-        __name__])}, {"torch": torch.__version__, "transformers": transformers.__version__})
+        __name__])})
     global_step = do_train(run) if FLAGS.do_train else 0
     if FLAGS.do_eval:
         do_eval(run, global_step)
     if FLAGS.do_predict:
         do_predict(run)
+    if FLAGS.do_train:  # last: a saved model marks the run finished, results included
+        save_model(run.model, run.tokenizer, source.vocab_file, FLAGS.output_dir)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"run_classifier: {message}\n")
+    sys.exit(code)
 
 
 def _main(argv) -> None:
     try:
         main(argv)
     except InputError as e:
-        sys.stderr.write(f"run_classifier: error: {e}\n")
-        sys.exit(2)
+        _fail(f"error: {e}")
+    except OSError as e:  # a full disk, say: one line; the atomic writers left nothing partial
+        _fail(f"error: {e.filename}: {e.strerror or e}" if e.filename else f"error: {e}")
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to resume from the last checkpoint",
+              130)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -252,13 +292,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
     except flags.Error as e:
-        sys.stderr.write(f"run_classifier: error: {e}\n")
-        sys.exit(2)
+        _fail(f"error: {e}")
 
 
 def run() -> None:
     """Console-script entry point."""
-    transformers.utils.logging.disable_progress_bar()
     app.run(_main, flags_parser=_parse_flags)
 
 

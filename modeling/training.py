@@ -128,10 +128,11 @@ class _Loop:
 
 
 def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
-          end_of_epoch: Optional[Callable[[dict], dict]] = None) -> list[dict]:
+          end_of_epoch: Optional[Callable[[dict, list[dict]], dict]] = None) -> list[dict]:
     """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
 
-    `end_of_epoch(row)` may add dev results to each epoch's stats row.
+    `end_of_epoch(row, history)` may add dev results to each epoch's stats row;
+    `history` holds the earlier epochs' rows, those before a resume included.
     """
     loop = _Loop(model, train_set, args, device, signature)
     logger.info("***** Running training *****\n  Num examples = %d\n  Batch size = %d\n"
@@ -153,7 +154,7 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
             if loop.step % loop.steps_per_epoch == 0 or loop.step == loop.num_steps:
                 row = {"epoch": math.ceil(loop.step / loop.steps_per_epoch), "step": loop.step,
                        "train_loss": loop.flush(), "time_s": round(time.perf_counter() - start, 2)}
-                loop.stats.append(end_of_epoch(row) if end_of_epoch else row)
+                loop.stats.append(end_of_epoch(row, list(loop.stats)) if end_of_epoch else row)
                 model.train()
                 loop.loss_sum, loop.loss_count, start = 0.0, 0, time.perf_counter()
             if loop.step % args.save_checkpoints_steps == 0 or loop.step == loop.num_steps:

@@ -69,8 +69,14 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
                 raise InputError(f"{path}:{start}: blank line")
             yield start, row
             start = reader.line_num + 1
-    except csv.Error as e:
-        raise InputError(f"{path}:{reader.line_num or start}: {e}") from None
+    except csv.Error as e:  # reported at the line where the bad row starts
+        message = str(e)
+        if "field limit" in message:
+            message = f"a field longer than {csv.field_size_limit()} characters" + (
+                f" (an unclosed {quotechar}?)" if quotechar else "")
+        elif "unexpected end of data" in message:
+            message = f"the file ends inside a quoted field (an unclosed {quotechar})"
+        raise InputError(f"{path}:{start}: {message}") from None
 
 
 class DataProcessor(abc.ABC):
@@ -135,7 +141,9 @@ class DataProcessor(abc.ABC):
         where = f"{path}:{line}"
         expected = self.num_columns.get(split)
         if expected is not None and len(row) != expected:
-            raise InputError(f"{where}: expected {expected} columns, found {len(row)}")
+            hint = " (test files have no label column)" if (
+                split == "test" and len(row) == expected + 1) else ""
+            raise InputError(f"{where}: expected {expected} columns, found {len(row)}{hint}")
         text_a, text_b, label = self.parse_row(row, split)
         if not text_a.strip() or (text_b is not None and not text_b.strip()):
             raise InputError(f"{where}: empty text")
@@ -143,5 +151,14 @@ class DataProcessor(abc.ABC):
             label = None
         elif label not in labels:
             raise InputError(f"{where}: unknown label {label!r}; expected one of "
-                             f"{', '.join(self.get_labels())}")
+                             f"{', '.join(self.get_labels())}{self._header_hint(row, split, line)}")
         return InputExample(guid=f"{split}-{index}", text_a=text_a, text_b=text_b, label=label)
+
+    def _header_hint(self, row: list[str], split: str, line: int) -> str:
+        """A hint for an unknown label that is really a header's column name."""
+        header = self.headers.get(split)
+        if header is None and line == 1:
+            return f" (is line 1 a header? {split} files have none)"
+        if header is not None and [field.strip() for field in row] == list(header):
+            return " (a repeated header row?)"
+        return ""

@@ -21,7 +21,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .features import InputFeatures, convert_examples_to_features
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, remove_temp_files
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +88,7 @@ def load_or_build(cache_dir: str, split: str, key_parts: dict,
     path = os.path.join(cache_dir, f"{key_parts['task_name']}_{split}_{digest}.safetensors")
     os.makedirs(cache_dir, exist_ok=True)
     with FileLock(path + ".lock"):
+        remove_temp_files(cache_dir, os.path.basename(path))  # left by a killed build
         if not overwrite:
             cached = _load(path)
             if cached is not None:
@@ -135,11 +136,15 @@ def _sha256_file(path: str) -> str:
 
 def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: str,
                   do_lower_case: bool, max_seq_length: int, cache_dir: str,
-                  overwrite: bool = False) -> FeatureSet:
-    """One split's features for a processor, from the cache or freshly built."""
+                  overwrite: bool = False, examples: Optional[list] = None) -> FeatureSet:
+    """One split's features for a processor, from the cache or freshly built.
+
+    `examples`: the split's examples when the caller has already read (and so checked) them.
+    """
     labels = processor.get_labels()
     key = cache_key_parts(processor.get_file_path(data_dir, split),
                           processor.task_name or type(processor).__name__,
                           labels, vocab_file, do_lower_case, max_seq_length)
     return load_or_build(cache_dir, split, key, lambda: convert_examples_to_features(
-        processor.get_examples(data_dir, split), labels, max_seq_length, tokenizer), overwrite)
+        processor.get_examples(data_dir, split) if examples is None else examples, labels,
+        max_seq_length, tokenizer), overwrite)
