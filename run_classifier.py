@@ -10,16 +10,15 @@ inside functions): a user error is reported in a fraction of a second, not after
 seconds of imports.
 """
 
-import glob
 import json
 import logging
 import os
-import shutil
 import sys
 
 from absl import app, flags
 
-from modeling.model import is_model_dir, resolve_source
+from modeling.model import is_model_dir, read_config, resolve_source
+from modeling.tokenization import load_vocab
 from processors import InputError, get_processor, load_processor_module
 from processors.fileio import atomic_write_text, remove_temp_files
 
@@ -65,11 +64,6 @@ flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file
 flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
 flags.DEFINE_enum("precision", "auto", PRECISIONS, "Numeric precision: auto is bf16 where the "
                   "hardware runs it fast (CUDA, avx512_bf16 CPUs), else fp32; fp16 is CUDA-only.")
-
-RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
-               "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
-               "test_results.tsv", "predictions.tsv", "run_config.json")
-
 
 def do_train(run) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model."""
@@ -119,18 +113,6 @@ def do_predict(run) -> None:
     write_predictions(FLAGS.output_dir, logits, run.processor.get_labels())
 
 
-def _clear_output_dir(output_dir: str) -> None:
-    """--overwrite_output_dir: removes what an earlier run wrote (not the cache)."""
-    from modeling.checkpoint import PREFIX
-    for path in glob.glob(os.path.join(output_dir, PREFIX + "*")) + [
-            os.path.join(output_dir, "best_model")]:
-        shutil.rmtree(path, ignore_errors=True)
-    for name in RUN_OUTPUTS:
-        path = os.path.join(output_dir, name)
-        if os.path.isfile(path):
-            os.remove(path)
-
-
 POSITIVE = ("train_batch_size", "eval_batch_size", "predict_batch_size", "learning_rate",
             "num_train_epochs", "save_checkpoints_steps", "gradient_accumulation_steps",
             "adam_epsilon", "max_grad_norm")
@@ -159,6 +141,20 @@ def _check_numbers() -> None:
            f"exceed --train_batch_size={FLAGS.train_batch_size}")
 
 
+def _check_output_dir(out: str) -> None:
+    """output_dir must be a writable directory, or one that can be created."""
+    path = os.path.abspath(out)
+    if os.path.exists(path):
+        _check(os.path.isdir(path), f"--output_dir={out}: not a directory")
+        _check(os.access(path, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
+        return
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    _check(os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK),
+           f"--output_dir={out}: cannot create it: {parent} is not a writable directory")
+
+
 def _check_paths(processor) -> bool:
     """Checks data_dir and output_dir; returns whether output_dir holds a trained model."""
     for name in ("data_dir", "output_dir"):
@@ -169,9 +165,7 @@ def _check_paths(processor) -> bool:
         _check(not FLAGS[mode].value or os.path.isfile(path),
                f"--data_dir={FLAGS.data_dir}: --{mode} needs {path}, which does not exist")
     out = FLAGS.output_dir
-    _check(not os.path.exists(out) or os.path.isdir(out), f"--output_dir={out}: not a directory")
-    _check(not os.path.exists(out) or os.access(out, os.W_OK | os.X_OK),
-           f"--output_dir={out}: not writable")
+    _check_output_dir(out)
     trained = is_model_dir(out) and not (FLAGS.do_train and FLAGS.overwrite_output_dir)
     _check(not (trained and FLAGS.do_train),
            f"--output_dir={out}: training there already finished; pass "
@@ -180,6 +174,21 @@ def _check_paths(processor) -> bool:
            f"--output_dir={out}: holds no trained model to evaluate or predict with; "
            "add --do_train or pass --init_checkpoint")
     return trained
+
+
+def _check_model(source) -> None:
+    """The model's files against the flags: casing, max_seq_length, vocab size."""
+    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
+           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
+           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
+           "do_lower_case")
+    config = read_config(source.config_file)
+    limit = config["max_position_embeddings"]
+    _check(FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
+           f"most the model's max_position_embeddings ({limit})")
+    vocab_size = len(load_vocab(source.vocab_file))
+    _check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
+           f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
 
 
 def validate_flags(argv):
@@ -195,10 +204,7 @@ def validate_flags(argv):
     trained = _check_paths(processor)
     source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
                             FLAGS.bert_config_file, FLAGS.vocab_file)
-    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
-           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
-           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
-           "do_lower_case")
+    _check_model(source)
     examples = {split: processor.get_examples(FLAGS.data_dir, split)
                 for split, mode in SPLIT_MODES if FLAGS[mode].value}
     return processor, source, trained, examples
@@ -209,39 +215,32 @@ def _make_output_dir(out: str) -> None:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise InputError(f"--output_dir={out}: cannot create: {e.strerror}") from None
-    _check(os.access(out, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
 
 
 def start_run(processor, source, trained: bool):
-    """The checks that need the model's config, then the device, tokenizer and model."""
+    """The device (and --precision check), tokenizer and model; then the output_dir."""
     import torch
     import transformers
 
     from modeling.device import resolve_precision, select_device
     from modeling.model import build_model, load_config
-    from modeling.runs import Run, run_signature
-    from modeling.tokenization import load_tokenizer, load_vocab
+    from modeling.runs import Run, clear_run_outputs, run_signature
+    from modeling.tokenization import load_tokenizer
 
     transformers.utils.logging.disable_progress_bar()
     device = select_device(FLAGS.no_cuda)
     precision = resolve_precision(FLAGS.precision, device)
     labels = processor.get_labels()
     config = load_config(source.config_file, len(labels), labels)
-    limit = config.max_position_embeddings
-    _check(FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
-           f"most the model's max_position_embeddings ({limit})")
-    vocab_size = len(load_vocab(source.vocab_file))
-    _check(vocab_size <= config.vocab_size, f"{source.vocab_file}: {vocab_size} tokens, more "
-           f"than the config's vocab_size {config.vocab_size} ({source.config_file})")
+    torch.manual_seed(FLAGS.seed)
+    model = build_model(source, config, keep_head=trained).to(device)
     _make_output_dir(FLAGS.output_dir)
     if FLAGS.do_train and FLAGS.overwrite_output_dir:
-        _clear_output_dir(FLAGS.output_dir)
+        clear_run_outputs(FLAGS.output_dir)
     for folder in (FLAGS.output_dir, os.path.join(FLAGS.output_dir, "best_model")):
         remove_temp_files(folder)  # what a killed run was writing
-    torch.manual_seed(FLAGS.seed)
     return Run(processor=processor, source=source, device=device, precision=precision,
-               tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case),
-               model=build_model(source, config, keep_head=trained).to(device),
+               tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case), model=model,
                output_dir=FLAGS.output_dir,
                cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
                signature=run_signature(processor, source, FLAGS.max_seq_length,

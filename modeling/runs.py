@@ -1,7 +1,9 @@
 """What one invocation carries around, and the small records it writes."""
 
+import glob
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 
 import torch
@@ -10,7 +12,12 @@ import transformers
 from processors.base import DataProcessor
 from processors.fileio import atomic_write_text
 
+from .checkpoint import PREFIX
 from .model import ModelSource
+
+RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
+               "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
+               "test_results.tsv", "predictions.tsv", "run_config.json")
 
 
 @dataclass
@@ -35,6 +42,17 @@ def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length:
     return {"task_name": processor.task_name, "label_list": list(processor.get_labels()),
             "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
             "do_lower_case": do_lower_case, "train_batch_size": train_batch_size}
+
+
+def clear_run_outputs(output_dir: str) -> None:
+    """--overwrite_output_dir: removes what an earlier run wrote (not the cache)."""
+    for path in glob.glob(os.path.join(output_dir, PREFIX + "*")) + [
+            os.path.join(output_dir, "best_model")]:
+        shutil.rmtree(path, ignore_errors=True)
+    for name in RUN_OUTPUTS:
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(path):
+            os.remove(path)
 
 
 def write_run_config(run: Run, flag_values: dict) -> None:

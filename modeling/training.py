@@ -127,6 +127,26 @@ class _Loop:
         self.step += 1
 
 
+def _run(loop: _Loop, bar, end_of_epoch) -> None:
+    """Trains from `loop.step` to the end: epoch ends, checkpoints, progress."""
+    args, start = loop.args, time.perf_counter()
+    while loop.step < loop.num_steps:
+        for batch in iterate(loop.train_set, loop.epoch_batches(), loop.device):
+            loop.train_on(batch)
+            bar.update(1)
+            if loop.step % LOG_EVERY == 0:
+                bar.set_postfix(loss=f"{loop.flush():.4f}",
+                                lr=f"{loop.scheduler.get_last_lr()[0]:.2e}")
+            if loop.step % loop.steps_per_epoch == 0 or loop.step == loop.num_steps:
+                row = {"epoch": math.ceil(loop.step / loop.steps_per_epoch), "step": loop.step,
+                       "train_loss": loop.flush(), "time_s": round(time.perf_counter() - start, 2)}
+                loop.stats.append(end_of_epoch(row, list(loop.stats)) if end_of_epoch else row)
+                loop.model.train()
+                loop.loss_sum, loop.loss_count, start = 0.0, 0, time.perf_counter()
+            if loop.step % args.save_checkpoints_steps == 0 or loop.step == loop.num_steps:
+                loop.checkpoint()
+
+
 def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
           end_of_epoch: Optional[Callable[[dict, list[dict]], dict]] = None) -> list[dict]:
     """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
@@ -141,23 +161,7 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
     if loop.step:
         logger.info("Resumed at step %d of %d", loop.step, loop.num_steps)
     model.train()
-    bar = tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
-               dynamic_ncols=True)
-    start = time.perf_counter()
-    while loop.step < loop.num_steps:
-        for batch in iterate(train_set, loop.epoch_batches(), device):
-            loop.train_on(batch)
-            bar.update(1)
-            if loop.step % LOG_EVERY == 0:
-                bar.set_postfix(loss=f"{loop.flush():.4f}",
-                                lr=f"{loop.scheduler.get_last_lr()[0]:.2e}")
-            if loop.step % loop.steps_per_epoch == 0 or loop.step == loop.num_steps:
-                row = {"epoch": math.ceil(loop.step / loop.steps_per_epoch), "step": loop.step,
-                       "train_loss": loop.flush(), "time_s": round(time.perf_counter() - start, 2)}
-                loop.stats.append(end_of_epoch(row, list(loop.stats)) if end_of_epoch else row)
-                model.train()
-                loop.loss_sum, loop.loss_count, start = 0.0, 0, time.perf_counter()
-            if loop.step % args.save_checkpoints_steps == 0 or loop.step == loop.num_steps:
-                loop.checkpoint()
-    bar.close()
+    with tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
+              dynamic_ncols=True) as bar:  # closed even on an error, before it is reported
+        _run(loop, bar, end_of_epoch)
     return loop.stats

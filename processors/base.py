@@ -8,6 +8,7 @@ reads the files and checks every row: a bad row raises an `InputError` naming
 """
 
 import abc
+import codecs
 import csv
 import io
 import os
@@ -33,11 +34,12 @@ class InputExample:
 
 def _decode(path: str, data: bytes) -> str:
     """Decodes UTF-8 (a leading BOM is dropped); bad bytes raise with file:line."""
-    try:
-        text = data.decode("utf-8-sig")
+    body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+    try:  # not "utf-8-sig": its error offsets do not count the BOM
+        text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
+        line = body[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8 (byte 0x{body[e.start]:02x})") from None
     nul = text.find("\0")
     if nul >= 0:
         raise InputError(f"{path}:{text.count(chr(10), 0, nul) + 1}: NUL byte in text")
