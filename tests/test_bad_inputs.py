@@ -6,6 +6,7 @@ in one module fixture (most fail before torch is imported, in a fraction of a
 second), and each case is then checked by its own test.
 """
 
+import errno
 import hashlib
 import json
 import os
@@ -389,3 +390,38 @@ def test_bad_input(case, results):
         assert made <= {"out", "out/run_config.json", "out/training_stats.json", "out/cache"} | {
             p for p in made if p.startswith("out/cache/")}, sorted(made)
     assert_caches_complete(dirs["case"])
+
+
+def test_a_full_disk_mid_write_leaves_the_old_file_and_names_the_path(tmp_path, monkeypatch):
+    from processors import fileio
+    path = tmp_path / "eval_results.txt"
+    path.write_text("old\n")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", no_space)
+    with pytest.raises(OSError) as info:
+        fileio.atomic_write_text(str(path), "new\n")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
+    assert os.listdir(tmp_path) == ["eval_results.txt"] and path.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("error, code, line", [
+    (OSError(errno.ENOSPC, "No space left on device", "/out/x.tsv"), 2,
+     "run_classifier: error: /out/x.tsv: No space left on device"),
+    (KeyboardInterrupt(), 130,
+     "run_classifier: interrupted; run the same command again to resume from the last "
+     "checkpoint"),
+])
+def test_main_turns_write_errors_and_ctrl_c_into_one_line(error, code, line, monkeypatch,
+                                                          capsys):
+    import run_classifier
+
+    def fail(argv):
+        raise error
+
+    monkeypatch.setattr(run_classifier, "main", fail)
+    with pytest.raises(SystemExit) as info:
+        run_classifier._main(["run_classifier"])
+    assert info.value.code == code and capsys.readouterr().err == line + "\n"

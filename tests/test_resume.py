@@ -20,7 +20,8 @@ from conftest import write_similarity_data
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1")  # steady speed on a shared, busy CPU
 SAME_BYTES = ("eval_results.txt", "eval_results.json", "test_results.tsv", "predictions.tsv",
-              "model.safetensors", "best_model/model.safetensors", "checkpoint-32/model.safetensors")
+              "model.safetensors", "best_model/model.safetensors",
+              "checkpoint-32/model.safetensors")
 
 
 def command(tiny_bert, data, out):
