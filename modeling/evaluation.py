@@ -12,21 +12,26 @@ from processors.metrics import compute_metrics
 
 from .data import inference_batches, iterate
 from .device import autocast
+from .forward import classifier_logits
 
 logger = logging.getLogger(__name__)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_logits(model, dataset, batch_size: int, device: torch.device, precision: str
                    ) -> np.ndarray:
-    """Float32 logits for every row, in the dataset's order."""
+    """Float32 logits for every row, in the dataset's order.
+
+    One autocast region around all batches: the weights are cast to bf16/fp16
+    once and reused, instead of once per batch.
+    """
     model.eval()
     batches = inference_batches(dataset.lengths(), batch_size)
     outputs = []
-    for batch in iterate(dataset, batches, device):
-        batch.pop("labels", None)
-        with autocast(device, precision):
-            outputs.append(model(**batch).logits.float())
+    with autocast(device, precision):
+        for batch in iterate(dataset, batches, device):
+            batch.pop("labels", None)
+            outputs.append(classifier_logits(model, **batch).float())
     logits = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), np.float32)
     order = np.concatenate([np.asarray(b, dtype=np.int64) for b in batches])
     restored = np.empty_like(logits)

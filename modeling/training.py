@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import iterate, train_batches
 from .device import autocast
+from .forward import classifier_logits
 from .optimization import create_optimizer
 
 logger = logging.getLogger(__name__)
@@ -54,8 +56,10 @@ def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, schedule
     total = torch.zeros((), device=device)
     for start in range(0, size, chunk):
         part = {k: v[start:start + chunk] for k, v in batch.items()}
+        labels = part.pop("labels")
         with autocast(device, args.precision):
-            loss = model(**part).loss * (part["input_ids"].shape[0] / size)
+            logits = classifier_logits(model, **part)
+        loss = F.cross_entropy(logits.float(), labels) * (labels.shape[0] / size)
         (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
     if scaler:

@@ -142,3 +142,20 @@ def test_google_tf_checkpoint_loads_through_the_three_flags():
     reference = load_file(os.path.join(fixture, "reference_state_dict.safetensors"))
     state = model.state_dict()
     assert reference and all(torch.equal(state[k], v) for k, v in reference.items())
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_cls_only_forward_equals_the_transformers_forward(tiny_bert, padded):
+    from modeling.forward import classifier_logits
+    model = tiny_model(tiny_bert).eval()
+    ids = torch.randint(5, 60, (4, 12))
+    mask = torch.ones_like(ids)
+    if padded:
+        mask[1, 7:] = 0
+        mask[3, 3:] = 0
+    types = torch.zeros_like(ids)
+    types[:, 6:] = 1
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        got = classifier_logits(model, ids, mask, types)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,129 @@
+"""Dev accuracy: full fine-tunes of this project vs HF Trainer (fastest config), same recipe.
+
+    GLUE_DIR=../shared/data/glue python benchmarks/accuracy.py --tasks=cola,mrpc --seeds=1,2,3
+
+For each task and seed, runs `run_classifier.py` with the README's recipe for the
+embedded MiniLM (lr 1e-4, 10% warmup, weight decay 0.01, batch 32, 3 epochs) and
+the project's fastest settings (its defaults), then HF Trainer at its fastest
+(dynamic padding, group_by_length, bf16 where fast) with the same recipe. Prints
+the per-run metrics, the medians side by side, and one JSON line.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+TASKS = {"cola": ("CoLA", "mcc"), "mrpc": ("MRPC", "f1")}
+RECIPE = dict(learning_rate=1e-4, warmup=0.1, weight_decay=0.01, batch_size=32, epochs=3.0)
+
+
+def run_project(task: str, seed: int) -> dict:
+    data_dir = os.path.join(os.environ["GLUE_DIR"], TASKS[task][0])
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"),
+                        f"--task_name={task}", f"--data_dir={data_dir}", f"--output_dir={out}",
+                        "--do_train", "--do_eval", f"--seed={seed}",
+                        f"--learning_rate={RECIPE['learning_rate']}",
+                        f"--warmup_proportion={RECIPE['warmup']}",
+                        f"--weight_decay={RECIPE['weight_decay']}",
+                        f"--train_batch_size={RECIPE['batch_size']}",
+                        f"--num_train_epochs={RECIPE['epochs']}", "--eval_batch_size=64"],
+                       check=True, capture_output=True)
+        with open(os.path.join(out, "eval_results.json")) as f:
+            results = json.load(f)
+    return {"metric": results[f"eval_{TASKS[task][1]}"], "accuracy": results["eval_accuracy"],
+            "seconds": time.perf_counter() - start}
+
+
+def run_hf(task: str, seed: int) -> dict:
+    """HF Trainer, fastest configuration, in this process (one task and seed)."""
+    import numpy as np
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from modeling.device import cpu_has_fast_bf16
+    from modeling.model import build_model, load_config, resolve_source
+    from modeling.tokenization import load_tokenizer
+    from processors import get_processor
+    from processors.features import convert_examples_to_features
+    from processors.metrics import compute_metrics
+    processor = get_processor(task)
+    data_dir = os.path.join(os.environ["GLUE_DIR"], TASKS[task][0])
+    source = resolve_source(None, None, None)
+    tokenizer = load_tokenizer(source.vocab_file, True)
+    labels = processor.get_labels()
+
+    def rows(split):
+        features = convert_examples_to_features(processor.get_examples(data_dir, split),
+                                                labels, 128, tokenizer)
+        return [{"input_ids": f.input_ids, "attention_mask": f.input_mask,
+                 "token_type_ids": f.segment_ids, "labels": f.label_id} for f in features]
+
+    torch.manual_seed(seed)
+    model = build_model(source, load_config(source.config_file, len(labels), labels))
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        args = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=RECIPE["batch_size"],
+            per_device_eval_batch_size=64, learning_rate=RECIPE["learning_rate"],
+            num_train_epochs=RECIPE["epochs"], warmup_steps=RECIPE["warmup"],
+            weight_decay=RECIPE["weight_decay"], adam_epsilon=1e-6, max_grad_norm=1.0,
+            seed=seed, use_cpu=True, bf16=cpu_has_fast_bf16(),
+            train_sampling_strategy="group_by_length", save_strategy="no",
+            logging_strategy="no", report_to="none", disable_tqdm=True)
+        trainer = Trainer(model=model, args=args, train_dataset=rows("train"),
+                          data_collator=DataCollatorWithPadding(tokenizer))
+        trainer.train()
+        dev = rows("dev")
+        logits = trainer.predict(dev).predictions
+    results = compute_metrics(processor.metric, np.argmax(logits, -1),
+                              np.array([r["labels"] for r in dev]))
+    return {"metric": results[TASKS[task][1]], "accuracy": results["accuracy"],
+            "seconds": time.perf_counter() - start}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", default="cola,mrpc")
+    p.add_argument("--seeds", default="1,2,3")
+    p.add_argument("--configs", default="project,hf_best")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:  # one HF run in a fresh process: task,seed
+        task, seed = args.worker.split(",")
+        print(json.dumps(run_hf(task, int(seed))))
+        return
+    if not os.environ.get("GLUE_DIR"):
+        sys.exit("accuracy: set GLUE_DIR to the GLUE data directory")
+    runs = []
+    for task in args.tasks.split(","):
+        for seed in map(int, args.seeds.split(",")):
+            for config in args.configs.split(","):
+                if config == "project":
+                    result = run_project(task, seed)
+                else:
+                    done = subprocess.run([sys.executable, __file__, f"--worker={task},{seed}"],
+                                          check=True, capture_output=True, text=True)
+                    result = json.loads(done.stdout.strip().splitlines()[-1])
+                runs.append({"task": task, "seed": seed, "config": config, **result})
+                print(json.dumps(runs[-1]), flush=True)
+    summary = {}
+    for task in args.tasks.split(","):
+        for config in args.configs.split(","):
+            values = [r["metric"] for r in runs if r["task"] == task and r["config"] == config]
+            summary[f"{task}_{TASKS[task][1]}_{config}_median"] = statistics.median(values)
+    for key, value in summary.items():
+        print(f"{key}: {value:.4f}")
+    print(json.dumps({"summary": summary, "runs": runs}, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Train and predict throughput: this project vs Hugging Face Trainer, side by side.
+
+    GLUE_DIR=../shared/data/glue python benchmarks/train_throughput.py --task=cola
+
+Runs, one subprocess each (so peak RSS is per configuration), on the same rows,
+model and hyperparameters:
+  project     this project's defaults (length-grouped dynamic padding, auto precision)
+  hf_default  HF Trainer as run_glue's defaults: every row padded to 128, fp32
+  hf_best     HF Trainer at its best: dynamic padding, group_by_length, bf16 if fast
+and prints a table, the ratios project/hf_*, and one JSON line. Model-FLOPs
+utilisation counts real (non-pad) tokens against a matmul peak measured here.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+CONFIGS = ("project", "hf_default", "hf_best")
+TASK_DIRS = {"cola": "CoLA", "mrpc": "MRPC"}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--task", default="cola", choices=sorted(TASK_DIRS))
+    p.add_argument("--rows", type=int, default=2000, help="train rows (first N)")
+    p.add_argument("--slow_rows", type=int, default=320,
+                   help="train rows for hf_default (pads to 128: time per row is constant)")
+    p.add_argument("--predict_rows", type=int, default=1000, help="dev rows to predict")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--predict_batch_size", type=int, default=64)
+    p.add_argument("--learning_rate", type=float, default=1e-4)
+    p.add_argument("--model_dir", default=None, help="default: the embedded MiniLM-L6")
+    p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def load_rows(args, split: str, n: int):
+    """(examples, features) for the first n rows of a split, tokenized by the project."""
+    from modeling.model import resolve_source
+    from modeling.tokenization import load_tokenizer
+    from processors import get_processor
+    from processors.features import convert_examples_to_features
+    processor = get_processor(args.task)
+    data_dir = os.path.join(os.environ["GLUE_DIR"], TASK_DIRS[args.task])
+    examples = processor.get_examples(data_dir, split)[:n]
+    source = resolve_source(args.model_dir, None, None)
+    tokenizer = load_tokenizer(source.vocab_file, True)
+    features = convert_examples_to_features(examples, processor.get_labels(), 128, tokenizer)
+    return processor, source, tokenizer, features
+
+
+def model_flops(config, lengths) -> float:
+    """Training FLOPs on real tokens: 6 N T for the dense layers plus attention scores."""
+    d, layers, ff = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    dense = layers * (4 * d * d + 2 * d * ff)
+    return sum(6 * dense * n + 12 * layers * d * n * n for n in lengths)
+
+
+def matmul_peak(dtype_name: str) -> float:
+    """Best-of-5 FLOP/s of a 2048^3 matmul, the hardware ceiling MFU is measured against."""
+    import torch
+    dtype = getattr(torch, dtype_name)
+    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 2048 ** 3 / best
+
+
+def run_config(args):
+    """Runs one configuration in this process and returns its measurements."""
+    import resource
+    name = args.worker
+    n = args.slow_rows if name == "hf_default" else args.rows
+    processor, source, tokenizer, train_features = load_rows(args, "train", n)
+    _, _, _, dev_features = load_rows(args, "dev", args.predict_rows)
+    runner = run_project if name == "project" else run_hf
+    train_s, predict_s, precision, config = runner(args, processor, source, tokenizer,
+                                                   train_features, dev_features)
+    lengths = [len(f.input_ids) for f in train_features]
+    padded = 128 if name == "hf_default" else None
+    epochs = args.epochs
+    real = sum(lengths) * epochs
+    return {"config": name, "precision": precision, "train_rows": n,
+            "train_examples_per_s": n * epochs / train_s, "real_tokens_per_s": real / train_s,
+            "padding_share": padding_share(lengths, args.batch_size, padded, name),
+            "predict_examples_per_s": len(dev_features) / predict_s,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "train_flops_per_s": model_flops(config, lengths) * epochs / train_s}
+
+
+def padding_share(lengths, batch_size, pad_to, name) -> float:
+    """Share of pad tokens in the training batches this configuration builds."""
+    if pad_to:
+        return 1 - sum(lengths) / (pad_to * len(lengths))
+    from modeling.data import train_batches
+    batches = train_batches(lengths, batch_size, 42, 0)  # the same grouping as both samplers
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    return 1 - sum(lengths) / padded
+
+
+def run_project(args, processor, source, tokenizer, train_features, dev_features):
+    import tempfile
+    import torch
+    from modeling.device import resolve_precision
+    from modeling.evaluation import predict_logits
+    from modeling.model import build_model, load_config
+    from modeling.training import TrainArgs, train
+    from processors.cache import FeatureSet
+    labels = processor.get_labels()
+    config = load_config(source.config_file, len(labels), labels)
+    torch.manual_seed(42)
+    model = build_model(source, config)
+    device = torch.device("cpu")
+    precision = resolve_precision("auto", device)
+    train_set, dev_set = FeatureSet.from_features(train_features), FeatureSet.from_features(
+        dev_features)
+    with tempfile.TemporaryDirectory() as out:
+        train_args = TrainArgs(out, args.batch_size, 1, args.learning_rate, args.epochs, 0.1,
+                               0.01, 1e-6, 1.0, 10 ** 9, 1, 42, precision)
+        start = time.perf_counter()
+        train(model, train_set, train_args, device, {})
+        train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    predict_logits(model, dev_set, args.predict_batch_size, device, precision)
+    return train_s, time.perf_counter() - start, precision, config
+
+
+def run_hf(args, processor, source, tokenizer, train_features, dev_features):
+    import tempfile
+    import torch
+    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from modeling.device import cpu_has_fast_bf16
+    from modeling.model import build_model, load_config
+    best = args.worker == "hf_best"
+    labels = processor.get_labels()
+    config = load_config(source.config_file, len(labels), labels)
+    torch.manual_seed(42)
+    model = build_model(source, config)
+
+    def rows(features):
+        out = []
+        for f in features:
+            pad = 0 if best else 128 - len(f.input_ids)
+            out.append({"input_ids": f.input_ids + [0] * pad,
+                        "attention_mask": f.input_mask + [0] * pad,
+                        "token_type_ids": f.segment_ids + [0] * pad, "labels": f.label_id})
+        return out
+
+    bf16 = best and cpu_has_fast_bf16()
+    with tempfile.TemporaryDirectory() as out:
+        training_args = TrainingArguments(
+            output_dir=out, per_device_train_batch_size=args.batch_size,
+            per_device_eval_batch_size=args.predict_batch_size,
+            learning_rate=args.learning_rate, num_train_epochs=args.epochs, warmup_steps=0.1,
+            weight_decay=0.01, adam_epsilon=1e-6, max_grad_norm=1.0, seed=42, use_cpu=True,
+            bf16=bf16, train_sampling_strategy="group_by_length" if best else "random",
+            save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True)
+        trainer = Trainer(model=model, args=training_args, train_dataset=rows(train_features),
+                          data_collator=DataCollatorWithPadding(tokenizer) if best else None)
+        start = time.perf_counter()
+        trainer.train()
+        train_s = time.perf_counter() - start
+        start = time.perf_counter()
+        trainer.predict(rows(dev_features))
+        predict_s = time.perf_counter() - start
+    return train_s, predict_s, "bf16" if bf16 else "fp32", config
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_config(args)))
+        return
+    if not os.environ.get("GLUE_DIR"):
+        sys.exit("train_throughput: set GLUE_DIR to the GLUE data directory")
+    results = {}
+    for name in args.configs.split(","):
+        cmd = [sys.executable, __file__, f"--worker={name}"] + (argv or sys.argv[1:])
+        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if done.returncode:
+            sys.exit(f"train_throughput: {name} failed:\n{done.stderr[-3000:]}")
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+        print(f"{name}: done", file=sys.stderr)
+    report(results)
+
+
+def report(results):
+    peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
+    keys = ("precision", "train_rows", "train_examples_per_s", "real_tokens_per_s",
+            "padding_share", "predict_examples_per_s", "peak_rss_mb", "mfu")
+    for r in results.values():
+        r["mfu"] = r["train_flops_per_s"] / peaks[r["precision"]]
+    print(f"{'config':12}" + "".join(f"{k:>24}" for k in keys))
+    for name, r in results.items():
+        print(f"{name:12}" + "".join(f"{r[k]:>24.3f}" if isinstance(r[k], float) else
+                                     f"{r[k]:>24}" for k in keys))
+    print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
+          f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
+    ratios = {}
+    if "project" in results:
+        for other in ("hf_default", "hf_best"):
+            if other in results:
+                for k in ("train_examples_per_s", "predict_examples_per_s"):
+                    ratios[f"{k}_project_over_{other}"] = (results["project"][k]
+                                                           / results[other][k])
+    for k, v in ratios.items():
+        print(f"{k}: {v:.2f}x")
+    print(json.dumps({"results": results, "ratios": ratios,
+                      "peak_flops": peaks}, sort_keys=True))
+
+
+if __name__ == "__main__":
+    main()
