@@ -194,7 +194,7 @@ def _check_model(source) -> None:
 def validate_flags(argv):
     """The checks that need no torch: flags, paths, the model's files, every input row.
 
-    Returns (processor, model source, trained?, {split: examples}).
+    Returns (processor, model source, whether output_dir holds a trained model).
     """
     _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
     if FLAGS.processor_module:
@@ -205,9 +205,12 @@ def validate_flags(argv):
     source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
                             FLAGS.bert_config_file, FLAGS.vocab_file)
     _check_model(source)
-    examples = {split: processor.get_examples(FLAGS.data_dir, split)
-                for split, mode in SPLIT_MODES if FLAGS[mode].value}
-    return processor, source, trained, examples
+    # Every row is checked now; a cache miss reads the file again, so that the cached
+    # features come from the very bytes their key hashes.
+    for split, mode in SPLIT_MODES:
+        if FLAGS[mode].value:
+            processor.get_examples(FLAGS.data_dir, split)
+    return processor, source, trained
 
 
 def _make_output_dir(out: str) -> None:
@@ -248,16 +251,17 @@ def start_run(processor, source, trained: bool):
 
 
 def main(argv) -> None:
-    processor, source, trained, examples = validate_flags(argv)
+    processor, source, trained = validate_flags(argv)
     run = start_run(processor, source, trained)
-    from modeling.export import save_model
+    from modeling.export import save_model  # (imported once every check has passed)
     from modeling.runs import write_run_config
     from processors.cache import load_features
 
-    for split, rows in examples.items():
-        run.datasets[split] = load_features(
-            processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
-            FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache, rows)
+    for split, mode in SPLIT_MODES:
+        if FLAGS[mode].value:
+            run.datasets[split] = load_features(
+                processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
+                FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache)
     write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[
         __name__])})
     global_step = do_train(run) if FLAGS.do_train else 0
@@ -282,8 +286,8 @@ def _main(argv) -> None:
     except OSError as e:  # a full disk, say: one line; the atomic writers left nothing partial
         _fail(f"error: {e.filename}: {e.strerror or e}" if e.filename else f"error: {e}")
     except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to resume from the last checkpoint",
-              130)
+        _fail("interrupted; run the same command again to go on (training resumes from its "
+              "last checkpoint)", 130)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:

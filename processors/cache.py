@@ -136,15 +136,11 @@ def _sha256_file(path: str) -> str:
 
 def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: str,
                   do_lower_case: bool, max_seq_length: int, cache_dir: str,
-                  overwrite: bool = False, examples: Optional[list] = None) -> FeatureSet:
-    """One split's features for a processor, from the cache or freshly built.
-
-    `examples`: the split's examples when the caller has already read (and so checked) them.
-    """
+                  overwrite: bool = False) -> FeatureSet:
+    """One split's features for a processor, from the cache or freshly built."""
     labels = processor.get_labels()
     key = cache_key_parts(processor.get_file_path(data_dir, split),
                           processor.task_name or type(processor).__name__,
                           labels, vocab_file, do_lower_case, max_seq_length)
     return load_or_build(cache_dir, split, key, lambda: convert_examples_to_features(
-        processor.get_examples(data_dir, split) if examples is None else examples, labels,
-        max_seq_length, tokenizer), overwrite)
+        processor.get_examples(data_dir, split), labels, max_seq_length, tokenizer), overwrite)

@@ -411,8 +411,8 @@ def test_a_full_disk_mid_write_leaves_the_old_file_and_names_the_path(tmp_path, 
     (OSError(errno.ENOSPC, "No space left on device", "/out/x.tsv"), 2,
      "run_classifier: error: /out/x.tsv: No space left on device"),
     (KeyboardInterrupt(), 130,
-     "run_classifier: interrupted; run the same command again to resume from the last "
-     "checkpoint"),
+     "run_classifier: interrupted; run the same command again to go on (training resumes "
+     "from its last checkpoint)"),
 ])
 def test_main_turns_write_errors_and_ctrl_c_into_one_line(error, code, line, monkeypatch,
                                                           capsys):
