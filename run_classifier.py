@@ -69,7 +69,7 @@ def do_train(run) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model."""
     from modeling.evaluation import evaluate
     from modeling.export import save_model
-    from modeling.runs import format_table
+    from modeling.runs import format_table, run_signature
     from modeling.training import TrainArgs, train
 
     dev_set = run.datasets.get("dev")
@@ -95,7 +95,11 @@ def do_train(run) -> int:
                      FLAGS.weight_decay, FLAGS.adam_epsilon, FLAGS.max_grad_norm,
                      FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
                      run.precision)
-    stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch)
+    signature = run_signature(run.processor, run.source, FLAGS.max_seq_length,
+                              FLAGS.do_lower_case,
+                              run.processor.get_file_path(FLAGS.data_dir, "train"),
+                              {name: FLAGS[name].value for name in SCHEDULE_FLAGS})
+    stats = train(run.model, run.datasets["train"], args, run.device, signature, end_of_epoch)
     return stats[-1]["step"]
 
 
@@ -117,6 +121,9 @@ POSITIVE = ("train_batch_size", "eval_batch_size", "predict_batch_size", "learni
             "num_train_epochs", "save_checkpoints_steps", "gradient_accumulation_steps",
             "adam_epsilon", "max_grad_norm")
 SPLIT_MODES = (("train", "do_train"), ("dev", "do_eval"), ("test", "do_predict"))
+# A resumed run must have these as its checkpoint has them: they fix the batch order and rates.
+SCHEDULE_FLAGS = ("train_batch_size", "num_train_epochs", "learning_rate", "warmup_proportion",
+                  "seed")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -227,7 +234,7 @@ def start_run(processor, source, trained: bool):
 
     from modeling.device import resolve_precision, select_device
     from modeling.model import build_model, load_config
-    from modeling.runs import Run, clear_run_outputs, run_signature
+    from modeling.runs import Run, clear_run_outputs
     from modeling.tokenization import load_tokenizer
 
     transformers.utils.logging.disable_progress_bar()
@@ -245,9 +252,7 @@ def start_run(processor, source, trained: bool):
     return Run(processor=processor, source=source, device=device, precision=precision,
                tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case), model=model,
                output_dir=FLAGS.output_dir,
-               cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
-               signature=run_signature(processor, source, FLAGS.max_seq_length,
-                                       FLAGS.do_lower_case, FLAGS.train_batch_size))
+               cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"))
 
 
 def main(argv) -> None:

@@ -10,7 +10,7 @@ import torch
 import transformers
 
 from processors.base import DataProcessor
-from processors.fileio import atomic_write_text
+from processors.fileio import atomic_write_text, sha256_file
 
 from .checkpoint import PREFIX
 from .model import ModelSource
@@ -32,16 +32,18 @@ class Run:
     model: torch.nn.Module
     output_dir: str
     cache_dir: str
-    signature: dict
     datasets: dict = field(default_factory=dict)  # split -> FeatureSet
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
-                  do_lower_case: bool, train_batch_size: int) -> dict:
-    """What a checkpoint must share with the run that resumes it."""
+                  do_lower_case: bool, train_file: str, schedule: dict) -> dict:
+    """What a checkpoint must share with the run that resumes it: the task, the model, the
+    features, the training data's bytes, and the `schedule` values (the flags that fix the
+    batch order and the learning rate at each step)."""
     return {"task_name": processor.task_name, "label_list": list(processor.get_labels()),
             "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
-            "do_lower_case": do_lower_case, "train_batch_size": train_batch_size}
+            "do_lower_case": do_lower_case, "train_data_sha256": sha256_file(train_file),
+            **schedule}
 
 
 def clear_run_outputs(output_dir: str) -> None:

@@ -5,6 +5,7 @@ half-written file that a later run would read. A process killed mid-write
 leaves only a dot-named `.tmp` entry, which `remove_temp_files` clears.
 """
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -51,3 +52,11 @@ def remove_temp_files(folder: str, prefix: str = "") -> list[str]:
         else:
             os.unlink(path)
     return stale
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

@@ -116,19 +116,28 @@ def test_leftovers_of_a_kill_mid_write_are_removed(finished, tmp_path):
         assert read(os.path.join(out, name)) == read(os.path.join(source, name)), name
 
 
-@pytest.mark.parametrize("change", ["labels", "model"])
-def test_checkpoint_of_another_label_list_or_model_is_refused(finished, tmp_path, change,
-                                                              monkeypatch):
+@pytest.mark.parametrize("change", ["labels", "model", "data", "seed"])
+def test_checkpoint_of_another_run_is_refused(finished, tmp_path, change, monkeypatch):
     source, args = finished
     out = unfinished_copy(source, tmp_path / "out")
     if change == "labels":
         monkeypatch.setattr(SentenceSimilarityProcessor, "get_labels",
                             lambda self: ["0", "1", "2"])
-        message = r"different run \(label_list: \['0', '1'\] there, \['0', '1', '2'\] now\)"
-    else:
+        message = r"label_list: \['0', '1'\] there, \['0', '1', '2'\] now"
+    elif change == "model":
         args = dict(args, init_checkpoint=write_tiny_bert(tmp_path / "other_bert", seed=1))
-        message = r"different run \(model: '.*tiny_bert.*' there, '.*other_bert.*' now\)"
-    with pytest.raises(InputError, match=r"checkpoint-16: checkpoint is from a " + message):
+        message = r"model: '.*tiny_bert.*' there, '.*other_bert.*' now"
+    elif change == "data":  # the training data was edited since the checkpoint
+        data = shutil.copytree(args["data_dir"], tmp_path / "data")
+        with open(data / "train.csv", "a") as f:
+            f.write('1,"a new row","a new row"\n')
+        args = dict(args, data_dir=str(data))
+        message = r"train_data_sha256: '[0-9a-f]{64}' there, '[0-9a-f]{64}' now"
+    else:
+        args = dict(args, seed=43)
+        message = r"seed: 42 there, 43 now"
+    with pytest.raises(InputError, match=r"checkpoint-16: checkpoint is from a different run \("
+                                         + message + r"\); pass --overwrite_output_dir"):
         run_main(output_dir=out, **args)
 
 
