@@ -65,7 +65,7 @@ def run_and_kill(cmd, out, log, target, delay):
 def interrupted_run(cmd, out, logs):
     """Kills the run twice at seeded random steps (once mid-write), then lets it finish."""
     rng = random.Random(20240611)
-    codes = [run_and_kill(cmd, out, logs[0], rng.randint(3, 10), None),
+    codes = [run_and_kill(cmd, out, logs[0], rng.randint(4, 10), None),
              run_and_kill(cmd, out, logs[1], rng.randint(15, 24), rng.uniform(0.005, 0.05))]
     return codes + [run_to_end(cmd, logs[-1])]
 
