@@ -17,9 +17,9 @@ import sys
 
 from absl import app, flags
 
-from modeling.model import is_model_dir, read_config, resolve_source
+from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
 from modeling.tokenization import load_vocab
-from processors import InputError, get_processor, load_processor_module
+from processors import InputError, describe_tasks, get_processor, load_processor_module
 from processors.fileio import atomic_write_text, remove_temp_files
 
 FLAGS = flags.FLAGS
@@ -28,7 +28,8 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 # Google's flags: same names and defaults.
 flags.DEFINE_string("data_dir", None, "Input data dir: the task's train/dev/test files.")
 flags.DEFINE_string("bert_config_file", None, "BERT config JSON of the pretrained model.")
-flags.DEFINE_string("task_name", None, "The task to train (a registered processor name).")
+flags.DEFINE_string("task_name", None, "The task to train (a registered processor name); "
+                    "--task_name=help lists them.")
 flags.DEFINE_string("vocab_file", None, "The vocabulary file the BERT model was trained on.")
 flags.DEFINE_string("output_dir", None, "Where the model, checkpoints and results go.")
 flags.DEFINE_string("init_checkpoint", None, "A model directory, or a weights file used with "
@@ -64,11 +65,32 @@ flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file
 flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
 flags.DEFINE_enum("precision", "auto", PRECISIONS, "Numeric precision: auto is bf16 where the "
                   "hardware runs it fast (CUDA, avx512_bf16 CPUs), else fp32; fp16 is CUDA-only.")
+flags.DEFINE_string("class_weights", "none", "Weighted cross-entropy for imbalanced classes: "
+                    "none, balanced (n / (k * count) from train), or one weight per label "
+                    "in get_labels() order, comma-separated.")
+flags.DEFINE_float("multi_label_threshold", 0.5, "Multi-label tasks predict each label whose "
+                   "sigmoid is at least this.")
+
+# Options of the `generic` and `multilabel_csv` processors (for your own files).
+flags.DEFINE_enum("data_format", None, ["csv", "tsv", "jsonl"], "File format: "
+                  "{train,dev,test}.<data_format> in --data_dir. Default: csv.")
+flags.DEFINE_string("text_a_column", None, "Column (header name, JSON key, or 0-based number "
+                    "with --nohas_header) of the text. Default: text.")
+flags.DEFINE_string("text_b_column", None, "Column of the second text of a pair, if any.")
+flags.DEFINE_string("label_column", None, "Column of the label. Default: label "
+                    "(multilabel_csv: labels).")
+flags.DEFINE_list("labels", None, "The label names, comma-separated; their order fixes the "
+                  "label ids. Default: every label in the train file, sorted.")
+flags.DEFINE_bool("has_header", None, "Whether CSV/TSV files start with a header row. "
+                  "Default: true.")
+PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_column", "labels",
+                   "has_header")
 
 def do_train(run) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model."""
     from modeling.evaluation import evaluate
     from modeling.export import save_model
+    from modeling.losses import resolve_class_weights
     from modeling.runs import format_table, run_signature
     from modeling.training import TrainArgs, train
 
@@ -78,7 +100,7 @@ def do_train(run) -> int:
     def end_of_epoch(row: dict, history: list[dict]) -> dict:
         if dev_set is not None:
             results = evaluate(run.model, dev_set, metric, FLAGS.eval_batch_size, run.device,
-                               run.precision)
+                               run.precision, FLAGS.multi_label_threshold)
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
             best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
             if results[metric] > best:  # history: a resumed run remembers earlier epochs
@@ -94,11 +116,13 @@ def do_train(run) -> int:
                      FLAGS.learning_rate, FLAGS.num_train_epochs, FLAGS.warmup_proportion,
                      FLAGS.weight_decay, FLAGS.adam_epsilon, FLAGS.max_grad_norm,
                      FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
-                     run.precision)
+                     run.precision, resolve_class_weights(
+                         FLAGS.class_weights, run.processor.get_labels(),
+                         run.processor.problem_type, run.datasets["train"].labels))
     signature = run_signature(run.processor, run.source, FLAGS.max_seq_length,
                               FLAGS.do_lower_case,
                               run.processor.get_file_path(FLAGS.data_dir, "train"),
-                              {name: FLAGS[name].value for name in SCHEDULE_FLAGS})
+                              {name: FLAGS[name].value for name in TRAINING_FLAGS})
     stats = train(run.model, run.datasets["train"], args, run.device, signature, end_of_epoch)
     return stats[-1]["step"]
 
@@ -106,7 +130,7 @@ def do_train(run) -> int:
 def do_eval(run, global_step: int) -> dict:
     from modeling.evaluation import evaluate, write_eval_results
     results = evaluate(run.model, run.datasets["dev"], run.processor.metric, FLAGS.eval_batch_size,
-                       run.device, run.precision)
+                       run.device, run.precision, FLAGS.multi_label_threshold)
     return write_eval_results(FLAGS.output_dir, results, global_step)
 
 
@@ -114,16 +138,18 @@ def do_predict(run) -> None:
     from modeling.evaluation import predict_logits, write_predictions
     logits = predict_logits(run.model, run.datasets["test"], FLAGS.predict_batch_size, run.device,
                             run.precision)
-    write_predictions(FLAGS.output_dir, logits, run.processor.get_labels())
+    write_predictions(FLAGS.output_dir, logits, run.processor.get_labels(),
+                      run.processor.problem_type, FLAGS.multi_label_threshold)
 
 
 POSITIVE = ("train_batch_size", "eval_batch_size", "predict_batch_size", "learning_rate",
             "num_train_epochs", "save_checkpoints_steps", "gradient_accumulation_steps",
             "adam_epsilon", "max_grad_norm")
 SPLIT_MODES = (("train", "do_train"), ("dev", "do_eval"), ("test", "do_predict"))
-# A resumed run must have these as its checkpoint has them: they fix the batch order and rates.
-SCHEDULE_FLAGS = ("train_batch_size", "num_train_epochs", "learning_rate", "warmup_proportion",
-                  "seed")
+# A resumed run must have these as its checkpoint has them: they fix the batch order, the
+# rate at each step and the loss.
+TRAINING_FLAGS = ("train_batch_size", "num_train_epochs", "learning_rate", "warmup_proportion",
+                  "seed", "class_weights")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -143,6 +169,8 @@ def _check_numbers() -> None:
     _check(FLAGS.weight_decay >= 0, f"--weight_decay={FLAGS.weight_decay}: must be >= 0")
     _check(FLAGS.keep_checkpoint_max >= 1,
            f"--keep_checkpoint_max={FLAGS.keep_checkpoint_max}: must be at least 1")
+    _check(0 < FLAGS.multi_label_threshold < 1,
+           f"--multi_label_threshold={FLAGS.multi_label_threshold}: must be in (0, 1)")
     _check(FLAGS.gradient_accumulation_steps <= FLAGS.train_batch_size,
            f"--gradient_accumulation_steps={FLAGS.gradient_accumulation_steps}: must not "
            f"exceed --train_batch_size={FLAGS.train_batch_size}")
@@ -198,19 +226,22 @@ def _check_model(source) -> None:
            f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
 
 
-def validate_flags(argv):
+def validate_flags():
     """The checks that need no torch: flags, paths, the model's files, every input row.
 
     Returns (processor, model source, whether output_dir holds a trained model).
     """
-    _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
-    if FLAGS.processor_module:
-        load_processor_module(FLAGS.processor_module)
-    processor = get_processor(FLAGS.task_name or "")
+    processor = get_processor(FLAGS.task_name or "", FLAGS.data_dir,
+                              **{name: FLAGS[name].value for name in PROCESSOR_FLAGS})
     _check_numbers()
     trained = _check_paths(processor)
     source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
                             FLAGS.bert_config_file, FLAGS.vocab_file)
+    if trained:
+        check_trained_labels(FLAGS.output_dir, processor.get_labels(), processor.problem_type)
+    if FLAGS.class_weights != "none":  # (imports torch, as a weighted run will anyway)
+        from modeling.losses import parse_class_weights
+        parse_class_weights(FLAGS.class_weights, processor.get_labels(), processor.problem_type)
     _check_model(source)
     # Every row is checked now; a cache miss reads the file again, so that the cached
     # features come from the very bytes their key hashes.
@@ -241,7 +272,8 @@ def start_run(processor, source, trained: bool):
     device = select_device(FLAGS.no_cuda)
     precision = resolve_precision(FLAGS.precision, device)
     labels = processor.get_labels()
-    config = load_config(source.config_file, len(labels), labels)
+    config = load_config(source.config_file, 1 if labels is None else len(labels), labels,
+                         processor.problem_type)
     torch.manual_seed(FLAGS.seed)
     model = build_model(source, config, keep_head=trained).to(device)
     _make_output_dir(FLAGS.output_dir)
@@ -256,9 +288,16 @@ def start_run(processor, source, trained: bool):
 
 
 def main(argv) -> None:
-    processor, source, trained = validate_flags(argv)
+    _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    if FLAGS.processor_module:
+        load_processor_module(FLAGS.processor_module)
+    if (FLAGS.task_name or "").lower() == "help":
+        print(describe_tasks())
+        return
+    processor, source, trained = validate_flags()
     run = start_run(processor, source, trained)
     from modeling.export import save_model  # (imported once every check has passed)
+    from modeling.losses import label_distribution
     from modeling.runs import write_run_config
     from processors.cache import load_features
 
@@ -267,6 +306,9 @@ def main(argv) -> None:
             run.datasets[split] = load_features(
                 processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
                 FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir, FLAGS.overwrite_cache)
+            if split != "test":
+                logging.info("%s label distribution: %s", split, label_distribution(
+                    run.datasets[split].labels, processor.get_labels()))
     write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(sys.modules[
         __name__])})
     global_step = do_train(run) if FLAGS.do_train else 0

@@ -1,4 +1,8 @@
-"""Evaluation and prediction: length-sorted batches, outputs in the original row order."""
+"""Evaluation and prediction: length-sorted batches, outputs in the original row order.
+
+The model's `config.problem_type` picks the outputs: softmax and argmax
+(single-label), sigmoid and a threshold (multi-label), or the raw score (regression).
+"""
 
 import json
 import logging
@@ -7,12 +11,14 @@ import os
 import numpy as np
 import torch
 
+from processors.base import MULTI_LABEL, REGRESSION
 from processors.fileio import atomic_write_text
 from processors.metrics import compute_metrics
 
 from .data import inference_batches, iterate
 from .device import autocast
 from .forward import classifier_logits
+from .losses import compute_loss
 
 logger = logging.getLogger(__name__)
 
@@ -39,13 +45,31 @@ def predict_logits(model, dataset, batch_size: int, device: torch.device, precis
     return restored
 
 
-def evaluate(model, dataset, metric: str, batch_size: int, device, precision: str) -> dict:
-    """Dev-set loss and metrics (keys without Google's `eval_` prefix)."""
+def outputs(logits: np.ndarray, problem_type: str) -> np.ndarray:
+    """What test_results.tsv holds: scores (regression), sigmoids, or softmax probabilities."""
+    if problem_type == REGRESSION:
+        return logits[:, 0]
+    tensor = torch.from_numpy(logits)
+    if problem_type == MULTI_LABEL:
+        return torch.sigmoid(tensor).numpy()
+    return torch.softmax(tensor, dim=-1).numpy()
+
+
+def decide(logits: np.ndarray, problem_type: str, threshold: float) -> np.ndarray:
+    """Predictions: scores, 0/1 rows (sigmoid >= threshold) or class ids."""
+    if problem_type == MULTI_LABEL:
+        return (outputs(logits, problem_type) >= threshold).astype(np.int64)
+    return logits[:, 0] if problem_type == REGRESSION else logits.argmax(-1)
+
+
+def evaluate(model, dataset, metric: str, batch_size: int, device, precision: str,
+             threshold: float = 0.5) -> dict:
+    """Dev-set loss (unweighted) and metrics (keys without Google's `eval_` prefix)."""
     logits = predict_logits(model, dataset, batch_size, device, precision)
     labels = np.asarray(dataset.labels)
-    loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits),
-                                             torch.from_numpy(labels)).item()
-    results = compute_metrics(metric, logits.argmax(-1), labels)
+    problem_type = model.config.problem_type
+    loss = compute_loss(torch.from_numpy(logits), torch.from_numpy(labels), problem_type).item()
+    results = compute_metrics(metric, decide(logits, problem_type, threshold), labels)
     results["loss"] = loss
     return results
 
@@ -63,12 +87,25 @@ def write_eval_results(output_dir: str, results: dict, global_step: int) -> dict
     return out
 
 
-def write_predictions(output_dir: str, logits: np.ndarray, label_list: list[str]) -> None:
-    """test_results.tsv (class probabilities, no header) and predictions.tsv (labels)."""
-    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
-    rows = "".join("\t".join(repr(float(p)) for p in row) + "\n" for row in probs)
+def _prediction_names(logits: np.ndarray, label_list, problem_type: str, threshold: float
+                      ) -> list[str]:
+    """predictions.tsv's column: a label, `|`-joined labels (multi-label), or a score."""
+    decided = decide(logits, problem_type, threshold)
+    if problem_type == REGRESSION:
+        return [repr(float(score)) for score in decided]
+    if problem_type == MULTI_LABEL:
+        return ["|".join(label_list[j] for j in np.flatnonzero(row)) for row in decided]
+    return [label_list[j] for j in decided]
+
+
+def write_predictions(output_dir: str, logits: np.ndarray, label_list, problem_type: str,
+                      threshold: float = 0.5) -> None:
+    """test_results.tsv (probabilities or scores, no header) and predictions.tsv."""
+    values = outputs(logits, problem_type).reshape(len(logits), -1)
+    rows = "".join("\t".join(repr(float(p)) for p in row) + "\n" for row in values)
     assert rows.count("\n") == len(logits)
     atomic_write_text(os.path.join(output_dir, "test_results.tsv"), rows)
-    names = "".join(f"{i}\t{label_list[j]}\n" for i, j in enumerate(probs.argmax(-1)))
-    atomic_write_text(os.path.join(output_dir, "predictions.tsv"), "index\tprediction\n" + names)
+    names = _prediction_names(logits, label_list, problem_type, threshold)
+    lines = "".join(f"{i}\t{name}\n" for i, name in enumerate(names))
+    atomic_write_text(os.path.join(output_dir, "predictions.tsv"), "index\tprediction\n" + lines)
     logger.info("Wrote %d predictions to %s", len(logits), output_dir)

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from processors.base import InputError
+from processors.base import SINGLE_LABEL, InputError
 
 if TYPE_CHECKING:
     import torch
@@ -101,18 +101,38 @@ def read_config(config_file: str) -> dict:
     return {**SIZE_DEFAULTS, **values}
 
 
-def load_config(config_file: str, num_labels: int, labels: Optional[list[str]]) -> BertConfig:
-    """A BertConfig from a config file, set up for a task's labels."""
+def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
+                problem_type: str = SINGLE_LABEL) -> BertConfig:
+    """A BertConfig from a config file, set up for a task's labels.
+
+    `problem_type` (transformers' names) is saved with the model, so that
+    `transformers.pipeline` applies softmax, sigmoid (multi-label) or nothing.
+    """
     from transformers import BertConfig
     values = read_config(config_file)
     for key in ("id2label", "label2id", "num_labels", "problem_type", "architectures"):
         values.pop(key, None)
     config = BertConfig(**values)
     config.num_labels = num_labels
+    config.problem_type = problem_type
     if labels is not None:
         config.id2label = dict(enumerate(labels))
         config.label2id = {label: i for i, label in enumerate(labels)}
     return config
+
+
+def check_trained_labels(model_dir: str, labels: Optional[list[str]], problem_type: str) -> None:
+    """A fine-tuned model must have been trained for the task's labels, in the same order."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        saved = json.load(f)
+    id2label = saved.get("id2label") or {}
+    names = [id2label.get(str(i)) for i in range(len(id2label))]
+    if saved.get("problem_type", problem_type) != problem_type or (
+            labels is not None and names != list(labels)):
+        raise InputError(f"--output_dir={model_dir}: its model was trained for "
+                         f"{saved.get('problem_type')} with labels {', '.join(map(str, names))}; "
+                         f"this task is {problem_type} with labels "
+                         f"{', '.join(labels or ['(one score)'])}")
 
 
 def _read_state_dict(path: str, config: BertConfig) -> dict[str, torch.Tensor]:

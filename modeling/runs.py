@@ -36,14 +36,15 @@ class Run:
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
-                  do_lower_case: bool, train_file: str, schedule: dict) -> dict:
+                  do_lower_case: bool, train_file: str, training: dict) -> dict:
     """What a checkpoint must share with the run that resumes it: the task, the model, the
-    features, the training data's bytes, and the `schedule` values (the flags that fix the
-    batch order and the learning rate at each step)."""
-    return {"task_name": processor.task_name, "label_list": list(processor.get_labels()),
+    features, the training data's bytes, and `training` (the flags that fix the batch
+    order, the learning rate at each step and the loss)."""
+    labels = processor.get_labels()
+    return {"task_name": processor.task_name, "label_list": labels and list(labels),
             "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
-            "do_lower_case": do_lower_case, "train_data_sha256": sha256_file(train_file),
-            **schedule}
+            "do_lower_case": do_lower_case, "processor_settings": processor.settings(),
+            "train_data_sha256": sha256_file(train_file), **training}
 
 
 def clear_run_outputs(output_dir: str) -> None:
@@ -63,7 +64,8 @@ def write_run_config(run: Run, flag_values: dict) -> None:
     resolved = {"model_config": run.source.config_file, "vocab_file": run.source.vocab_file,
                 "weights_file": run.source.weights_file, "device": str(run.device),
                 "precision": run.precision, "labels": run.processor.get_labels(),
-                "metric": run.processor.metric, "cache_dir": run.cache_dir, **versions}
+                "problem_type": run.processor.problem_type, "metric": run.processor.metric,
+                "cache_dir": run.cache_dir, **versions}
     text = json.dumps({"flags": flag_values, "resolved": resolved}, indent=2, sort_keys=True)
     atomic_write_text(os.path.join(run.output_dir, "run_config.json"), text + "\n")
 

@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import iterate, train_batches
 from .device import autocast
 from .forward import classifier_logits
+from .losses import training_loss
 from .optimization import create_optimizer
 
 logger = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class TrainArgs:
     keep_checkpoint_max: int
     seed: int
     precision: str
+    class_weights: Optional[tuple[float, ...]] = None  # per label, for cross-entropy
 
 
 def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:
@@ -59,7 +60,8 @@ def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, schedule
         labels = part.pop("labels")
         with autocast(device, args.precision):
             logits = classifier_logits(model, **part)
-        loss = F.cross_entropy(logits.float(), labels) * (labels.shape[0] / size)
+        loss = training_loss(logits, labels, model.config.problem_type, args.class_weights) * (
+            labels.shape[0] / size)
         (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
     if scaler:

@@ -1,13 +1,21 @@
 """Data processors: files -> InputExamples, and the task registry."""
 
-from .base import DataProcessor, InputError, InputExample, read_rows
-from .registry import PROCESSORS, get_processor, load_processor_module, register_processor
-from . import glue, sentence_similarity  # noqa: F401  (registers the built-in tasks)
-from .glue import ColaProcessor, MrpcProcessor
+from .base import (MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError,
+                   InputExample, read_rows)
+from .registry import (PROCESSORS, describe_tasks, get_processor, load_processor_module,
+                       register_processor)
+from . import generic, glue, sentence_similarity  # noqa: F401  (registers the built-in tasks)
+from .generic import GenericProcessor, MultiLabelCsvProcessor
+from .glue import (ColaProcessor, MnliMismatchedProcessor, MnliProcessor, MrpcProcessor,
+                   QnliProcessor, QqpProcessor, RteProcessor, Sst2Processor, StsbProcessor,
+                   WnliProcessor, XnliProcessor)
 from .sentence_similarity import SentenceSimilarityProcessor
 
 __all__ = [
-    "ColaProcessor", "DataProcessor", "InputError", "InputExample", "MrpcProcessor",
-    "PROCESSORS", "SentenceSimilarityProcessor", "get_processor", "load_processor_module",
-    "read_rows", "register_processor",
+    "ColaProcessor", "DataProcessor", "GenericProcessor", "InputError", "InputExample",
+    "MULTI_LABEL", "MnliMismatchedProcessor", "MnliProcessor", "MrpcProcessor",
+    "MultiLabelCsvProcessor", "PROCESSORS", "QnliProcessor", "QqpProcessor", "REGRESSION",
+    "RteProcessor", "SINGLE_LABEL", "SentenceSimilarityProcessor", "Sst2Processor",
+    "StsbProcessor", "WnliProcessor", "XnliProcessor", "describe_tasks", "get_processor",
+    "load_processor_module", "read_rows", "register_processor",
 ]

@@ -11,11 +11,18 @@ import abc
 import codecs
 import csv
 import io
+import math
 import os
 from dataclasses import dataclass
-from typing import ClassVar, Iterator, Optional, Sequence
+from typing import ClassVar, Iterator, Optional, Sequence, Union
 
 SPLITS = ("train", "dev", "test")
+# transformers' `problem_type` names; a processor's sets the loss, metrics and outputs.
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+REGRESSION = "regression"
+
+Label = Union[str, tuple[str, ...], None]
 
 
 class InputError(ValueError):
@@ -24,12 +31,16 @@ class InputError(ValueError):
 
 @dataclass(frozen=True)
 class InputExample:
-    """A single example: one text (or a pair) and its label (None for test)."""
+    """A single example: one text (or a pair) and its label (None for test).
+
+    The label is a class name; for regression a number as written (e.g. "3.800");
+    for multi-label a tuple of class names, possibly empty.
+    """
 
     guid: str
     text_a: str
     text_b: Optional[str] = None
-    label: Optional[str] = None
+    label: Label = None
 
 
 def _decode(path: str, data: bytes) -> str:
@@ -46,6 +57,17 @@ def _decode(path: str, data: bytes) -> str:
     return text
 
 
+def read_text(path: str) -> str:
+    """A whole UTF-8 file; a missing, undecodable or empty file raises."""
+    if not os.path.isfile(path):
+        raise InputError(f"{path}: file not found")
+    with open(path, "rb") as f:
+        text = _decode(path, f.read())
+    if not text.strip():
+        raise InputError(f"{path}: file is empty")
+    return text
+
+
 def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
               ) -> Iterator[tuple[int, list[str]]]:
     """Yields (line number, fields) for each row of a TSV/CSV file.
@@ -54,13 +76,7 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
     `quotechar=None` reads quotes as plain characters, as GLUE's TSV files need.
     Blank lines are errors, since a blank row is never a valid example.
     """
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: file not found")
-    with open(path, "rb") as f:
-        text = _decode(path, f.read())
-    if not text.strip():
-        raise InputError(f"{path}: file is empty")
-    lines = io.StringIO(text, newline="")  # only \n, \r, \r\n end a row, as in files
+    lines = io.StringIO(read_text(path), newline="")  # only \n, \r, \r\n end a row, as in files
     quoting = csv.QUOTE_NONE if quotechar is None else csv.QUOTE_MINIMAL
     reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, quoting=quoting,
                         strict=True)
@@ -82,10 +98,11 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
 
 
 class DataProcessor(abc.ABC):
-    """Base class for a dataset: its files, columns, labels and metric.
+    """Base class for a dataset: its files, columns, labels, metric and problem type.
 
     Subclasses set the class attributes below and implement `get_labels()` and
     `parse_row()`. The `get_*_examples(data_dir)` methods are Google's API.
+    Without `num_columns`, a split with a header must have its header's width.
     """
 
     file_names: ClassVar[dict[str, str]] = {s: f"{s}.tsv" for s in SPLITS}
@@ -94,16 +111,22 @@ class DataProcessor(abc.ABC):
     delimiter: ClassVar[str] = "\t"
     quotechar: ClassVar[Optional[str]] = None
     metric: ClassVar[str] = "accuracy"
+    problem_type: ClassVar[str] = SINGLE_LABEL
+    label_separator: ClassVar[str] = "|"  # splits a multi-label row's label field
     task_name: ClassVar[str] = ""  # set by @register_processor
 
     @abc.abstractmethod
-    def get_labels(self) -> list[str]:
-        """The label names; their order fixes the label ids."""
+    def get_labels(self) -> Optional[list[str]]:
+        """The label names, whose order fixes the label ids; None for regression."""
 
     @abc.abstractmethod
     def parse_row(self, row: list[str], split: str
-                  ) -> tuple[str, Optional[str], Optional[str]]:
-        """Maps one row's fields to (text_a, text_b, label); label None for test."""
+                  ) -> Optional[tuple[str, Optional[str], Label]]:
+        """Maps one row's fields to (text_a, text_b, label); label None for test.
+
+        None leaves the row out on purpose (XNLI's other languages); a row that
+        does not fit must raise instead, so that nothing is dropped by accident.
+        """
 
     def get_train_examples(self, data_dir: str) -> list[InputExample]:
         return self.get_examples(data_dir, "train")
@@ -117,17 +140,49 @@ class DataProcessor(abc.ABC):
     def get_file_path(self, data_dir: str, split: str) -> str:
         return os.path.join(data_dir, self.file_names[split])
 
-    def get_examples(self, data_dir: str, split: str) -> list[InputExample]:
-        """Reads and checks every row of one split's file."""
-        path = self.get_file_path(data_dir, split)
+    def settings(self) -> dict:
+        """Options outside the class that shape the examples; part of the cache key."""
+        return {}
+
+    def describe_labels(self) -> str:
+        """The labels in words, for `--task_name=help`."""
+        labels = self.get_labels()
+        return "one score (regression)" if labels is None else ", ".join(labels)
+
+    def split_labels(self, field: str) -> tuple[str, ...]:
+        """A multi-label field's names: "a|b" -> ("a", "b"); an empty field has none."""
+        return tuple(n.strip() for n in field.split(self.label_separator)) if field.strip() else ()
+
+    def read_split(self, path: str, split: str) -> Iterator[tuple[int, list]]:
+        """(line number, fields) of each data row, after checking the split's header."""
         rows = read_rows(path, self.delimiter, self.quotechar)
         header = self.headers.get(split)
         if header is not None:
             self._check_header(path, next(rows, (1, []))[1], header)
-        labels = set(self.get_labels())
+        return rows
+
+    def get_examples(self, data_dir: str, split: str) -> list[InputExample]:
+        """Reads and checks every row of one split's file."""
+        path = self.get_file_path(data_dir, split)
+        rows = self.read_split(path, split)
+        labels = self.get_labels()
+        known = None if labels is None else set(labels)
+        header = self.headers.get(split)
+        width = self.num_columns.get(split, len(header) if header else None)
         examples = []
         for line, row in rows:
-            examples.append(self._make_example(path, line, row, split, len(examples), labels))
+            where = f"{path}:{line}"
+            try:
+                if width is not None and len(row) != width:
+                    raise InputError(f"{where}: expected {width} columns, found {len(row)}" + (
+                        " (test files have no label column)"
+                        if split == "test" and len(row) == width + 1 else ""))
+                parsed = self.parse_row(row, split)
+                if parsed is not None:
+                    examples.append(self._make_example(where, parsed, split, len(examples),
+                                                       known))
+            except InputError as e:
+                raise InputError(f"{e}{self._header_hint(row, split, line)}") from None
         if not examples:
             raise InputError(f"{path}: no examples")
         return examples
@@ -138,28 +193,43 @@ class DataProcessor(abc.ABC):
             raise InputError(f"{path}:1: expected header {chr(9).join(expected)!r}, "
                              f"found {chr(9).join(row)[:80]!r}")
 
-    def _make_example(self, path: str, line: int, row: list[str], split: str, index: int,
-                      labels: set) -> InputExample:
-        where = f"{path}:{line}"
-        expected = self.num_columns.get(split)
-        if expected is not None and len(row) != expected:
-            hint = " (test files have no label column)" if (
-                split == "test" and len(row) == expected + 1) else ""
-            raise InputError(f"{where}: expected {expected} columns, found {len(row)}{hint}")
-        text_a, text_b, label = self.parse_row(row, split)
+    def _make_example(self, where: str, parsed: tuple, split: str, index: int,
+                      known: Optional[set]) -> InputExample:
+        text_a, text_b, label = parsed
         if not text_a.strip() or (text_b is not None and not text_b.strip()):
             raise InputError(f"{where}: empty text")
-        if split == "test":
-            label = None
-        elif label not in labels:
-            raise InputError(f"{where}: unknown label {label!r}; expected one of "
-                             f"{', '.join(self.get_labels())}{self._header_hint(row, split, line)}")
+        label = None if split == "test" else self._check_label(where, label, known)
         return InputExample(guid=f"{split}-{index}", text_a=text_a, text_b=text_b, label=label)
 
+    def _check_label(self, where: str, label: Label, known: Optional[set]) -> Label:
+        """The label as the example keeps it; a label that does not fit raises."""
+        if label is None:
+            raise InputError(f"{where}: no label")
+        if self.problem_type == REGRESSION:
+            try:
+                number = float(label)
+            except ValueError:
+                number = math.nan
+            if not math.isfinite(number):
+                raise InputError(f"{where}: label {label!r} is not a finite number")
+            return label
+        names = (label,)
+        if self.problem_type == MULTI_LABEL:
+            names = label if isinstance(label, tuple) else self.split_labels(label)
+        for i, name in enumerate(names):
+            if name not in known:
+                raise InputError(f"{where}: unknown label {name!r}; expected one of "
+                                 f"{', '.join(self.get_labels())}")
+            if name in names[:i]:
+                raise InputError(f"{where}: label {name!r} given twice")
+        return names if self.problem_type == MULTI_LABEL else label
+
     def _header_hint(self, row: list[str], split: str, line: int) -> str:
-        """A hint for an unknown label that is really a header's column name."""
-        header = self.headers.get(split)
-        if header is None and line == 1:
+        """A hint for a bad row that may be a header: a labelled file's first line without
+        a label where no header belongs, or a copy of the header further down."""
+        header, labels = self.headers.get(split), self.get_labels()
+        if (header is None and line == 1 and split != "test" and labels
+                and not set(labels) & {field.strip() for field in row}):
             return f" (is line 1 a header? {split} files have none)"
         if header is not None and [field.strip() for field in row] == list(header):
             return " (a repeated header row?)"

@@ -47,7 +47,7 @@ class FeatureSet(torch.utils.data.Dataset):
             "offsets": torch.cumsum(lengths, 0),
         }
         if features and features[0].label_id is not None:
-            dtype = torch.float if isinstance(features[0].label_id, float) else torch.long
+            dtype = torch.long if isinstance(features[0].label_id, int) else torch.float
             tensors["label_ids"] = torch.tensor([f.label_id for f in features], dtype=dtype)
         return cls(tensors)
 
@@ -64,9 +64,13 @@ class FeatureSet(torch.utils.data.Dataset):
 
 
 def cache_key_parts(data_file: str, task_name: str, label_list: Optional[Sequence[str]],
-                    vocab_file: str, do_lower_case: bool, max_seq_length: int) -> dict:
-    """The readable parts of the key; file contents enter as sha256 digests."""
-    return {
+                    vocab_file: str, do_lower_case: bool, max_seq_length: int,
+                    processor_settings: Optional[dict] = None) -> dict:
+    """The readable parts of the key; file contents enter as sha256 digests.
+
+    `processor_settings` (columns, language, ...) enter only when there are some.
+    """
+    parts = {
         "data_file": os.path.abspath(data_file),
         "data_sha256": sha256_file(data_file),
         "task_name": task_name,
@@ -76,6 +80,9 @@ def cache_key_parts(data_file: str, task_name: str, label_list: Optional[Sequenc
         "max_seq_length": int(max_seq_length),
         "features_version": FEATURES_VERSION,
     }
+    if processor_settings:
+        parts["processor_settings"] = dict(processor_settings)
+    return parts
 
 
 def load_or_build(cache_dir: str, split: str, key_parts: dict,
@@ -133,6 +140,7 @@ def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: s
     labels = processor.get_labels()
     key = cache_key_parts(processor.get_file_path(data_dir, split),
                           processor.task_name or type(processor).__name__,
-                          labels, vocab_file, do_lower_case, max_seq_length)
+                          labels, vocab_file, do_lower_case, max_seq_length,
+                          processor.settings())
     return load_or_build(cache_dir, split, key, lambda: convert_examples_to_features(
         processor.get_examples(data_dir, split), labels, max_seq_length, tokenizer), overwrite)

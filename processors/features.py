@@ -12,7 +12,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-Label = Union[int, float, None]
+Label = Union[int, float, list[float], None]  # class id, score, multi-hot
 
 
 @dataclass(frozen=True)
@@ -46,10 +46,16 @@ def _tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 
 
 def _label_id(label, label_map: Optional[dict]) -> Label:
+    """A class id; a float for regression (no label map); a 0/1 list for a tuple of names."""
     if label is None:
         return None
     if label_map is None:
         return float(label)
+    if isinstance(label, tuple):
+        multi_hot = [0.0] * len(label_map)
+        for name in label:
+            multi_hot[label_map[name]] = 1.0
+        return multi_hot
     return label_map[label]
 
 
@@ -85,6 +91,8 @@ def build_features(ids_a: list[int], ids_b: Optional[list[int]], label_id: Label
 def convert_examples_to_features(examples, label_list: Optional[Sequence[str]],
                                  max_seq_length: int, tokenizer) -> list[InputFeatures]:
     """Converts examples to features; `label_list=None` means float (regression) labels.
+
+    Multi-label examples (a tuple of names as label) get a multi-hot float list.
 
     Pure: no I/O. Tokenizes all texts in batched calls to the fast tokenizer.
     """
@@ -123,6 +131,6 @@ def collate(rows: Sequence[tuple[list[int], list[int], Label]], pad_id: int = 0)
         mask[i, :len(ids)] = 1
     batch = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": segment_ids}
     if rows[0][2] is not None:
-        dtype = torch.float if isinstance(rows[0][2], float) else torch.long
+        dtype = torch.long if isinstance(rows[0][2], int) else torch.float
         batch["labels"] = torch.tensor([label for _, _, label in rows], dtype=dtype)
     return batch

@@ -1,13 +1,44 @@
-"""Task metrics, computed by scikit-learn. A processor names one in `metric`."""
+"""Task metrics, computed by scikit-learn and scipy. A processor names one in `metric`."""
+
+import math
 
 import numpy as np
+from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 
-METRICS = ("accuracy", "mcc", "f1", "acc_and_f1")
+# metric name -> every key it reports; the first is the metric itself (higher is better).
+METRICS = {
+    "accuracy": ("accuracy",),
+    "mcc": ("mcc", "accuracy"),
+    "f1": ("f1", "accuracy"),
+    "acc_and_f1": ("acc_and_f1", "accuracy", "f1"),
+    "corr": ("corr", "pearson", "spearmanr"),  # regression: the mean of the two
+    "micro_f1": ("micro_f1", "macro_f1", "exact_match"),  # multi-label
+}
+
+
+def _correlation(function, preds: np.ndarray, labels: np.ndarray) -> float:
+    """A correlation, or 0.0 where it is undefined (constant predictions)."""
+    value = float(function(preds, labels)[0]) if min(np.ptp(preds), np.ptp(labels)) > 0 \
+        else math.nan
+    return 0.0 if math.isnan(value) else value
 
 
 def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Accuracy plus the named metric; the named metric's key equals its name."""
+    """The keys METRICS lists for `metric`.
+
+    `preds` are class ids, or scores (corr), or 0/1 matrices (micro_f1), as `labels`.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+    if metric == "corr":
+        pearson, spearman = (_correlation(f, preds, labels) for f in (pearsonr, spearmanr))
+        return {"corr": (pearson + spearman) / 2, "pearson": pearson, "spearmanr": spearman}
+    if metric == "micro_f1":
+        labels = labels.astype(np.int64)
+        return {"micro_f1": float(f1_score(labels, preds, average="micro", zero_division=0.0)),
+                "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0.0)),
+                "exact_match": float(accuracy_score(labels, preds))}
     results = {"accuracy": float(accuracy_score(labels, preds))}
     if metric == "mcc":
         results["mcc"] = float(matthews_corrcoef(labels, preds))
@@ -15,6 +46,4 @@ def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[
         results["f1"] = float(f1_score(labels, preds, zero_division=0.0))
         if metric == "acc_and_f1":
             results["acc_and_f1"] = (results["accuracy"] + results["f1"]) / 2
-    elif metric != "accuracy":
-        raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     return results

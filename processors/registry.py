@@ -2,8 +2,10 @@
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
+from typing import Optional
 
 from .base import DataProcessor, InputError
 
@@ -23,13 +25,45 @@ def register_processor(name: str):
     return register
 
 
-def get_processor(task_name: str) -> DataProcessor:
-    """Returns a new processor for a task name (case-insensitive)."""
-    cls = PROCESSORS.get(task_name.lower())
+def get_processor(task_name: str, data_dir: Optional[str] = None, **options) -> DataProcessor:
+    """Returns a new processor for a task name (case-insensitive).
+
+    `options` are the processor flags (`--labels`, `--text_a_column`, ...); None
+    means not given. A given option that the processor's constructor does not take
+    is an error, so a flag is never silently ignored. `data_dir` goes to the
+    processors that take it (to read their labels from the train file).
+    """
+    name = task_name.lower()
+    cls = PROCESSORS.get(name)
     if cls is None:
         raise InputError(f"--task_name={task_name}: unknown task; registered tasks: "
-                         f"{', '.join(sorted(PROCESSORS))}")
-    return cls()
+                         f"{', '.join(sorted(PROCESSORS))} (--task_name=help describes them)")
+    accepted = inspect.signature(cls).parameters
+    kwargs = {key: value for key, value in options.items() if value is not None}
+    for key, value in kwargs.items():
+        if key not in accepted:
+            users = sorted(n for n, c in PROCESSORS.items()
+                           if key in inspect.signature(c).parameters)
+            shown = ",".join(value) if isinstance(value, (list, tuple)) else value
+            raise InputError(f"--{key}={shown}: not used by --task_name={name}"
+                             + (f" (only by {', '.join(users)})" if users else ""))
+    if "data_dir" in accepted:
+        kwargs["data_dir"] = data_dir
+    return cls(**kwargs)
+
+
+def describe_tasks() -> str:
+    """A table of the tasks: name, problem type, metrics (the first is the main one), labels."""
+    from .metrics import METRICS  # scikit-learn loads only when asked
+    rows = [("task", "problem_type", "metrics", "labels")]
+    for name in sorted(PROCESSORS):
+        processor = PROCESSORS[name]()
+        rows.append((name, processor.problem_type,
+                     ", ".join(METRICS.get(processor.metric, (processor.metric,))),
+                     processor.describe_labels()))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[3]
+                     for row in rows)
 
 
 def load_processor_module(spec: str) -> None:

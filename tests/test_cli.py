@@ -34,3 +34,12 @@ def test_train_and_predict_from_the_command_line(tiny_bert, similarity_dir, tmp_
                  "--do_predict", "--num_train_epochs=1", "--train_batch_size=16")
     assert result.returncode == 0, result.stderr[-2000:]
     assert len((out / "test_results.tsv").read_text().splitlines()) == 20
+
+
+def test_task_name_help_lists_tasks_and_exits_0():
+    result = cli("--task_name=help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["task", "problem_type", "metrics", "labels"]
+    assert {line.split()[0] for line in lines[1:]} >= {"cola", "sts-b", "xnli", "generic",
+                                                       "multilabel_csv"}

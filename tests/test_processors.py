@@ -185,7 +185,9 @@ def test_get_processor_is_case_insensitive(name, cls):
 def test_get_processor_unknown_lists_tasks():
     with pytest.raises(InputError, match="--task_name=nope: unknown task") as info:
         get_processor("nope")
-    assert "registered tasks: cola, mrpc, sentence_similarity" in str(info.value)
+    assert ("registered tasks: cola, generic, mnli, mnli-mm, mrpc, multilabel_csv, qnli, qqp, "
+            "rte, sentence_similarity, sst-2, sts-b, wnli, xnli (--task_name=help describes "
+            "them)") in str(info.value)
 
 
 def test_register_processor(registry, tmp_path):
