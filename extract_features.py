@@ -17,7 +17,8 @@ import sys
 import transformers
 from absl import app, flags
 
-from modeling.device import PRECISIONS, resolve_precision, select_device
+from modeling import PRECISIONS
+from modeling.device import resolve_precision, select_device
 from modeling.extraction import (POOLINGS, VECTOR_SUFFIXES, ExtractArgs, extract_to_files,
                                  load_encoder, parse_layers, read_input_file)
 from modeling.model import load_config, resolve_source

@@ -4,33 +4,24 @@
         --do_train --do_eval --do_predict --learning_rate=1e-4
 
 All flags are defined here; the library (`processors/`, `modeling/`) takes plain
-arguments. Every check on the flags runs before any work starts.
+arguments. Every check on the flags and on every row of the input files runs before
+any work starts, and before torch and transformers are imported (hence the imports
+inside functions): a user error is reported in a fraction of a second, not after
+seconds of imports.
 """
 
 import json
 import logging
 import os
-import shutil
 import sys
 
-import torch
-import transformers
 from absl import app, flags
 
-from modeling import distributed, plot
-from modeling.checkpoint import list_checkpoints
-from modeling.device import PRECISIONS, resolve_precision, select_device
-from modeling.evaluation import evaluate, predict_logits, write_eval_results, write_predictions
-from modeling.export import save_model
-from modeling.losses import label_distribution, parse_class_weights, resolve_class_weights
-from modeling.model import (build_model, check_trained_labels, is_model_dir, load_config,
-                            resolve_source)
-from modeling.runs import Run, format_table, run_signature, write_run_config
-from modeling.tokenization import load_tokenizer, load_vocab
-from modeling.training import TrainArgs, train
+from modeling import PRECISIONS, plot
+from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
+from modeling.tokenization import load_vocab
 from processors import InputError, describe_tasks, get_processor, load_processor_module
-from processors.cache import load_features
-from processors.fileio import atomic_write_text
+from processors.fileio import atomic_write_text, remove_temp_files
 
 FLAGS = flags.FLAGS
 
@@ -97,41 +88,40 @@ PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_colum
 flags.DEFINE_bool("tensorboard", False, "Write TensorBoard events to <output_dir>/tensorboard: "
                   "loss and learning rate every few steps, dev results every epoch.")
 
-RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
-               "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
-               "test_results.tsv", "predictions.tsv", "run_config.json", plot.CURVES_FILE)
-RUN_DIRS = ("best_model", "tensorboard")
-
-
 def do_train(run) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model.
 
     Under torchrun every rank trains and evaluates; only rank 0 writes files.
     """
+    from modeling import distributed
+    from modeling.evaluation import evaluate
+    from modeling.export import save_model
+    from modeling.losses import resolve_class_weights
+    from modeling.runs import format_table, run_signature
+    from modeling.training import TrainArgs, train
+
     dev_set = run.datasets.get("dev")
     metric = run.processor.metric
-    best = [float("-inf")]
     writes = distributed.is_main()
     tensorboard = (plot.TensorBoardLog(os.path.join(FLAGS.output_dir, "tensorboard"))
                    if FLAGS.tensorboard and writes else None)
 
-    def end_of_epoch(row: dict) -> dict:
+    def end_of_epoch(row: dict, history: list[dict]) -> dict:
         if dev_set is not None:
             results = evaluate(run.model, dev_set, metric, FLAGS.eval_batch_size, run.device,
                                run.precision, FLAGS.multi_label_threshold)
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
-            if results[metric] > best[0]:
-                best[0] = results[metric]
-                if writes:
-                    save_model(run.model, run.tokenizer, run.source.vocab_file,
-                               os.path.join(FLAGS.output_dir, "best_model"))
-        run.stats.append(row)
+            best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
+            if results[metric] > best and writes:  # history: a resumed run remembers
+                save_model(run.model, run.tokenizer, run.source.vocab_file,
+                           os.path.join(FLAGS.output_dir, "best_model"))
+        stats = history + [row]
         if writes:
             atomic_write_text(os.path.join(FLAGS.output_dir, plot.STATS_FILE),
-                              json.dumps(run.stats, indent=2) + "\n")
+                              json.dumps(stats, indent=2) + "\n")
         if tensorboard:
             tensorboard.log_epoch(row)
-        logging.info("Per-epoch results:\n%s", format_table(run.stats))
+        logging.info("Per-epoch results:\n%s", format_table(stats))
         return row
 
     args = TrainArgs(FLAGS.output_dir, FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps,
@@ -142,18 +132,22 @@ def do_train(run) -> int:
                          FLAGS.class_weights, run.processor.get_labels(),
                          run.processor.problem_type, run.datasets["train"].labels),
                      run.processor.problem_type)
-    stats = train(run.model, run.datasets["train"], args, run.device, run.signature, end_of_epoch,
+    signature = run_signature(run.processor, run.source, FLAGS.max_seq_length,
+                              FLAGS.do_lower_case,
+                              run.processor.get_file_path(FLAGS.data_dir, "train"),
+                              {name: FLAGS[name].value for name in TRAINING_FLAGS})
+    stats = train(run.model, run.datasets["train"], args, run.device, signature, end_of_epoch,
                   tensorboard.log_step if tensorboard else None)
     if tensorboard:
         tensorboard.close()
-    if writes:
-        save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
-        if plot.has_matplotlib():
-            logging.info("Learning curves: %s", plot.write_learning_curves(FLAGS.output_dir))
+    if writes and plot.has_matplotlib():
+        logging.info("Learning curves: %s", plot.write_learning_curves(FLAGS.output_dir))
     return stats[-1]["step"]
 
 
 def do_eval(run, global_step: int) -> None:
+    from modeling import distributed
+    from modeling.evaluation import evaluate, write_eval_results
     results = evaluate(run.model, run.datasets["dev"], run.processor.metric, FLAGS.eval_batch_size,
                        run.device, run.precision, FLAGS.multi_label_threshold)
     if distributed.is_main():
@@ -161,6 +155,8 @@ def do_eval(run, global_step: int) -> None:
 
 
 def do_predict(run) -> None:
+    from modeling import distributed
+    from modeling.evaluation import predict_logits, write_predictions
     logits = predict_logits(run.model, run.datasets["test"], FLAGS.predict_batch_size, run.device,
                             run.precision)
     if distributed.is_main():
@@ -168,20 +164,14 @@ def do_predict(run) -> None:
                           run.processor.problem_type, FLAGS.multi_label_threshold)
 
 
-def _clear_output_dir(output_dir: str) -> None:
-    """--overwrite_output_dir: removes what an earlier run wrote (not the cache)."""
-    for path in list_checkpoints(output_dir) + [os.path.join(output_dir, d) for d in RUN_DIRS]:
-        shutil.rmtree(path, ignore_errors=True)
-    for name in RUN_OUTPUTS:
-        path = os.path.join(output_dir, name)
-        if os.path.isfile(path):
-            os.remove(path)
-
-
 POSITIVE = ("train_batch_size", "eval_batch_size", "predict_batch_size", "learning_rate",
             "num_train_epochs", "save_checkpoints_steps", "gradient_accumulation_steps",
             "adam_epsilon", "max_grad_norm")
 SPLIT_MODES = (("train", "do_train"), ("dev", "do_eval"), ("test", "do_predict"))
+# A resumed run must have these as its checkpoint has them: they fix the batch order, the
+# rate at each step and the loss.
+TRAINING_FLAGS = ("train_batch_size", "num_train_epochs", "learning_rate", "warmup_proportion",
+                  "seed", "class_weights")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -194,6 +184,8 @@ def _check_numbers() -> None:
            "at least one of --do_train, --do_eval or --do_predict must be set")
     for name in POSITIVE:
         _check(FLAGS[name].value > 0, f"--{name}={FLAGS[name].value}: must be positive")
+    _check(FLAGS.max_seq_length >= 3, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
+           "least 3 ([CLS], one token, [SEP])")
     _check(0 <= FLAGS.warmup_proportion < 1,
            f"--warmup_proportion={FLAGS.warmup_proportion}: must be in [0, 1)")
     _check(FLAGS.weight_decay >= 0, f"--weight_decay={FLAGS.weight_decay}: must be >= 0")
@@ -204,11 +196,26 @@ def _check_numbers() -> None:
     _check(FLAGS.gradient_accumulation_steps <= FLAGS.train_batch_size,
            f"--gradient_accumulation_steps={FLAGS.gradient_accumulation_steps}: must not "
            f"exceed --train_batch_size={FLAGS.train_batch_size}")
-    _check(FLAGS.train_batch_size >= distributed.world_size(),
+    processes = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's; torch not imported yet
+    _check(FLAGS.train_batch_size >= processes,
            f"--train_batch_size={FLAGS.train_batch_size}: smaller than the "
-           f"{distributed.world_size()} processes torchrun started (it is the global batch)")
+           f"{processes} processes torchrun started (it is the global batch)")
     if FLAGS.tensorboard:
         plot.check_tensorboard()
+
+
+def _check_output_dir(out: str) -> None:
+    """output_dir must be a writable directory, or one that can be created."""
+    path = os.path.abspath(out)
+    if os.path.exists(path):
+        _check(os.path.isdir(path), f"--output_dir={out}: not a directory")
+        _check(os.access(path, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
+        return
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    _check(os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK),
+           f"--output_dir={out}: cannot create it: {parent} is not a writable directory")
 
 
 def _check_paths(processor) -> bool:
@@ -221,7 +228,7 @@ def _check_paths(processor) -> bool:
         _check(not FLAGS[mode].value or os.path.isfile(path),
                f"--data_dir={FLAGS.data_dir}: --{mode} needs {path}, which does not exist")
     out = FLAGS.output_dir
-    _check(not os.path.exists(out) or os.path.isdir(out), f"--output_dir={out}: not a directory")
+    _check_output_dir(out)
     trained = is_model_dir(out) and not (FLAGS.do_train and FLAGS.overwrite_output_dir)
     _check(not (trained and FLAGS.do_train),
            f"--output_dir={out}: training there already finished; pass "
@@ -232,67 +239,102 @@ def _check_paths(processor) -> bool:
     return trained
 
 
+def _check_model(source) -> None:
+    """The model's files against the flags: casing, max_seq_length, vocab size."""
+    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
+           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
+           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
+           "do_lower_case")
+    config = read_config(source.config_file)
+    limit = config["max_position_embeddings"]
+    _check(FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
+           f"most the model's max_position_embeddings ({limit})")
+    vocab_size = len(load_vocab(source.vocab_file))
+    _check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
+           f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
+
+
+def validate_flags():
+    """The checks that need no torch: flags, paths, the model's files, every input row.
+
+    Returns (processor, model source, whether output_dir holds a trained model).
+    """
+    processor = get_processor(FLAGS.task_name or "", FLAGS.data_dir,
+                              **{name: FLAGS[name].value for name in PROCESSOR_FLAGS})
+    _check_numbers()
+    trained = _check_paths(processor)
+    source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
+                            FLAGS.bert_config_file, FLAGS.vocab_file)
+    if trained:
+        check_trained_labels(FLAGS.output_dir, processor.get_labels(), processor.problem_type)
+    if FLAGS.class_weights != "none":  # (imports torch, as a weighted run will anyway)
+        from modeling.losses import parse_class_weights
+        parse_class_weights(FLAGS.class_weights, processor.get_labels(), processor.problem_type)
+    _check_model(source)
+    # Every row is checked now; a cache miss reads the file again, so that the cached
+    # features come from the very bytes their key hashes.
+    for split, mode in SPLIT_MODES:
+        if FLAGS[mode].value:
+            processor.get_examples(FLAGS.data_dir, split)
+    return processor, source, trained
+
+
 def _make_output_dir(out: str) -> None:
     try:
         os.makedirs(out, exist_ok=True)
     except OSError as e:
         raise InputError(f"--output_dir={out}: cannot create: {e.strerror}") from None
-    _check(os.access(out, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
 
 
-def validate_flags(processor):
-    """All cross-flag checks, before any work; returns (model source, trained?, config)."""
-    _check_numbers()
-    trained = _check_paths(processor)
-    source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
-                            FLAGS.bert_config_file, FLAGS.vocab_file)
+def start_run(processor, source, trained: bool):
+    """The device (and --precision check), tokenizer and model; then the output_dir."""
+    import torch
+    import transformers
+
+    from modeling.device import resolve_precision, select_device
+    from modeling.model import build_model, load_config
+    from modeling.runs import Run, clear_run_outputs
+    from modeling.tokenization import load_tokenizer
+
+    transformers.utils.logging.disable_progress_bar()
+    from modeling import distributed
+    device = distributed.init(select_device(FLAGS.no_cuda))
+    precision = resolve_precision(FLAGS.precision, device)
     labels = processor.get_labels()
-    parse_class_weights(FLAGS.class_weights, labels, processor.problem_type)
-    if trained:
-        check_trained_labels(FLAGS.output_dir, labels, processor.problem_type)
     config = load_config(source.config_file, 1 if labels is None else len(labels), labels,
                          processor.problem_type)
-    limit = config.max_position_embeddings
-    _check(3 <= FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: "
-           f"must be between 3 and the model's max_position_embeddings ({limit})")
-    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
-           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
-           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
-           "do_lower_case")
-    vocab_size = len(load_vocab(source.vocab_file))
-    _check(vocab_size <= config.vocab_size, f"{source.vocab_file}: {vocab_size} tokens, more "
-           f"than the config's vocab_size {config.vocab_size} ({source.config_file})")
+    torch.manual_seed(FLAGS.seed)
+    model = build_model(source, config, keep_head=trained).to(device)
     _make_output_dir(FLAGS.output_dir)
-    return source, trained, config
+    if distributed.is_main():  # the barrier of local_main_first() waits for this
+        if FLAGS.do_train and FLAGS.overwrite_output_dir:
+            clear_run_outputs(FLAGS.output_dir)
+        for folder in (FLAGS.output_dir, os.path.join(FLAGS.output_dir, "best_model")):
+            remove_temp_files(folder)  # what a killed run was writing
+    return Run(processor=processor, source=source, device=device, precision=precision,
+               tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case), model=model,
+               output_dir=FLAGS.output_dir,
+               cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"))
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
     if FLAGS.processor_module:
         load_processor_module(FLAGS.processor_module)
     if (FLAGS.task_name or "").lower() == "help":
         print(describe_tasks())
         return
-    processor = get_processor(FLAGS.task_name or "", FLAGS.data_dir,
-                              **{name: FLAGS[name].value for name in PROCESSOR_FLAGS})
-    device = distributed.init(select_device(FLAGS.no_cuda))
-    precision = resolve_precision(FLAGS.precision, device)
-    source, trained, config = validate_flags(processor)
-    if FLAGS.do_train and FLAGS.overwrite_output_dir and distributed.is_main():
-        _clear_output_dir(FLAGS.output_dir)  # the barrier of local_main_first() waits for it
-    torch.manual_seed(FLAGS.seed)
-    run = Run(processor=processor, source=source, device=device, precision=precision,
-              tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case),
-              model=build_model(source, config, keep_head=trained).to(device),
-              output_dir=FLAGS.output_dir,
-              cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"),
-              signature=run_signature(processor, source, FLAGS.max_seq_length,
-                                      FLAGS.do_lower_case, FLAGS.train_batch_size,
-                                      FLAGS.class_weights))
+    processor, source, trained = validate_flags()
+    run = start_run(processor, source, trained)
+    from modeling import distributed  # (imported once every check has passed)
+    from modeling.export import save_model
+    from modeling.losses import label_distribution
+    from modeling.runs import write_run_config
+    from processors.cache import load_features
+
     with distributed.local_main_first():  # one cache build per node; the others load it
-        for split, mode in SPLIT_MODES:  # every row of every needed file is checked before work
-            if FLAGS[mode].value or (split == "dev" and FLAGS.do_train and FLAGS.do_eval):
+        for split, mode in SPLIT_MODES:
+            if FLAGS[mode].value:
                 run.datasets[split] = load_features(
                     processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
                     FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir,
@@ -301,24 +343,33 @@ def main(argv) -> None:
                     logging.info("%s label distribution: %s", split, label_distribution(
                         run.datasets[split].labels, processor.get_labels()))
     if distributed.is_main():
-        extra = {"torch": torch.__version__, "transformers": transformers.__version__,
-                 "world_size": distributed.world_size()}
         write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(
-            sys.modules[__name__])}, extra)
+            sys.modules[__name__])})
     global_step = do_train(run) if FLAGS.do_train else 0
     if FLAGS.do_eval:
         do_eval(run, global_step)
     if FLAGS.do_predict:
         do_predict(run)
+    if FLAGS.do_train and distributed.is_main():  # last: a saved model marks it finished
+        save_model(run.model, run.tokenizer, source.vocab_file, FLAGS.output_dir)
     distributed.shutdown()
+
+
+def _fail(message: str, code: int = 2) -> None:
+    sys.stderr.write(f"run_classifier: {message}\n")
+    sys.exit(code)
 
 
 def _main(argv) -> None:
     try:
         main(argv)
     except InputError as e:
-        sys.stderr.write(f"run_classifier: error: {e}\n")
-        sys.exit(2)
+        _fail(f"error: {e}")
+    except OSError as e:  # a full disk, say: one line; the atomic writers left nothing partial
+        _fail(f"error: {e.filename}: {e.strerror or e}" if e.filename else f"error: {e}")
+    except KeyboardInterrupt:
+        _fail("interrupted; run the same command again to go on (training resumes from its "
+              "last checkpoint)", 130)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -326,13 +377,11 @@ def _parse_flags(argv: list[str]) -> list[str]:
     try:
         return FLAGS(argv)
     except flags.Error as e:
-        sys.stderr.write(f"run_classifier: error: {e}\n")
-        sys.exit(2)
+        _fail(f"error: {e}")
 
 
 def run() -> None:
     """Console-script entry point."""
-    transformers.utils.logging.disable_progress_bar()
     app.run(_main, flags_parser=_parse_flags)
 
 

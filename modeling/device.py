@@ -6,8 +6,6 @@ import torch
 
 from processors.base import InputError
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-
 
 def select_device(no_cuda: bool) -> torch.device:
     if torch.cuda.is_available() and not no_cuda:

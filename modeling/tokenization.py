@@ -1,8 +1,11 @@
 """The fast WordPiece tokenizer, built from a checkpoint's vocab.txt."""
 
-from transformers import BertTokenizer
+from typing import TYPE_CHECKING
 
 from processors.base import InputError
+
+if TYPE_CHECKING:
+    from transformers import BertTokenizer
 
 
 def load_vocab(vocab_file: str) -> dict[str, int]:
@@ -25,11 +28,12 @@ def load_vocab(vocab_file: str) -> dict[str, int]:
     return vocab
 
 
-def load_tokenizer(vocab_file: str, do_lower_case: bool) -> BertTokenizer:
+def load_tokenizer(vocab_file: str, do_lower_case: bool) -> "BertTokenizer":
     """A fast (Rust) BERT tokenizer; lower-casing also strips accents, as in Google's.
 
     `split_special_tokens`: a literal "[SEP]" in user text is text, as in Google's
     tokenizer, never a real separator that would shift the segment ids.
     """
+    from transformers import BertTokenizer  # here: load_vocab serves the quick flag checks
     return BertTokenizer(vocab=load_vocab(vocab_file), do_lower_case=do_lower_case,
                          split_special_tokens=True)

@@ -143,27 +143,12 @@ class _Loop:
         self.step += 1
 
 
-def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
-          end_of_epoch: Optional[Callable[[dict], dict]] = None,
-          on_log: Optional[Callable[[int, float, float], None]] = None) -> list[dict]:
-    """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
-
-    `end_of_epoch(row)` may add dev results to each epoch's stats row;
-    `on_log(step, loss, learning_rate)` gets what the progress bar shows.
-    """
-    loop = _Loop(model, train_set, args, device, signature)
-    logger.info("***** Running training *****\n  Num examples = %d\n  Batch size = %d\n"
-                "  Num steps = %d (%d per epoch)", len(train_set), args.train_batch_size,
-                loop.num_steps, loop.steps_per_epoch)
-    if loop.step:
-        logger.info("Resumed at step %d of %d", loop.step, loop.num_steps)
-    model.train()
-    bar = tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
-               dynamic_ncols=True, disable=not distributed.is_main())
-    start = time.perf_counter()
+def _run(loop: _Loop, bar, end_of_epoch, on_log) -> None:
+    """Trains from `loop.step` to the end: epoch ends, checkpoints, progress."""
+    args, start = loop.args, time.perf_counter()
     while loop.step < loop.num_steps:
         shares, scales = distributed.shard_batches(loop.epoch_batches())
-        for batch, scale in zip(iterate(train_set, shares, device), scales):
+        for batch, scale in zip(iterate(loop.train_set, shares, loop.device), scales):
             loop.train_on(batch, scale)
             bar.update(1)
             if loop.step % LOG_EVERY == 0:
@@ -174,10 +159,30 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
             if loop.step % loop.steps_per_epoch == 0 or loop.step == loop.num_steps:
                 row = {"epoch": math.ceil(loop.step / loop.steps_per_epoch), "step": loop.step,
                        "train_loss": loop.flush(), "time_s": round(time.perf_counter() - start, 2)}
-                loop.stats.append(end_of_epoch(row) if end_of_epoch else row)
-                model.train()
+                loop.stats.append(end_of_epoch(row, list(loop.stats)) if end_of_epoch else row)
+                loop.model.train()
                 loop.loss_sum, loop.loss_count, start = 0.0, 0, time.perf_counter()
             if loop.step % args.save_checkpoints_steps == 0 or loop.step == loop.num_steps:
                 loop.checkpoint()
-    bar.close()
+
+
+def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
+          end_of_epoch: Optional[Callable[[dict, list[dict]], dict]] = None,
+          on_log: Optional[Callable[[int, float, float], None]] = None) -> list[dict]:
+    """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
+
+    `end_of_epoch(row, history)` may add dev results to each epoch's stats row;
+    `history` holds the earlier epochs' rows, those before a resume included.
+    `on_log(step, loss, learning_rate)` gets what the progress bar shows.
+    """
+    loop = _Loop(model, train_set, args, device, signature)
+    logger.info("***** Running training *****\n  Num examples = %d\n  Batch size = %d\n"
+                "  Num steps = %d (%d per epoch)", len(train_set), args.train_batch_size,
+                loop.num_steps, loop.steps_per_epoch)
+    if loop.step:
+        logger.info("Resumed at step %d of %d", loop.step, loop.num_steps)
+    model.train()
+    with tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
+              dynamic_ncols=True, disable=not distributed.is_main()) as bar:
+        _run(loop, bar, end_of_epoch, on_log)  # the bar closes even on an error
     return loop.stats

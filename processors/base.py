@@ -8,6 +8,7 @@ reads the files and checks every row: a bad row raises an `InputError` naming
 """
 
 import abc
+import codecs
 import csv
 import io
 import math
@@ -44,11 +45,12 @@ class InputExample:
 
 def _decode(path: str, data: bytes) -> str:
     """Decodes UTF-8 (a leading BOM is dropped); bad bytes raise with file:line."""
-    try:
-        text = data.decode("utf-8-sig")
+    body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+    try:  # not "utf-8-sig": its error offsets do not count the BOM
+        text = body.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
+        line = body[: e.start].count(b"\n") + 1
+        raise InputError(f"{path}:{line}: not valid UTF-8 (byte 0x{body[e.start]:02x})") from None
     nul = text.find("\0")
     if nul >= 0:
         raise InputError(f"{path}:{text.count(chr(10), 0, nul) + 1}: NUL byte in text")
@@ -85,8 +87,14 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
                 raise InputError(f"{path}:{start}: blank line")
             yield start, row
             start = reader.line_num + 1
-    except csv.Error as e:
-        raise InputError(f"{path}:{reader.line_num or start}: {e}") from None
+    except csv.Error as e:  # reported at the line where the bad row starts
+        message = str(e)
+        if "field limit" in message:
+            message = f"a field longer than {csv.field_size_limit()} characters" + (
+                f" (an unclosed {quotechar}?)" if quotechar else "")
+        elif "unexpected end of data" in message:
+            message = f"the file ends inside a quoted field (an unclosed {quotechar})"
+        raise InputError(f"{path}:{start}: {message}") from None
 
 
 class DataProcessor(abc.ABC):
@@ -164,11 +172,17 @@ class DataProcessor(abc.ABC):
         examples = []
         for line, row in rows:
             where = f"{path}:{line}"
-            if width is not None and len(row) != width:
-                raise InputError(f"{where}: expected {width} columns, found {len(row)}")
-            parsed = self.parse_row(row, split)
-            if parsed is not None:
-                examples.append(self._make_example(where, parsed, split, len(examples), known))
+            try:
+                if width is not None and len(row) != width:
+                    raise InputError(f"{where}: expected {width} columns, found {len(row)}" + (
+                        " (test files have no label column)"
+                        if split == "test" and len(row) == width + 1 else ""))
+                parsed = self.parse_row(row, split)
+                if parsed is not None:
+                    examples.append(self._make_example(where, parsed, split, len(examples),
+                                                       known))
+            except InputError as e:
+                raise InputError(f"{e}{self._header_hint(row, split, line)}") from None
         if not examples:
             raise InputError(f"{path}: no examples")
         return examples
@@ -209,3 +223,14 @@ class DataProcessor(abc.ABC):
             if name in names[:i]:
                 raise InputError(f"{where}: label {name!r} given twice")
         return names if self.problem_type == MULTI_LABEL else label
+
+    def _header_hint(self, row: list[str], split: str, line: int) -> str:
+        """A hint for a bad row that may be a header: a labelled file's first line without
+        a label where no header belongs, or a copy of the header further down."""
+        header, labels = self.headers.get(split), self.get_labels()
+        if (header is None and line == 1 and split != "test" and labels
+                and not set(labels) & {field.strip() for field in row}):
+            return f" (is line 1 a header? {split} files have none)"
+        if header is not None and [field.strip() for field in row] == list(header):
+            return " (a repeated header row?)"
+        return ""

@@ -21,7 +21,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .features import InputFeatures, convert_examples_to_features
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, remove_temp_files, sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -72,10 +72,10 @@ def cache_key_parts(data_file: str, task_name: str, label_list: Optional[Sequenc
     """
     parts = {
         "data_file": os.path.abspath(data_file),
-        "data_sha256": _sha256_file(data_file),
+        "data_sha256": sha256_file(data_file),
         "task_name": task_name,
         "label_list": None if label_list is None else list(label_list),
-        "vocab_sha256": _sha256_file(vocab_file),
+        "vocab_sha256": sha256_file(vocab_file),
         "do_lower_case": bool(do_lower_case),
         "max_seq_length": int(max_seq_length),
         "features_version": FEATURES_VERSION,
@@ -95,6 +95,7 @@ def load_or_build(cache_dir: str, split: str, key_parts: dict,
     path = os.path.join(cache_dir, f"{key_parts['task_name']}_{split}_{digest}.safetensors")
     os.makedirs(cache_dir, exist_ok=True)
     with FileLock(path + ".lock"):
+        remove_temp_files(cache_dir, os.path.basename(path))  # left by a killed build
         if not overwrite:
             cached = _load(path)
             if cached is not None:
@@ -130,14 +131,6 @@ def _load(path: str) -> Optional[FeatureSet]:
         return None
     logger.info("Loaded %d features from cache %s", len(features), path)
     return features
-
-
-def _sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: str,

@@ -1,26 +1,37 @@
 """Atomic file writes: a temp file in the same folder, fsync, then rename.
 
 A crash at any point leaves either the old file or the new one, never a
-half-written file that a later run would read.
+half-written file that a later run would read. A process killed mid-write
+leaves only a dot-named `.tmp` entry, which `remove_temp_files` clears.
 """
 
 import contextlib
+import hashlib
 import os
+import shutil
 import tempfile
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Writes `path` whole or not at all; an OSError names `path`, not the temp file."""
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp's 0600 is for secrets
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as e:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise OSError(e.errno, e.strerror, path) from None
         raise
 
 
@@ -43,3 +54,27 @@ def atomic_open(path: str):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_temp_files(folder: str, prefix: str = "") -> list[str]:
+    """Deletes the `.<prefix>*.tmp` files and folders a killed writer left in `folder`."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    stale = [os.path.join(folder, n) for n in names
+             if n.startswith("." + prefix) and n.endswith(".tmp")]
+    for path in stale:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    return stale
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

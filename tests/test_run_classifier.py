@@ -141,8 +141,8 @@ def test_checkpoint_from_another_run_is_refused(trained, similarity_dir, tiny_be
 
 @pytest.mark.parametrize("overrides, message", [
     (dict(), "at least one of --do_train"),
-    (dict(do_train=True, max_seq_length=2), "--max_seq_length=2: must be between 3 and"),
-    (dict(do_train=True, max_seq_length=129), "--max_seq_length=129"),
+    (dict(do_train=True, max_seq_length=2), "--max_seq_length=2: must be at least 3"),
+    (dict(do_train=True, max_seq_length=129), "--max_seq_length=129: must be at most"),
     (dict(do_train=True, train_batch_size=0), "--train_batch_size=0: must be positive"),
     (dict(do_train=True, learning_rate=-1.0), "--learning_rate=-1.0: must be positive"),
     (dict(do_train=True, num_train_epochs=0.0), "--num_train_epochs=0.0: must be positive"),

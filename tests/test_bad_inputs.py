@@ -1,0 +1,427 @@
+"""Bad input through the real command line: exit 2, one line naming file:line or the flag,
+no traceback, and nothing partial left in output_dir or the cache.
+
+Every case runs `run_classifier.py` in a subprocess; the cases run in parallel
+in one module fixture (most fail before torch is imported, in a fraction of a
+second), and each case is then checked by its own test.
+"""
+
+import errno
+import hashlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import pytest
+
+from conftest import VOCAB, write_similarity_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, OMP_NUM_THREADS="1")
+MRPC_HEAD = "\ufeffQuality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+MRPC_TEST_HEAD = "index\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+VALID = {
+    "cola": {"train.tsv": "gj04\t1\t\tThe dog runs.\ngj04\t0\t*\tDog the runs.\n",
+             "dev.tsv": "gj04\t1\t\tA cat sleeps.\n",
+             "test.tsv": "index\tsentence\n0\tThe bird sings.\n"},
+    "mrpc": {"train.tsv": MRPC_HEAD + "1\t1\t2\tThe dog runs.\tA dog runs.\n",
+             "dev.tsv": MRPC_HEAD + "0\t3\t4\tA cat.\tThe car.\n",
+             "test.tsv": MRPC_TEST_HEAD + "0\t5\t6\tA man reads.\tA man writes.\n"},
+}
+MODES = {"train": "--do_train", "dev": "--do_eval", "test": "--do_predict"}
+HUGE = "x" * 1_000_000
+LIMIT = "a field longer than 131072 characters"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: files to write, flags to pass, and the message it must produce.
+
+    `{data}`, `{out}`, `{bert}` and `{case}` in `args`, `message` and file names are
+    filled in per case; `prepare(case_dir, bert)` builds what files alone cannot.
+    """
+
+    name: str
+    message: str
+    args: tuple = ("--do_train",)
+    files: dict = field(default_factory=dict)
+    task: str = "cola"
+    prepare: Optional[Callable] = None
+    code: int = 2
+    quiet: bool = True  # stderr holds nothing but the error line
+    read_only_out: bool = False
+    limit_writes: bool = False
+
+
+def row_cases(task, ext, header_case, rows):
+    """The same ten malformed-row kinds for one task; `rows` maps kind -> (file, text, msg)."""
+    return [Case(f"{task}-{kind}", f"{{data}}/{split}.{ext}:{msg}",
+                 (MODES[split],),
+                 {f"{split}.{ext}": text}, task) for kind, (split, text, msg) in rows.items()
+            ] + [header_case]
+
+
+COLA_OK = VALID["cola"]["train.tsv"]
+MRPC_OK = "1\t1\t2\tThe dog runs.\tA dog runs.\n"
+SIM_OK = '1,"a dog runs","a dog runs"\n'
+CASES = row_cases("cola", "tsv", Case(
+    "cola-no-header", "{data}/test.tsv:1: expected header 'index\\tsentence', found "
+    "'0\\tThe bird sings.'", ("--do_predict",), {"test.tsv": "0\tThe bird sings.\n"}), {
+    "columns": ("train", COLA_OK + "gj04\t1\tThe cat.\n", "3: expected 4 columns, found 3"),
+    "empty-text": ("train", COLA_OK + "gj04\t1\t\t  \n", "3: empty text"),
+    "label": ("train", COLA_OK + "gj04\tyes\t\tA cat.\n",
+              "3: unknown label 'yes'; expected one of 0, 1"),
+    "test-label": ("test", "index\tsentence\n0\t1\tA cat.\n",
+                   "2: expected 2 columns, found 3 (test files have no label column)"),
+    "utf8": ("train", COLA_OK.encode() + b"gj04\t1\t\tA caf\xe9.\n",
+             "3: not valid UTF-8 (byte 0xe9)"),
+    "nul": ("train", COLA_OK + "gj04\t1\t\tA\0cat.\n", "3: NUL byte in text"),
+    "blank-line": ("train", COLA_OK + "\n" + COLA_OK, "3: blank line"),
+    "huge-line": ("train", COLA_OK + f"gj04\t1\t\t{HUGE}\n", f"3: {LIMIT}"),
+    "header": ("train", "source\tlabel\tjudgment\tsentence\n" + COLA_OK,
+               "1: unknown label 'label'; expected one of 0, 1 (is line 1 a header? train "
+               "files have none)"),
+}) + row_cases("mrpc", "tsv", Case(
+    "mrpc-no-header", "{data}/train.tsv:1: expected header 'Quality\\t#1 ID\\t#2 ID\\t#1 "
+    "String\\t#2 String', found '1\\t1\\t2\\tThe dog runs.\\tA dog runs.'", ("--do_train",),
+    {"train.tsv": MRPC_OK}, "mrpc"), {
+    "columns": ("train", MRPC_HEAD + MRPC_OK + "1\t1\t2\tA cat.\n",
+                "3: expected 5 columns, found 4"),
+    "empty-text": ("dev", MRPC_HEAD + "1\t1\t2\tA cat.\t\n", "2: empty text"),
+    "label": ("train", MRPC_HEAD + "2\t1\t2\tA.\tB.\n",
+              "2: unknown label '2'; expected one of 0, 1"),
+    "test-label": ("test", MRPC_TEST_HEAD + "0\t1\t5\t6\tA.\tB.\n",
+                   "2: expected 5 columns, found 6 (test files have no label column)"),
+    "utf8": ("train", MRPC_HEAD.encode() + b"1\t1\t2\t\x80.\tB.\n",
+             "2: not valid UTF-8 (byte 0x80)"),
+    "nul": ("train", MRPC_HEAD + MRPC_OK + "\0\n", "3: NUL byte in text"),
+    "blank-line": ("train", MRPC_HEAD + MRPC_OK + "\t\t\r\n" + MRPC_OK, "3: blank line"),
+    "huge-line": ("train", MRPC_HEAD + f"1\t1\t2\t{HUGE}\tB.\n", f"2: {LIMIT}"),
+    "header": ("train", MRPC_HEAD + MRPC_OK + MRPC_HEAD.lstrip("\ufeff") + MRPC_OK,
+               "3: unknown label 'Quality'; expected one of 0, 1 (a repeated header row?)"),
+}) + row_cases("sentence_similarity", "csv", Case(
+    "sentence_similarity-unclosed-quote", "{data}/train.csv:2: the file ends inside a quoted "
+    'field (an unclosed ")', ("--do_train",),
+    {"train.csv": SIM_OK + '0,"a cat,a dog\n'}, "sentence_similarity"), {
+    "columns": ("train", SIM_OK + '1,"a dog runs"\n', "2: expected 3 columns, found 2"),
+    "empty-text": ("train", SIM_OK + '1,"a dog",""\n', "2: empty text"),
+    "label": ("dev", '1,a,b\nsame,a,b\n', "2: unknown label 'same'; expected one of 0, 1"),
+    "test-label": ("test", '"a","b"\n1,"a","b"\n',
+                   "2: expected 2 columns, found 3 (test files have no label column)"),
+    "utf8": ("train", SIM_OK.encode() * 2 + b'1,"\xc3(",b\n', "3: not valid UTF-8 (byte 0xc3)"),
+    "nul": ("train", SIM_OK + '1,"a\0",b\n', "2: NUL byte in text"),
+    "blank-line": ("train", SIM_OK + "\n", "2: blank line"),
+    "huge-line": ("train", SIM_OK + f'1,"{HUGE}",b\n', f'2: {LIMIT} (an unclosed "?)'),
+    "header": ("train", "label,text_a,text_b\n" + SIM_OK,
+               "1: unknown label 'label'; expected one of 0, 1 (is line 1 a header? train "
+               "files have none)"),
+})
+
+
+def copy_bert(case_dir, bert):
+    return shutil.copytree(bert, os.path.join(case_dir, "bert"))
+
+
+def edit_file(name, edit):
+    """A prepare step: a copy of the tiny BERT with `edit(path)` applied to one file."""
+    def prepare(case_dir, bert):
+        edit(os.path.join(copy_bert(case_dir, bert), name))
+    return prepare
+
+
+def append(text):
+    def edit(path):
+        with open(path, "a") as f:
+            f.write(text)
+    return edit
+
+
+def overwrite(text):
+    def edit(path):
+        with open(path, "w") as f:
+            f.write(text)
+    return edit
+
+
+def truncate(path):
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+
+
+def write_at(relative, text):
+    def prepare(case_dir, bert):
+        path = os.path.join(case_dir, relative)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    return prepare
+
+
+def finished_model(case_dir, bert):
+    shutil.copytree(bert, os.path.join(case_dir, "out"))
+
+
+def truncated_checkpoint(case_dir, bert):
+    import torch
+    from modeling.checkpoint import save_checkpoint
+    out = os.path.join(case_dir, "out")
+    os.makedirs(out)
+    path = save_checkpoint(out, torch.nn.Linear(2, 2), {"global_step": 3}, keep_max=1)
+    truncate(os.path.join(path, "training_state.pt"))
+
+
+def corrupt_cache(case_dir, bert):
+    """Builds the test split's cache as a run would, then truncates the tensor file."""
+    from modeling.tokenization import load_tokenizer
+    from processors import get_processor
+    from processors.cache import load_features
+    vocab = os.path.join(bert, "vocab.txt")
+    load_features(get_processor("sentence_similarity"), os.path.join(case_dir, "data"), "test",
+                  load_tokenizer(vocab, True), vocab, True, 128, os.path.join(case_dir, "cache"))
+    cache = next(n for n in os.listdir(os.path.join(case_dir, "cache"))
+                 if n.endswith(".safetensors"))
+    truncate(os.path.join(case_dir, "cache", cache))
+
+
+def make_read_only(path):
+    """Makes `path` unwritable even for root (immutable, or a read-only mount); returns
+    the command that undoes it, or None where neither works."""
+    if os.geteuid() != 0:
+        os.chmod(path, 0o555)
+        return ["chmod", "755", path]
+    for on, off in ((["chattr", "+i", path], ["chattr", "-i", path]),
+                    (["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", path],
+                     ["umount", path])):
+        if shutil.which(on[0]) and subprocess.run(on, capture_output=True).returncode == 0:
+            return off
+    return None
+
+
+def limit_file_size():
+    """In the child: writes past 60 kB fail with EFBIG, as on a full disk."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+
+
+SIM = "sentence_similarity"
+FLAG_CASES = [
+    Case("empty-file", "{data}/train.tsv: file is empty", files={"train.tsv": ""}),
+    Case("missing-file", "--data_dir={data}: --do_eval needs {data}/dev.tsv, which does not "
+         "exist", ("--do_train", "--do_eval"), {"dev.tsv": None}),
+    Case("missing-data-dir", "--data_dir={case}/nowhere: not a directory",
+         ("--do_train", "--data_dir={case}/nowhere")),
+    Case("unknown-task", "--task_name=paraphrase: unknown task; registered tasks: cola, ",
+         ("--do_train", "--task_name=paraphrase")),
+    Case("module-syntax-error", "--processor_module={case}/mine.py: cannot import: SyntaxError: "
+         "'(' was never closed (mine.py, line 1)",
+         ("--do_train", "--processor_module={case}/mine.py"), prepare=write_at("mine.py", "x = (")),
+    Case("module-missing", "--processor_module=no_such_module: cannot import: "
+         "ModuleNotFoundError: No module named 'no_such_module'",
+         ("--do_train", "--processor_module=no_such_module")),
+    Case("module-no-processor", "--processor_module={case}/mine.py: registers no processor",
+         ("--do_train", "--processor_module={case}/mine.py"),
+         prepare=write_at("mine.py", "import processors\n")),
+    Case("max-seq-0", "--max_seq_length=0: must be at least 3", ("--do_train",
+                                                                 "--max_seq_length=0")),
+    Case("max-seq-2", "--max_seq_length=2: must be at least 3", ("--do_train",
+                                                                 "--max_seq_length=2")),
+    Case("max-seq-129", "--max_seq_length=129: must be at most the model's "
+         "max_position_embeddings (128)", ("--do_train", "--max_seq_length=129")),
+    Case("train-batch-0", "--train_batch_size=0: must be positive",
+         ("--do_train", "--train_batch_size=0")),
+    Case("eval-batch-negative", "--eval_batch_size=-8: must be positive",
+         ("--do_eval", "--eval_batch_size=-8")),
+    Case("predict-batch-0", "--predict_batch_size=0: must be positive",
+         ("--do_predict", "--predict_batch_size=0")),
+    Case("train-batch-not-int", "flag --train_batch_size=eight: invalid literal for int() with "
+         "base 10: 'eight'", ("--do_train", "--train_batch_size=eight")),
+    Case("epochs-0", "--num_train_epochs=0.0: must be positive",
+         ("--do_train", "--num_train_epochs=0")),
+    Case("epochs-negative", "--num_train_epochs=-1.0: must be positive",
+         ("--do_train", "--num_train_epochs=-1")),
+    Case("learning-rate-0", "--learning_rate=0.0: must be positive",
+         ("--do_train", "--learning_rate=0")),
+    Case("learning-rate-negative", "--learning_rate=-2e-05: must be positive",
+         ("--do_train", "--learning_rate=-2e-5")),
+    Case("warmup-1.5", "--warmup_proportion=1.5: must be in [0, 1)",
+         ("--do_train", "--warmup_proportion=1.5")),
+    Case("casing", "--do_lower_case=False: the checkpoint's tokenizer has do_lower_case=True; "
+         "pass --do_lower_case", ("--do_train", "--nodo_lower_case")),
+    Case("vocab-bigger-than-config", f"{{case}}/bert/vocab.txt: {len(VOCAB) + 5} tokens, more "
+         f"than the config's vocab_size {len(VOCAB)} ({{case}}/bert/config.json)",
+         ("--do_train", "--init_checkpoint={case}/bert"),
+         prepare=edit_file("vocab.txt", append("x1\nx2\nx3\nx4\nx5\n"))),
+    Case("config-not-json", "{case}/bert/config.json: not a valid JSON config: Expecting value: "
+         "line 1 column 1 (char 0)", ("--do_train", "--init_checkpoint={case}/bert"),
+         prepare=edit_file("config.json", overwrite("hidden_size = 32\n"))),
+    Case("truncated-weights", "{case}/bert/model.safetensors: cannot read weights: "
+         "SafetensorError: Error while deserializing header: ",
+         ("--do_train", "--init_checkpoint={case}/bert"),
+         prepare=edit_file("model.safetensors", truncate)),
+    Case("output-dir-is-a-file", "--output_dir={case}/file: not a directory",
+         ("--do_train", "--output_dir={case}/file"), prepare=write_at("file", "x")),
+    Case("output-dir-under-a-file", "--output_dir={case}/file/out: cannot create it: "
+         "{case}/file is not a writable directory", ("--do_train", "--output_dir={case}/file/out"),
+         prepare=write_at("file", "x")),
+    Case("output-dir-read-only", "--output_dir={case}/out: not writable", read_only_out=True,
+         prepare=lambda case_dir, bert: os.makedirs(os.path.join(case_dir, "out"))),
+    Case("finished-run", "--output_dir={case}/out: training there already finished; pass "
+         "--overwrite_output_dir to train again, or drop --do_train to use that model",
+         prepare=finished_model),
+    Case("truncated-checkpoint", "{case}/out/checkpoint-3: checkpoint is unreadable and no "
+         "earlier one is readable; pass --overwrite_output_dir to start over", task=SIM,
+         prepare=truncated_checkpoint, quiet=False),
+    Case("disk-full", "{case}/out/checkpoint-3: File too large", task=SIM, quiet=False,
+         args=("--do_train", "--save_checkpoints_steps=3", "--train_batch_size=8"),
+         limit_writes=True),
+    Case("corrupt-cache", "is corrupt (sha256 does not match its sidecar); rebuilding it",
+         ("--do_predict", "--cache_dir={case}/cache"), task=SIM, prepare=corrupt_cache, code=0,
+         quiet=False),
+]
+
+ALL = CASES + FLAG_CASES
+
+
+def setup(case, case_dir, bert) -> dict:
+    """Writes the case's data (valid files, then the case's own) and runs its prepare."""
+    data = os.path.join(case_dir, "data")
+    if case.task == SIM:
+        write_similarity_data(data, n_train=16, n_dev=4, n_test=4)
+    else:
+        os.makedirs(data)
+        for name, text in VALID[case.task].items():
+            with open(os.path.join(data, name), "w", newline="") as f:
+                f.write(text)
+    for name, content in case.files.items():
+        path = os.path.join(data, name)
+        if content is None:
+            os.remove(path)
+        else:
+            with open(path, "wb") as f:
+                f.write(content.encode() if isinstance(content, str) else content)
+    if case.prepare:
+        case.prepare(case_dir, bert)
+    return {"case": case_dir, "data": data, "out": os.path.join(case_dir, "out"), "bert": bert}
+
+
+def snapshot(folder) -> dict:
+    """Relative path -> size of every file and folder under `folder`."""
+    found = {}
+    for parent, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(parent, name)
+            found[os.path.relpath(path, folder)] = os.path.getsize(path)
+    return found
+
+
+def run_case(case, dirs):
+    """Runs the command line for one case; returns (exit code, stderr, before, after)."""
+    args = ["--task_name=" + case.task, "--data_dir={data}", "--output_dir={out}",
+            "--init_checkpoint={bert}", "--precision=fp32", *case.args]
+    before = snapshot(dirs["case"])
+    undo = make_read_only(dirs["out"]) if case.read_only_out else []
+    if undo is None:
+        return None
+    try:
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py")] +
+                              [a.format(**dirs) for a in args], capture_output=True, text=True,
+                              env=ENV, cwd=ROOT, timeout=300,
+                              preexec_fn=limit_file_size if case.limit_writes else None)
+    finally:
+        if undo:
+            subprocess.run(undo, check=True)
+    return proc.returncode, proc.stderr, before, snapshot(dirs["case"])
+
+
+@pytest.fixture(scope="module")
+def results(tiny_bert, tmp_path_factory):
+    """Runs every case, in parallel, the ones that import torch first."""
+    root = tmp_path_factory.mktemp("bad_inputs")
+    dirs = {case.name: setup(case, str(root / case.name), tiny_bert) for case in ALL}
+    with ThreadPoolExecutor(3) as pool:
+        futures = {case.name: pool.submit(run_case, case, dirs[case.name])
+                   for case in sorted(ALL, key=lambda case: (case.quiet, not case.prepare))}
+        return {name: (dirs[name], future.result()) for name, future in futures.items()}
+
+
+def assert_caches_complete(folder):
+    """Every features-cache file under `folder` matches the sha256 in its sidecar."""
+    for parent, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith(".safetensors") and os.path.basename(parent) == "cache":
+                with open(os.path.join(parent, name + ".json")) as f:
+                    expected = json.load(f)["sha256"]
+                with open(os.path.join(parent, name), "rb") as f:
+                    assert hashlib.sha256(f.read()).hexdigest() == expected, name
+
+
+def test_there_are_at_least_30_distinct_bad_inputs():
+    assert len({case.name for case in ALL}) == len(ALL) >= 30
+
+
+@pytest.mark.parametrize("case", ALL, ids=lambda case: case.name)
+def test_bad_input(case, results):
+    dirs, result = results[case.name]
+    if result is None:
+        pytest.skip("root, and neither chattr +i nor a read-only mount works here")
+    code, stderr, before, after = result
+    message = case.message.format(**dirs)
+    lines = stderr.splitlines()
+    assert "Traceback" not in stderr, stderr[-3000:]
+    assert code == case.code, stderr[-3000:]
+    if case.code == 2:
+        assert lines[-1].startswith(f"run_classifier: error: {message}"), lines[-1]
+    else:
+        assert message in stderr
+    if case.quiet:
+        assert len(lines) == 1, stderr
+    assert not [p for p in after if p.endswith(".tmp")]
+    if case.code == 2 and case.quiet:
+        assert after == before  # failed before writing anything
+    elif case.code == 2:  # failed while working: only whole records of work done remain
+        made = set(after) - set(before)
+        assert made <= {"out", "out/run_config.json", "out/training_stats.json", "out/cache"} | {
+            p for p in made if p.startswith("out/cache/")}, sorted(made)
+    assert_caches_complete(dirs["case"])
+
+
+def test_a_full_disk_mid_write_leaves_the_old_file_and_names_the_path(tmp_path, monkeypatch):
+    from processors import fileio
+    path = tmp_path / "eval_results.txt"
+    path.write_text("old\n")
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(fileio.os, "fsync", no_space)
+    with pytest.raises(OSError) as info:
+        fileio.atomic_write_text(str(path), "new\n")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
+    assert os.listdir(tmp_path) == ["eval_results.txt"] and path.read_text() == "old\n"
+
+
+@pytest.mark.parametrize("error, code, line", [
+    (OSError(errno.ENOSPC, "No space left on device", "/out/x.tsv"), 2,
+     "run_classifier: error: /out/x.tsv: No space left on device"),
+    (KeyboardInterrupt(), 130,
+     "run_classifier: interrupted; run the same command again to go on (training resumes "
+     "from its last checkpoint)"),
+])
+def test_main_turns_write_errors_and_ctrl_c_into_one_line(error, code, line, monkeypatch,
+                                                          capsys):
+    import run_classifier
+
+    def fail(argv):
+        raise error
+
+    monkeypatch.setattr(run_classifier, "main", fail)
+    with pytest.raises(SystemExit) as info:
+        run_classifier._main(["run_classifier"])
+    assert info.value.code == code and capsys.readouterr().err == line + "\n"

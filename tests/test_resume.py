@@ -1,0 +1,102 @@
+"""The real command line, SIGKILLed at random moments: the rerun resumes and ends the same.
+
+A run killed twice (while a checkpoint is being written, when the poll
+catches one, and mid-epoch) and restarted with the same command each time must
+end with the same bytes as a run that never stopped, and a second
+uninterrupted run with the same seed must too (CPU, fp32).
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from conftest import write_similarity_data
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, OMP_NUM_THREADS="1")  # steady speed on a shared, busy CPU
+SAME_BYTES = ("eval_results.txt", "eval_results.json", "test_results.tsv", "predictions.tsv",
+              "model.safetensors", "best_model/model.safetensors",
+              "checkpoint-32/model.safetensors")
+
+
+def command(tiny_bert, data, out):
+    return [sys.executable, os.path.join(ROOT, "run_classifier.py"),
+            "--task_name=sentence_similarity", f"--data_dir={data}",
+            f"--init_checkpoint={tiny_bert}", f"--output_dir={out}", "--do_train", "--do_eval",
+            "--do_predict", "--precision=fp32", "--train_batch_size=8", "--num_train_epochs=2",
+            "--learning_rate=1e-3", "--save_checkpoints_steps=3", "--keep_checkpoint_max=2",
+            "--seed=7"]
+
+
+def run_to_end(cmd, log):
+    with open(log, "w") as err:
+        return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, env=ENV, cwd=ROOT,
+                              timeout=180).returncode
+
+
+def steps_in(out, prefix):
+    """Steps of the `<prefix><step>[.tmp]` entries in out."""
+    names = os.listdir(out) if os.path.isdir(out) else []
+    return [int(n[len(prefix):].removesuffix(".tmp")) for n in names if n.startswith(prefix)]
+
+
+def run_and_kill(cmd, out, log, target, delay):
+    """Starts cmd and SIGKILLs it: with delay None, as soon as it is writing a checkpoint
+    >= target; else `delay` seconds after such a checkpoint is complete (mid-epoch)."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=ENV, cwd=ROOT)
+    deadline = time.monotonic() + 150
+    while proc.poll() is None and time.monotonic() < deadline:
+        if delay is None and any(s >= target for s in steps_in(out, ".checkpoint-")):
+            break
+        if any(s >= target for s in steps_in(out, "checkpoint-")):
+            time.sleep(delay or 0)
+            break
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait()
+
+
+def interrupted_run(cmd, out, logs):
+    """Kills the run twice at seeded random steps (once mid-write), then lets it finish."""
+    rng = random.Random(20240611)
+    codes = [run_and_kill(cmd, out, logs[0], rng.randint(4, 10), None),
+             run_and_kill(cmd, out, logs[1], rng.randint(15, 24), rng.uniform(0.005, 0.05))]
+    return codes + [run_to_end(cmd, logs[-1])]
+
+
+def read(path, mode="rb"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def test_killed_runs_resume_to_the_same_bytes(tiny_bert, tmp_path):
+    data = write_similarity_data(tmp_path / "data", n_train=128)
+    outs = {name: str(tmp_path / name) for name in ("a", "b", "killed")}
+    logs = [str(tmp_path / f"killed{i}.log") for i in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        plain = [pool.submit(run_to_end, command(tiny_bert, data, outs[n]),
+                             str(tmp_path / f"{n}.log")) for n in ("a", "b")]
+        killed = pool.submit(interrupted_run, command(tiny_bert, data, outs["killed"]),
+                             outs["killed"], logs)
+        assert [f.result() for f in plain] == [0, 0], read(tmp_path / "a.log", "r")[-3000:]
+        codes = killed.result()
+    assert codes == [-signal.SIGKILL] * 2 + [0], read(logs[-1], "r")[-3000:]
+    for log in logs[1:]:
+        assert "Resuming from " + os.path.join(outs["killed"], "checkpoint-") in read(log, "r")
+    for out in outs.values():
+        assert sorted(os.listdir(out)) == sorted(os.listdir(outs["a"]))
+        assert not [n for n in os.listdir(out) if n.endswith(".tmp")]
+    for name in SAME_BYTES:
+        assert read(os.path.join(outs["b"], name)) == read(os.path.join(outs["a"], name)), name
+        assert read(os.path.join(outs["killed"], name)) == read(
+            os.path.join(outs["a"], name)), name
+    stats = [[{k: v for k, v in row.items() if k != "time_s"}
+              for row in json.loads(read(os.path.join(out, "training_stats.json")))]
+             for out in outs.values()]
+    assert stats[0] == stats[1] == stats[2] and [r["epoch"] for r in stats[0]] == [1, 2]
