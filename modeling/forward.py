@@ -1,15 +1,43 @@
-"""A faster classification forward pass: the last layer computes only what [CLS] needs.
+"""A faster classification forward pass for BertForSequenceClassification's weights.
 
-The classifier reads one vector per row: the pooled [CLS] state of the last
-layer. So in that layer only the [CLS] query, its attention output and its
-feed-forward pass are needed; keys and values still come from every token.
-The result equals `BertForSequenceClassification.forward`'s logits (the same
-modules and weights, so the saved model is unchanged), with about one sixth
-less work in a 6-layer model.
+Two savings over `model(**inputs)`, with the same modules and weights (so the
+saved model is unchanged and its logits are the same):
+- The classifier reads one vector per row, the pooled [CLS] state of the last
+  layer. So that layer computes only the [CLS] query, its attention output and
+  its feed-forward pass; keys and values still come from every token. That is
+  about one sixth less work in a 6-layer model.
+- On the CPU, dropout draws 16 random bits per element, four elements to one
+  64-bit draw, instead of torch's one Mersenne-Twister call per element
+  (`bernoulli_`, about 10% of a MiniLM training step on 2 cores). The drop rate
+  is p rounded to 1/65536 (the kept values are scaled by the exact rate), and the
+  bits come from torch's generator, so the seed and checkpoints still fix them.
+  GPUs keep torch's own fused dropout.
 """
 
 import torch
 import torch.nn.functional as F
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Inverted dropout: zeroes each element with probability p, scales the rest up."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    cut = round(p * 65536)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None)
+    keep = words.view(torch.int16)[:x.numel()].view(x.shape) >= cut - 32768
+    return torch.where(keep, x, 0) * (65536 / (65536 - cut))
+
+
+def _attend(query, key, value, mask, p: float, scale: float) -> torch.Tensor:
+    """Scaled dot-product attention, with the dropout above on the CPU when training."""
+    if p == 0.0 or query.device.type != "cpu":
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=p,
+                                              scale=scale)
+    scores = (query @ key.transpose(-1, -2)) * scale
+    probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
+    return dropout(probs, p, True) @ value
 
 
 def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -17,33 +45,46 @@ def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask[:, None, None, :].bool()
 
 
-def _cls_only_layer(layer, hidden: torch.Tensor, mask) -> torch.Tensor:
-    """One BertLayer evaluated for the first ([CLS]) position only; returns [batch, hidden]."""
+def _embed(embeddings, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
+           training: bool) -> torch.Tensor:
+    """BertEmbeddings.forward for absolute positions (the same sums, in the same order)."""
+    positions = embeddings.position_ids[:, :input_ids.shape[1]]
+    hidden = (embeddings.word_embeddings(input_ids)
+              + embeddings.token_type_embeddings(token_type_ids))
+    hidden = embeddings.LayerNorm(hidden + embeddings.position_embeddings(positions))
+    return dropout(hidden, embeddings.dropout.p, training)
+
+
+def _layer(layer, hidden: torch.Tensor, mask, queries: torch.Tensor,
+           training: bool) -> torch.Tensor:
+    """One BertLayer evaluated at the positions of `queries` (all of `hidden`, or its [CLS])."""
     attention = layer.attention.self
     batch, length, _ = hidden.shape
     heads, size = attention.num_attention_heads, attention.attention_head_size
 
-    def split(x, n):
-        return x.view(batch, n, heads, size).transpose(1, 2)
+    def split(x):
+        return x.view(batch, x.shape[1], heads, size).transpose(1, 2)
 
-    cls = hidden[:, :1]
-    context = F.scaled_dot_product_attention(
-        split(attention.query(cls), 1), split(attention.key(hidden), length),
-        split(attention.value(hidden), length), attn_mask=mask,
-        dropout_p=attention.dropout.p if layer.training else 0.0, scale=attention.scaling)
-    context = context.transpose(1, 2).reshape(batch, 1, heads * size)
-    attended = layer.attention.output(context, cls)
-    return layer.output(layer.intermediate(attended), attended)[:, 0]
+    context = _attend(split(attention.query(queries)), split(attention.key(hidden)),
+                      split(attention.value(hidden)), mask,
+                      attention.dropout.p if training else 0.0, attention.scaling)
+    context = context.transpose(1, 2).reshape(batch, queries.shape[1], heads * size)
+    out = layer.attention.output
+    attended = out.LayerNorm(dropout(out.dense(context), out.dropout.p, training) + queries)
+    out = layer.output
+    return out.LayerNorm(dropout(out.dense(layer.intermediate(attended)), out.dropout.p,
+                                 training) + attended)
 
 
 def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       token_type_ids: torch.Tensor) -> torch.Tensor:
     """Logits of a BertForSequenceClassification, computed as described above."""
-    bert = model.bert
-    hidden = bert.embeddings(input_ids=input_ids, token_type_ids=token_type_ids)
+    bert, training = model.bert, model.training
+    hidden = _embed(bert.embeddings, input_ids, token_type_ids, training)
     mask = _attention_mask(attention_mask)
     *layers, last = bert.encoder.layer
     for layer in layers:
-        hidden = layer(hidden, attention_mask=mask)
-    pooled = bert.pooler.activation(bert.pooler.dense(_cls_only_layer(last, hidden, mask)))
-    return model.classifier(model.dropout(pooled))
+        hidden = _layer(layer, hidden, mask, hidden, training)
+    cls = _layer(last, hidden, mask, hidden[:, :1], training)[:, 0]
+    pooled = bert.pooler.activation(bert.pooler.dense(cls))
+    return model.classifier(dropout(pooled, model.dropout.p, training))

@@ -17,7 +17,7 @@ from tqdm import tqdm
 from . import distributed
 from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .data import iterate, train_batches
-from .device import autocast
+from .device import autocast, keep_freed_memory
 from .forward import classifier_logits
 from .losses import training_loss
 from .optimization import create_optimizer
@@ -101,7 +101,8 @@ class _Loop:
         self.pending, self.pending_count = torch.zeros((), device=device), 0
         state = load_latest_checkpoint(args.output_dir, model, signature)
         if state:
-            self.optimizer.load_state_dict(state["optimizer"])
+            if state["optimizer"] is not None:  # None: the run had finished
+                self.optimizer.load_state_dict(state["optimizer"])
             self.scheduler.load_state_dict(state["scheduler"])
             if self.scaler and state["scaler"]:
                 self.scaler.load_state_dict(state["scaler"])
@@ -120,8 +121,12 @@ class _Loop:
         return self.loss_sum / max(1, self.loss_count)
 
     def checkpoint(self) -> None:
+        """Saves the run; the last one skips the optimizer's moments (2x the weights' size),
+        which nothing reads once the run has finished."""
         self.flush()
-        state = {"global_step": self.step, "optimizer": self.optimizer.state_dict(),
+        done = self.step == self.num_steps
+        state = {"global_step": self.step,
+                 "optimizer": None if done else self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
                  "scaler": self.scaler.state_dict() if self.scaler else None,
                  "loss_sum": self.loss_sum, "loss_count": self.loss_count,
@@ -175,6 +180,7 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
     `history` holds the earlier epochs' rows, those before a resume included.
     `on_log(step, loss, learning_rate)` gets what the progress bar shows.
     """
+    keep_freed_memory()
     loop = _Loop(model, train_set, args, device, signature)
     logger.info("***** Running training *****\n  Num examples = %d\n  Batch size = %d\n"
                 "  Num steps = %d (%d per epoch)", len(train_set), args.train_batch_size,

@@ -76,6 +76,14 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(finished, tmp_p
         os.path.join(source, "checkpoint-16", "model.safetensors"))
 
 
+def test_only_the_final_checkpoint_leaves_out_the_optimizer_state(finished):
+    out, _ = finished
+    states = {step: torch.load(os.path.join(out, f"checkpoint-{step}", "training_state.pt"),
+                               weights_only=False) for step in (15, 16)}
+    assert states[16]["global_step"] == 16 and states[16]["optimizer"] is None
+    assert states[15]["optimizer"]["state"]  # the moments a resume needs
+
+
 def test_no_readable_checkpoint_stops_without_touching_anything(finished, tmp_path):
     source, args = finished
     out = unfinished_copy(source, tmp_path / "out")

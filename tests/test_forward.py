@@ -1,0 +1,83 @@
+"""The fast forward pass: its dropout, and its training-mode equality with transformers'."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from modeling.forward import _attend, classifier_logits, dropout
+from modeling.model import build_model, load_config, resolve_source
+
+KEEP_SCALE = 65536 / (65536 - round(0.1 * 65536))
+
+
+def test_dropout_drops_p_of_the_elements_and_scales_the_rest():
+    torch.manual_seed(0)
+    x = torch.ones(1000, 1000)
+    y = dropout(x, 0.1, True)
+    dropped = (y == 0).float().mean().item()
+    assert abs(dropped - 0.1) < 0.002  # 1e6 draws: the standard error is 0.0003
+    assert torch.all((y == 0) | (y == KEEP_SCALE))
+    assert abs(y.mean().item() - 1.0) < 0.003  # unbiased: E[y] = x
+    rows, cols = (y == 0).float().mean(1), (y == 0).float().mean(0)
+    assert rows.std() < 0.02 and cols.std() < 0.02  # no position is favoured
+
+
+def test_dropout_is_fixed_by_the_seed_and_varies_without_it():
+    x = torch.randn(64, 33)
+    torch.manual_seed(7)
+    first, second = dropout(x, 0.5, True), dropout(x, 0.5, True)
+    torch.manual_seed(7)
+    assert torch.equal(dropout(x, 0.5, True), first)
+    assert not torch.equal(first, second)
+
+
+def test_dropout_gradient_is_the_mask_times_the_scale():
+    x = torch.randn(50, 7, requires_grad=True)
+    y = dropout(x, 0.1, True)
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, (y != 0).float() * KEEP_SCALE)
+
+
+def test_dropout_is_the_identity_in_eval_and_keeps_the_dtype():
+    x = torch.randn(5, 9).bfloat16()
+    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
+    assert dropout(x, 0.1, True).dtype == torch.bfloat16
+
+
+def test_training_attention_without_drops_equals_sdpa():
+    q, k, v = (torch.randn(2, 3, 5, 4) for _ in range(3))
+    mask = torch.ones(2, 1, 1, 5, dtype=torch.bool)
+    mask[1, ..., 3:] = False
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
+    torch.testing.assert_close(_attend(q, k, v, mask, 1e-7, 0.3), expected)  # p rounds to 0
+
+
+def without_dropout(tiny_bert):
+    source = resolve_source(tiny_bert, None, None)
+    config = load_config(source.config_file, 2, ["0", "1"])
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0
+    config.classifier_dropout = None
+    torch.manual_seed(0)  # the same classifier head each time
+    return build_model(source, config).train()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_training_forward_and_gradients_equal_the_transformers_model(tiny_bert, dtype):
+    """With dropout off, train mode checks the full-layer path, and backward, exactly."""
+    ids = torch.randint(5, 60, (4, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 7:] = 0
+    types = (torch.arange(12) >= 6).long().expand(4, 12)
+    grads = []
+    for forward in (lambda m: m(input_ids=ids, attention_mask=mask, token_type_ids=types).logits,
+                    lambda m: classifier_logits(m, ids, mask, types)):
+        model = without_dropout(tiny_bert)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
+            logits = forward(model)
+        logits.float().pow(2).sum().backward()
+        grads.append({n: p.grad for n, p in model.named_parameters() if p.grad is not None})
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {
+        "rtol": 0.05, "atol": 0.02}
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 30
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], **tolerance, msg=name)
