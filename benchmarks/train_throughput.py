@@ -7,13 +7,16 @@ model and hyperparameters:
   project     this project's defaults (length-grouped dynamic padding, auto precision)
   hf_default  HF Trainer as run_glue's defaults: every row padded to 128, fp32
   hf_best     HF Trainer at its best: dynamic padding, group_by_length, bf16 if fast
-and prints a table, the ratios project/hf_*, and one JSON line. Model-FLOPs
+and prints a table, the ratios project/hf_*, and one JSON line. The
+configurations take turns, `--repeats` times, and the table holds each one's
+median (a shared 2-core machine drifts by 10% between runs). Model-FLOPs
 utilisation counts real (non-pad) tokens against a matmul peak measured here.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -38,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--learning_rate", type=float, default=1e-4)
     p.add_argument("--model_dir", default=None, help="default: the embedded MiniLM-L6")
     p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--repeats", type=int, default=3, help="runs of each configuration")
     p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -184,15 +188,25 @@ def main(argv=None):
         return
     if not os.environ.get("GLUE_DIR"):
         sys.exit("train_throughput: set GLUE_DIR to the GLUE data directory")
-    results = {}
-    for name in args.configs.split(","):
-        cmd = [sys.executable, __file__, f"--worker={name}"] + (argv or sys.argv[1:])
-        done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if done.returncode:
-            sys.exit(f"train_throughput: {name} failed:\n{done.stderr[-3000:]}")
-        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        print(f"{name}: done", file=sys.stderr)
+    runs = {name: [] for name in args.configs.split(",")}
+    for repeat in range(args.repeats):
+        for name in runs:
+            cmd = [sys.executable, __file__, f"--worker={name}"] + (argv or sys.argv[1:])
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode:
+                sys.exit(f"train_throughput: {name} failed:\n{done.stderr[-3000:]}")
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"{name}: run {repeat + 1} of {args.repeats} done", file=sys.stderr)
+    results = {name: median_run(r) for name, r in runs.items()}
     report(results)
+
+
+def median_run(runs: list[dict]) -> dict:
+    """Each measurement's median over the runs, and the runs' train examples/s."""
+    out = {k: statistics.median(r[k] for r in runs) if isinstance(v, float) else v
+           for k, v in runs[0].items()}
+    out["train_examples_per_s_runs"] = [round(r["train_examples_per_s"], 1) for r in runs]
+    return out
 
 
 def report(results):
@@ -205,6 +219,8 @@ def report(results):
     for name, r in results.items():
         print(f"{name:12}" + "".join(f"{r[k]:>24.3f}" if isinstance(r[k], float) else
                                      f"{r[k]:>24}" for k in keys))
+    for name, r in results.items():
+        print(f"{name} train examples/s per run: {r['train_examples_per_s_runs']}")
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
     ratios = {}
