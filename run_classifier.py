@@ -17,11 +17,11 @@ import sys
 
 from absl import app, flags
 
+import run_checks
 from modeling import PRECISIONS, plot
-from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
-from modeling.tokenization import load_vocab
-from processors import InputError, describe_tasks, get_processor, load_processor_module
+from processors import InputError, describe_tasks, load_processor_module
 from processors.fileio import atomic_write_text, remove_temp_files
+from run_checks import SPLIT_MODES, check
 
 FLAGS = flags.FLAGS
 
@@ -83,8 +83,6 @@ flags.DEFINE_list("labels", None, "The label names, comma-separated; their order
                   "label ids. Default: every label in the train file, sorted.")
 flags.DEFINE_bool("has_header", None, "Whether CSV/TSV files start with a header row. "
                   "Default: true.")
-PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_column", "labels",
-                   "has_header")
 flags.DEFINE_bool("tensorboard", False, "Write TensorBoard events to <output_dir>/tensorboard: "
                   "loss and learning rate every few steps, dev results every epoch.")
 
@@ -164,119 +162,10 @@ def do_predict(run) -> None:
                           run.processor.problem_type, FLAGS.multi_label_threshold)
 
 
-POSITIVE = ("train_batch_size", "eval_batch_size", "predict_batch_size", "learning_rate",
-            "num_train_epochs", "save_checkpoints_steps", "gradient_accumulation_steps",
-            "adam_epsilon", "max_grad_norm")
-SPLIT_MODES = (("train", "do_train"), ("dev", "do_eval"), ("test", "do_predict"))
 # A resumed run must have these as its checkpoint has them: they fix the batch order, the
 # rate at each step and the loss.
 TRAINING_FLAGS = ("train_batch_size", "num_train_epochs", "learning_rate", "warmup_proportion",
                   "seed", "class_weights")
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise InputError(message)
-
-
-def _check_numbers() -> None:
-    _check(FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict,
-           "at least one of --do_train, --do_eval or --do_predict must be set")
-    for name in POSITIVE:
-        _check(FLAGS[name].value > 0, f"--{name}={FLAGS[name].value}: must be positive")
-    _check(FLAGS.max_seq_length >= 3, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
-           "least 3 ([CLS], one token, [SEP])")
-    _check(0 <= FLAGS.warmup_proportion < 1,
-           f"--warmup_proportion={FLAGS.warmup_proportion}: must be in [0, 1)")
-    _check(FLAGS.weight_decay >= 0, f"--weight_decay={FLAGS.weight_decay}: must be >= 0")
-    _check(FLAGS.keep_checkpoint_max >= 1,
-           f"--keep_checkpoint_max={FLAGS.keep_checkpoint_max}: must be at least 1")
-    _check(0 < FLAGS.multi_label_threshold < 1,
-           f"--multi_label_threshold={FLAGS.multi_label_threshold}: must be in (0, 1)")
-    _check(FLAGS.gradient_accumulation_steps <= FLAGS.train_batch_size,
-           f"--gradient_accumulation_steps={FLAGS.gradient_accumulation_steps}: must not "
-           f"exceed --train_batch_size={FLAGS.train_batch_size}")
-    processes = int(os.environ.get("WORLD_SIZE", "1"))  # torchrun's; torch not imported yet
-    _check(FLAGS.train_batch_size >= processes,
-           f"--train_batch_size={FLAGS.train_batch_size}: smaller than the "
-           f"{processes} processes torchrun started (it is the global batch)")
-    if FLAGS.tensorboard:
-        plot.check_tensorboard()
-
-
-def _check_output_dir(out: str) -> None:
-    """output_dir must be a writable directory, or one that can be created."""
-    path = os.path.abspath(out)
-    if os.path.exists(path):
-        _check(os.path.isdir(path), f"--output_dir={out}: not a directory")
-        _check(os.access(path, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
-        return
-    parent = os.path.dirname(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    _check(os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK),
-           f"--output_dir={out}: cannot create it: {parent} is not a writable directory")
-
-
-def _check_paths(processor) -> bool:
-    """Checks data_dir and output_dir; returns whether output_dir holds a trained model."""
-    for name in ("data_dir", "output_dir"):
-        _check(bool(FLAGS[name].value), f"--{name} is required")
-    _check(os.path.isdir(FLAGS.data_dir), f"--data_dir={FLAGS.data_dir}: not a directory")
-    for split, mode in SPLIT_MODES:
-        path = processor.get_file_path(FLAGS.data_dir, split)
-        _check(not FLAGS[mode].value or os.path.isfile(path),
-               f"--data_dir={FLAGS.data_dir}: --{mode} needs {path}, which does not exist")
-    out = FLAGS.output_dir
-    _check_output_dir(out)
-    trained = is_model_dir(out) and not (FLAGS.do_train and FLAGS.overwrite_output_dir)
-    _check(not (trained and FLAGS.do_train),
-           f"--output_dir={out}: training there already finished; pass "
-           "--overwrite_output_dir to train again, or drop --do_train to use that model")
-    _check(trained or FLAGS.do_train or FLAGS.init_checkpoint is not None,
-           f"--output_dir={out}: holds no trained model to evaluate or predict with; "
-           "add --do_train or pass --init_checkpoint")
-    return trained
-
-
-def _check_model(source) -> None:
-    """The model's files against the flags: casing, max_seq_length, vocab size."""
-    _check(source.do_lower_case is None or source.do_lower_case == FLAGS.do_lower_case,
-           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
-           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
-           "do_lower_case")
-    config = read_config(source.config_file)
-    limit = config["max_position_embeddings"]
-    _check(FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: must be at "
-           f"most the model's max_position_embeddings ({limit})")
-    vocab_size = len(load_vocab(source.vocab_file))
-    _check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
-           f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
-
-
-def validate_flags():
-    """The checks that need no torch: flags, paths, the model's files, every input row.
-
-    Returns (processor, model source, whether output_dir holds a trained model).
-    """
-    processor = get_processor(FLAGS.task_name or "", FLAGS.data_dir,
-                              **{name: FLAGS[name].value for name in PROCESSOR_FLAGS})
-    _check_numbers()
-    trained = _check_paths(processor)
-    source = resolve_source(FLAGS.output_dir if trained else FLAGS.init_checkpoint,
-                            FLAGS.bert_config_file, FLAGS.vocab_file)
-    if trained:
-        check_trained_labels(FLAGS.output_dir, processor.get_labels(), processor.problem_type)
-    if FLAGS.class_weights != "none":  # (imports torch, as a weighted run will anyway)
-        from modeling.losses import parse_class_weights
-        parse_class_weights(FLAGS.class_weights, processor.get_labels(), processor.problem_type)
-    _check_model(source)
-    # Every row is checked now; a cache miss reads the file again, so that the cached
-    # features come from the very bytes their key hashes.
-    for split, mode in SPLIT_MODES:
-        if FLAGS[mode].value:
-            processor.get_examples(FLAGS.data_dir, split)
-    return processor, source, trained
 
 
 def _make_output_dir(out: str) -> None:
@@ -318,13 +207,13 @@ def start_run(processor, source, trained: bool):
 
 
 def main(argv) -> None:
-    _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
     if FLAGS.processor_module:
         load_processor_module(FLAGS.processor_module)
     if (FLAGS.task_name or "").lower() == "help":
         print(describe_tasks())
         return
-    processor, source, trained = validate_flags()
+    processor, source, trained = run_checks.validate(FLAGS)
     run = start_run(processor, source, trained)
     from modeling import distributed  # (imported once every check has passed)
     from modeling.export import save_model

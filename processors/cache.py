@@ -41,7 +41,8 @@ class FeatureSet(torch.utils.data.Dataset):
     def from_features(cls, features: Sequence[InputFeatures]) -> "FeatureSet":
         lengths = torch.tensor([0] + [len(f.input_ids) for f in features], dtype=torch.long)
         tensors = {
-            "input_ids": torch.tensor([i for f in features for i in f.input_ids], dtype=torch.int32),
+            "input_ids": torch.tensor([i for f in features for i in f.input_ids],
+                                      dtype=torch.int32),
             "segment_ids": torch.tensor([s for f in features for s in f.segment_ids],
                                         dtype=torch.int8),
             "offsets": torch.cumsum(lengths, 0),
