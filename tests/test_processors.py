@@ -5,7 +5,6 @@ import sys
 
 import pytest
 
-from conftest import glue_dir
 from processors import (PROCESSORS, ColaProcessor, DataProcessor, InputError, InputExample,
                         MrpcProcessor, SentenceSimilarityProcessor, get_processor,
                         load_processor_module, read_rows, register_processor)
@@ -250,54 +249,3 @@ def test_load_processor_module_errors(registry, tmp_path, monkeypatch, source, s
         assert fragment in message
     assert "\n" not in message
     assert PROCESSORS == before
-
-
-# ---------------------------------------------------------------- real GLUE data
-
-GLUE = [
-    ("cola", "CoLA", "train", 8551,
-     ("Our friends won't buy this analysis, let alone the next one we propose.", None, "1"),
-     ("What all did you get for Christmas?", None, "1")),
-    ("cola", "CoLA", "dev", 1043,
-     ("The sailors rode the breeze clear of the rocks.", None, "1"),
-     ("John talked to Bill about himself.", None, "1")),
-    ("cola", "CoLA", "test", 1063,
-     ("Bill whistled past the house.", None, None),
-     ("A picture of himself frightened John.", None, None)),
-    ("mrpc", "MRPC", "train", 3668,
-     ('Amrozi accused his brother , whom he called " the witness " , of deliberately '
-      'distorting his evidence .',
-      'Referring to him as only " the witness " , Amrozi accused his brother of deliberately '
-      'distorting his evidence .', "1"),
-     ("The 30-year bond US30YT = RR rose 22 / 32 for a yield of 4.31 percent , versus 4.35 "
-      "percent at Wednesday 's close .",
-      "The 30-year bond US30YT = RR grew 1-3 / 32 for a yield of 4.30 percent , down from "
-      "4.35 percent late Wednesday .", "0")),
-    ("mrpc", "MRPC", "dev", 408,
-     ("He said the foodservice pie business doesn 't fit the company 's long-term growth "
-      "strategy .",
-      '" The foodservice pie business does not fit our long-term growth strategy .', "1"),
-     ("Ex-KGB agent Putin added that the Beatles were considered ' propaganda of an alien "
-      "ideology ' .",
-      "In Soviet times the Beatles ' music \" was considered propaganda of an alien "
-      "ideology .", "1")),
-    ("mrpc", "MRPC", "test", 1725,
-     ("PCCW 's chief operating officer , Mike Butcher , and Alex Arena , the chief financial "
-      "officer , will report directly to Mr So .",
-      "Current Chief Operating Officer Mike Butcher and Group Chief Financial Officer Alex "
-      "Arena will report to So .", None),
-     ('Sobig.F spreads when unsuspecting computer users open file attachments in emails that '
-      'contain such familiar headings as " Thank You ! , " " Re : Details " or " Re : That '
-      'Movie . "',
-      'The virus spreads when unsuspecting computer users open file attachments in emails '
-      'that contain familiar headings like " Thank You ! " and " Re : Details " .', None)),
-]
-
-
-@pytest.mark.parametrize("task,folder,split,count,first,last", GLUE,
-                         ids=[f"{g[0]}-{g[2]}" for g in GLUE])
-def test_glue_files(task, folder, split, count, first, last):
-    examples = get_processor(task).get_examples(glue_dir(folder), split)
-    assert len(examples) == count
-    assert examples[0] == InputExample(f"{split}-0", *first)
-    assert examples[-1] == InputExample(f"{split}-{count - 1}", *last)
