@@ -17,11 +17,10 @@ import sys
 
 from absl import app, flags
 
-import run_checks
 from modeling import PRECISIONS, plot
 from processors import InputError, describe_tasks, load_processor_module
 from processors.fileio import atomic_write_text, remove_temp_files
-from run_checks import SPLIT_MODES, check
+from run_checks import SPLIT_MODES, check, validate
 
 FLAGS = flags.FLAGS
 
@@ -213,7 +212,7 @@ def main(argv) -> None:
     if (FLAGS.task_name or "").lower() == "help":
         print(describe_tasks())
         return
-    processor, source, trained = run_checks.validate(FLAGS)
+    processor, source, trained = validate(FLAGS)
     run = start_run(processor, source, trained)
     from modeling import distributed  # (imported once every check has passed)
     from modeling.export import save_model
