@@ -5,17 +5,106 @@ AdamWeightDecayOptimizer. The rate rises linearly over the warmup steps to
 `learning_rate`, then decays linearly to 0 at the last step, starting from the
 peak (Hugging Face's schedule; Google's decays from step 0, so its rate after
 warmup starts below the peak). Unlike Google's, Adam here uses bias correction.
+
+`BertAdamW` is torch's fused AdamW with the same update (up to float rounding),
+made cheaper in two ways that matter on a CPU, where a step's optimizer work is
+memory-bound:
+- Gradient clipping is folded into the fused kernel, which divides each gradient
+  by the clip factor as it reads it, instead of a separate pass that scales them.
+- A sparse gradient (the word embeddings', in one CPU process: see
+  `training.sparse_word_embeddings`) updates only the rows that have had a gradient
+  so far. Every other row has zero Adam moments, so AdamW's whole update there is
+  its weight decay. That skips zero-filling, clipping and reading a dense
+  vocab x hidden gradient (47 MB in MiniLM) every step.
 """
 
 import torch
 from transformers import get_linear_schedule_with_warmup
 
 NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias")
+SEEN_ROWS = "seen_rows"  # optimizer state of a sparse-gradient parameter: rows with moments
+
+
+class BertAdamW(torch.optim.AdamW):
+    """Fused AdamW that folds in gradient clipping and takes sparse row gradients."""
+
+    @torch.no_grad()
+    def clip_and_step(self, max_norm: float) -> torch.Tensor:
+        """Clips the gradients to a global L2 norm of `max_norm` (as torch's
+        clip_grad_norm_), then steps; returns the norm before clipping."""
+        params = [p for group in self.param_groups for p in group["params"]
+                  if p.grad is not None]
+        for p in params:
+            if p.grad.is_sparse:
+                p.grad = p.grad.coalesce()
+        if not params:
+            return torch.zeros(())
+        dense = [p.grad for p in params if not p.grad.is_sparse]
+        norms = [p.grad.values().norm() for p in params if p.grad.is_sparse]
+        norms += torch._foreach_norm(dense) if dense else []
+        total = torch.linalg.vector_norm(torch.stack(norms))
+        divisor = torch.clamp((total + 1e-6) / max_norm, min=1.0)
+        if not self.defaults["fused"]:
+            torch._foreach_div_([p.grad for p in params], divisor)
+            self.step()
+            return total
+        self.grad_scale = divisor.to(torch.float32)
+        try:
+            self.step()
+        finally:
+            del self.grad_scale
+        return total
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """torch's step for dense gradients; the rows of sparse ones as described above."""
+        sparse = [(p, group) for group in self.param_groups for p in group["params"]
+                  if p.grad is not None and p.grad.is_sparse]
+        grads = [p.grad for p, _ in sparse]
+        for p, _ in sparse:
+            p.grad = None
+        try:
+            loss = super().step(closure)
+        finally:
+            for (p, _), grad in zip(sparse, grads):
+                p.grad = grad
+        for p, group in sparse:
+            self._rows_step(p, p.grad.coalesce(), group)
+        return loss
+
+    def _rows_step(self, param: torch.Tensor, grad: torch.Tensor, group: dict) -> None:
+        """AdamW on the rows that have ever had a gradient; weight decay on all rows."""
+        state = self.state[param]
+        if "step" not in state:
+            state["step"] = torch.zeros((), dtype=torch.float32, device=param.device)
+            state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+            state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
+        if SEEN_ROWS not in state:  # a row with any gradient so far has a nonzero second moment
+            state[SEEN_ROWS] = state["exp_avg_sq"].flatten(1).ne(0).any(1)
+        rows, values = grad.indices()[0], grad.values()
+        state[SEEN_ROWS][rows] = True
+        seen = state[SEEN_ROWS].nonzero().squeeze(1)
+        compact = torch.zeros((len(seen),) + param.shape[1:], dtype=values.dtype,
+                              device=values.device)
+        compact[torch.searchsorted(seen, rows)] = values
+        lr, weight_decay = group["lr"], group["weight_decay"]
+        if weight_decay:
+            param.mul_(1 - lr * weight_decay)
+        moments = (state["exp_avg"], state["exp_avg_sq"])
+        params_, m, v = (t.index_select(0, seen) for t in (param,) + moments)
+        state["step"] += 1
+        beta1, beta2 = group["betas"]
+        torch._fused_adamw_([params_], [compact], [m], [v], [], [state["step"]],
+                            lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
+                            eps=group["eps"], amsgrad=False, maximize=False,
+                            grad_scale=getattr(self, "grad_scale", None), found_inf=None)
+        for target, rows_ in zip((param,) + moments, (params_, m, v)):
+            target.index_copy_(0, seen, rows_)
 
 
 def create_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float,
                      adam_epsilon: float, num_train_steps: int, num_warmup_steps: int):
-    """Returns (AdamW, LambdaLR) for `num_train_steps` optimizer steps."""
+    """Returns (BertAdamW, LambdaLR) for `num_train_steps` optimizer steps."""
     decay, no_decay = [], []
     for name, param in model.named_parameters():
         if param.requires_grad:
@@ -23,7 +112,7 @@ def create_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay:
     groups = [{"params": decay, "weight_decay": weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     fused = next(model.parameters()).device.type in ("cuda", "cpu")
-    optimizer = torch.optim.AdamW(groups, lr=learning_rate, betas=(0.9, 0.999),
-                                  eps=adam_epsilon, fused=fused)
+    optimizer = BertAdamW(groups, lr=learning_rate, betas=(0.9, 0.999), eps=adam_epsilon,
+                          fused=fused)
     scheduler = get_linear_schedule_with_warmup(optimizer, num_warmup_steps, num_train_steps)
     return optimizer, scheduler

@@ -5,6 +5,7 @@ batch order) is in the checkpoint or derived from (seed, epoch), so a run that
 is killed and restarted ends with the same weights as one that never stopped.
 """
 
+import contextlib
 import logging
 import math
 import time
@@ -74,12 +75,11 @@ def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, schedule
         total += loss.detach()
     if scaler:
         scaler.unscale_(optimizer)
-    torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
-    if scaler:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         scaler.step(optimizer)
         scaler.update()
     else:
-        optimizer.step()
+        optimizer.clip_and_step(args.max_grad_norm)
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return total
@@ -171,6 +171,19 @@ def _run(loop: _Loop, bar, end_of_epoch, on_log) -> None:
                 loop.checkpoint()
 
 
+@contextlib.contextmanager
+def sparse_word_embeddings(model, device: torch.device):
+    """Sparse word-embedding gradients while training in one CPU process (see
+    optimization.BertAdamW). A GPU zero-fills the dense one in microseconds, and DDP
+    all-reduces dense gradients."""
+    embeddings = model.bert.embeddings.word_embeddings
+    embeddings.sparse = device.type == "cpu" and distributed.world_size() == 1
+    try:
+        yield
+    finally:
+        embeddings.sparse = False
+
+
 def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
           end_of_epoch: Optional[Callable[[dict, list[dict]], dict]] = None,
           on_log: Optional[Callable[[int, float, float], None]] = None) -> list[dict]:
@@ -189,6 +202,7 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
         logger.info("Resumed at step %d of %d", loop.step, loop.num_steps)
     model.train()
     with tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
-              dynamic_ncols=True, disable=not distributed.is_main()) as bar:
+              dynamic_ncols=True, disable=not distributed.is_main()) as bar, \
+            sparse_word_embeddings(model, device):
         _run(loop, bar, end_of_epoch, on_log)  # the bar closes even on an error
     return loop.stats
