@@ -7,6 +7,8 @@ train.tsv keeps its header and each chosen row's bytes, in the file's order; the
 files (dev.tsv, test.tsv) are copied as they are. `--min_words` draws only from rows
 whose text column has at least that many words: SST-2's train file holds every phrase
 of its parse trees (half of them under 8 words), its dev file whole sentences.
+`--whole_sentences` draws only rows whose text is part of no other row's text: in SST-2,
+the 6,885 roots of those trees, the train sentences themselves.
 """
 
 import argparse
@@ -23,17 +25,34 @@ def parse_args(argv=None):
     p.add_argument("--rows", type=int, required=True, help="train rows to keep")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--min_words", type=int, default=0)
-    p.add_argument("--text_column", type=int, default=0, help="for --min_words (0-based)")
+    p.add_argument("--whole_sentences", action="store_true",
+                   help="only rows whose text is no word span of another row's text")
+    p.add_argument("--text_column", type=int, default=0,
+                   help="for --min_words and --whole_sentences (0-based)")
     p.add_argument("--header", type=int, default=1, help="header lines in train.tsv")
     return p.parse_args(argv)
 
 
+def part_of_others(texts: list[tuple[bytes, ...]]) -> set[tuple[bytes, ...]]:
+    """Every word span of each text that is shorter than the text itself."""
+    spans = set()
+    for words in texts:
+        for start in range(len(words)):
+            spans.update(words[start:end] for end in range(start + 1, len(words) + 1)
+                         if end - start < len(words))
+    return spans
+
+
 def choose(lines: list[bytes], args) -> list[bytes]:
     """The subset: args.rows lines drawn without replacement, in their original order."""
-    def words(line: bytes) -> int:
+    def words(line: bytes) -> tuple[bytes, ...]:
         columns = line.rstrip(b"\r\n").split(b"\t")
-        return len(columns[args.text_column].split()) if args.text_column < len(columns) else 0
-    pool = [i for i, line in enumerate(lines) if line.strip() and words(line) >= args.min_words]
+        return tuple(columns[args.text_column].split()) if args.text_column < len(columns) \
+            else ()
+    texts = [words(line) for line in lines]
+    parts = part_of_others(texts) if args.whole_sentences else set()
+    pool = [i for i, (line, text) in enumerate(zip(lines, texts)) if line.strip()
+            and len(text) >= args.min_words and text not in parts]
     if len(pool) < args.rows:
         sys.exit(f"glue_subset: only {len(pool)} train rows qualify, fewer than --rows="
                  f"{args.rows}")

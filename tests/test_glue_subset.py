@@ -57,3 +57,17 @@ def test_subset_refuses_too_few_rows_and_an_existing_out(task_dir, tmp_path):
     assert not (tmp_path / "a").exists()
     done = subset(task_dir, task_dir, "--rows=10")
     assert done.returncode != 0 and "already exists" in done.stderr
+
+
+def test_whole_sentences_leaves_out_rows_that_are_part_of_another(tmp_path):
+    path = tmp_path / "SST-2"
+    path.mkdir()
+    rows = ["a good film .\t1", "good film\t1", "a good\t1", "film\t0", "a bad film .\t0",
+            "bad\t0", "good film , bad acting\t0"]
+    (path / "train.tsv").write_text("sentence\tlabel\n" + "\n".join(rows))
+    done = subset(path, tmp_path / "a", "--rows=3", "--whole_sentences")
+    assert done.returncode == 0, done.stderr
+    assert read_rows(tmp_path / "a" / "train.tsv")[1:] == [
+        "a good film .\t1", "a bad film .\t0", "good film , bad acting\t0"]
+    done = subset(path, tmp_path / "b", "--rows=4", "--whole_sentences")
+    assert done.returncode != 0 and "only 3 train rows qualify" in done.stderr
