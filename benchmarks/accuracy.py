@@ -82,10 +82,11 @@ def run_hf(task: str, seed: int) -> dict:
         trainer = Trainer(model=model, args=args, train_dataset=rows("train"),
                           data_collator=DataCollatorWithPadding(tokenizer))
         trainer.train()
-        dev = rows("dev")
-        logits = trainer.predict(dev).predictions
-    results = compute_metrics(processor.metric, np.argmax(logits, -1),
-                              np.array([r["labels"] for r in dev]))
+        # With group_by_length, Trainer predicts in length-grouped order too (its eval
+        # sampler), so the labels to score against are the ones it returns beside the logits.
+        predicted = trainer.predict(rows("dev"))
+    results = compute_metrics(processor.metric, np.argmax(predicted.predictions, -1),
+                              predicted.label_ids)
     return {"metric": results[TASKS[task][1]], "accuracy": results["accuracy"],
             "seconds": time.perf_counter() - start}
 
