@@ -177,11 +177,12 @@ def sparse_word_embeddings(model, device: torch.device):
     optimization.BertAdamW). A GPU zero-fills the dense one in microseconds, and DDP
     all-reduces dense gradients."""
     embeddings = model.bert.embeddings.word_embeddings
+    before = embeddings.sparse
     embeddings.sparse = device.type == "cpu" and distributed.world_size() == 1
     try:
         yield
     finally:
-        embeddings.sparse = False
+        embeddings.sparse = before
 
 
 def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
