@@ -44,15 +44,14 @@ class BertAdamW(torch.optim.AdamW):
         norms += torch._foreach_norm(dense) if dense else []
         total = torch.linalg.vector_norm(torch.stack(norms))
         divisor = torch.clamp((total + 1e-6) / max_norm, min=1.0)
-        if not self.defaults["fused"]:
+        if self.defaults["fused"]:
+            self.grad_scale = divisor.to(torch.float32)
+        else:
             torch._foreach_div_([p.grad for p in params], divisor)
-            self.step()
-            return total
-        self.grad_scale = divisor.to(torch.float32)
         try:
             self.step()
         finally:
-            del self.grad_scale
+            self.__dict__.pop("grad_scale", None)
         return total
 
     @torch.no_grad()

@@ -97,14 +97,18 @@ def test_sparse_steps_resume_from_a_state_dict_and_from_dense_moments():
             assert torch.equal(p, q)
 
 
-def _train_tiny(tiny_bert, tmp_path, name):
+def _tiny_model(tiny_bert):
     from modeling.model import build_model, load_config, resolve_source
+    source = resolve_source(tiny_bert, None, None)
+    torch.manual_seed(0)
+    return build_model(source, load_config(source.config_file, 2, ["0", "1"]))
+
+
+def _train_tiny(tiny_bert, tmp_path, name):
     from modeling.training import TrainArgs, train
     from processors.cache import FeatureSet
     from processors.features import InputFeatures
-    source = resolve_source(tiny_bert, None, None)
-    torch.manual_seed(0)
-    model = build_model(source, load_config(source.config_file, 2, ["0", "1"]))
+    model = _tiny_model(tiny_bert)
     g = torch.Generator().manual_seed(0)
     features = []
     for i in range(48):
@@ -139,12 +143,5 @@ def test_training_with_sparse_embedding_gradients_equals_dense(tiny_bert, tmp_pa
     assert seen and not any(seen)
     for (name, p), q in zip(sparse.named_parameters(), dense.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
-    changed = sparse.bert.embeddings.word_embeddings.weight[5:60]
-    assert not torch.equal(changed, _initial_embeddings(tiny_bert)[5:60])
-
-
-def _initial_embeddings(tiny_bert):
-    from modeling.model import build_model, load_config, resolve_source
-    source = resolve_source(tiny_bert, None, None)
-    return build_model(source, load_config(source.config_file, 2, ["0", "1"])
-                       ).bert.embeddings.word_embeddings.weight.detach()
+    initial = _tiny_model(tiny_bert).bert.embeddings.word_embeddings.weight.detach()
+    assert not torch.equal(sparse.bert.embeddings.word_embeddings.weight[5:60], initial[5:60])
