@@ -11,11 +11,21 @@ saved model is unchanged and its logits are the same):
   (`bernoulli_`, about 10% of a MiniLM training step on 2 cores). The drop rate
   is p rounded to 1/65536 (the kept values are scaled by the exact rate), and the
   bits come from torch's generator, so the seed and checkpoints still fix them.
-  GPUs keep torch's own fused dropout.
+  The mask is made once as 0 or 1/(1-p) per element, so a dropout that feeds a
+  residual add is one `addcmul` forward and one multiply backward. GPUs keep
+  torch's own fused dropout.
 """
 
 import torch
 import torch.nn.functional as F
+
+
+def _kept_scale(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Float32 dropout mask for x: 0 with probability p, else the exact 1/(1-p) rate."""
+    cut = round(p * 65536)
+    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None)
+    bits = words.view(torch.int16)[:x.numel()].view(x.shape)
+    return torch.where(bits >= cut - 32768, 65536 / (65536 - cut), 0.0)
 
 
 def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
@@ -24,10 +34,15 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
         return x
     if x.device.type != "cpu":
         return F.dropout(x, p, True)
-    cut = round(p * 65536)
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None)
-    keep = words.view(torch.int16)[:x.numel()].view(x.shape) >= cut - 32768
-    return torch.where(keep, x, 0) * (65536 / (65536 - cut))
+    return (x * _kept_scale(x, p)).to(x.dtype)
+
+
+def dropout_add(x: torch.Tensor, residual: torch.Tensor, p: float, training: bool
+                ) -> torch.Tensor:
+    """dropout(x) + residual; on the CPU, one pass each way (see module doc)."""
+    if not training or p == 0.0 or x.device.type != "cpu":
+        return dropout(x, p, training) + residual
+    return torch.addcmul(residual, x, _kept_scale(x, p))
 
 
 def _attend(query, key, value, mask, p: float, scale: float) -> torch.Tensor:
@@ -70,10 +85,10 @@ def _layer(layer, hidden: torch.Tensor, mask, queries: torch.Tensor,
                       attention.dropout.p if training else 0.0, attention.scaling)
     context = context.transpose(1, 2).reshape(batch, queries.shape[1], heads * size)
     out = layer.attention.output
-    attended = out.LayerNorm(dropout(out.dense(context), out.dropout.p, training) + queries)
+    attended = out.LayerNorm(dropout_add(out.dense(context), queries, out.dropout.p, training))
     out = layer.output
-    return out.LayerNorm(dropout(out.dense(layer.intermediate(attended)), out.dropout.p,
-                                 training) + attended)
+    return out.LayerNorm(dropout_add(out.dense(layer.intermediate(attended)), attended,
+                                     out.dropout.p, training))
 
 
 def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,

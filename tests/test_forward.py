@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modeling.forward import _attend, classifier_logits, dropout
+from modeling.forward import _attend, classifier_logits, dropout, dropout_add
 from modeling.model import build_model, load_config, resolve_source
 
 KEEP_SCALE = 65536 / (65536 - round(0.1 * 65536))
@@ -42,6 +42,31 @@ def test_dropout_is_the_identity_in_eval_and_keeps_the_dtype():
     x = torch.randn(5, 9).bfloat16()
     assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
     assert dropout(x, 0.1, True).dtype == torch.bfloat16
+
+
+def test_dropout_add_is_dropout_then_the_residual_with_the_same_mask_and_gradients():
+    x = torch.randn(40, 9, requires_grad=True)
+    residual = torch.randn(40, 9, requires_grad=True)
+    torch.manual_seed(3)
+    fused = dropout_add(x, residual, 0.1, True)
+    fused.sum().backward()
+    grads = x.grad.clone(), residual.grad.clone()
+    x.grad = residual.grad = None
+    torch.manual_seed(3)
+    separate = dropout(x, 0.1, True) + residual
+    separate.sum().backward()
+    torch.testing.assert_close(fused, separate)
+    assert ((fused - residual).detach() == 0).any()  # some elements were dropped
+    torch.testing.assert_close(grads[0], x.grad)
+    torch.testing.assert_close(grads[1], torch.ones_like(residual))
+    assert torch.equal(dropout_add(x, residual, 0.1, False), x + residual)
+
+
+def test_bf16_dropout_scales_by_the_exact_rate_before_rounding():
+    x = torch.full((256, 256), 7.0, dtype=torch.bfloat16)  # 7 x the bf16-rounded rate differs
+    kept = dropout(x, 0.1, True)
+    assert kept.dtype == torch.bfloat16
+    assert set(kept.unique().tolist()) == {0.0, torch.tensor(7.0 * KEEP_SCALE).bfloat16().item()}
 
 
 def test_training_attention_without_drops_equals_sdpa():
