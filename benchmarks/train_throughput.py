@@ -11,6 +11,10 @@ and prints a table, the ratios project/hf_*, and one JSON line. The
 configurations take turns, `--repeats` times, and the table holds each one's
 median (a shared 2-core machine drifts by 10% between runs). Model-FLOPs
 utilisation counts real (non-pad) tokens against a matmul peak measured here.
+The project's run then trains once more under torch's profiler, for the share of
+a training step its matmuls take: that gives its matmul-bound ceiling, the rate
+it would reach if every other cost (dropout, optimizer, norms, copies, Python)
+were zero.
 """
 
 import argparse
@@ -25,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 CONFIGS = ("project", "hf_default", "hf_best")
+MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 TASK_DIRS = {"cola": "CoLA", "mrpc": "MRPC"}
 
 
@@ -81,6 +86,21 @@ def matmul_peak(dtype_name: str) -> float:
     return 2 * 2048 ** 3 / best
 
 
+def matmul_share(run) -> float:
+    """Share of the wall time of `run()` spent in matmuls (profiler self time).
+
+    The profiler's own overhead counts as non-matmul time, so the share is, if
+    anything, low, and the ceiling derived from it high.
+    """
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        run()
+        wall = time.perf_counter() - start
+    matmul_us = sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMULS)
+    return matmul_us / 1e6 / wall
+
+
 def run_config(args):
     """Runs one configuration in this process and returns its measurements."""
     import resource
@@ -89,8 +109,8 @@ def run_config(args):
     processor, source, tokenizer, train_features = load_rows(args, "train", n)
     _, _, _, dev_features = load_rows(args, "dev", args.predict_rows)
     runner = run_project if name == "project" else run_hf
-    train_s, predict_s, precision, config = runner(args, processor, source, tokenizer,
-                                                   train_features, dev_features)
+    train_s, predict_s, precision, config, share = runner(
+        args, processor, source, tokenizer, train_features, dev_features)
     lengths = [len(f.input_ids) for f in train_features]
     padded = 128 if name == "hf_default" else None
     epochs = args.epochs
@@ -100,7 +120,8 @@ def run_config(args):
             "padding_share": padding_share(lengths, args.batch_size, padded, name),
             "predict_examples_per_s": len(dev_features) / predict_s,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "train_flops_per_s": model_flops(config, lengths) * epochs / train_s}
+            "train_flops_per_s": model_flops(config, lengths) * epochs / train_s,
+            "matmul_share": share}
 
 
 def padding_share(lengths, batch_size, pad_to, name) -> float:
@@ -129,15 +150,20 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     precision = resolve_precision("auto", device)
     train_set, dev_set = FeatureSet.from_features(train_features), FeatureSet.from_features(
         dev_features)
-    with tempfile.TemporaryDirectory() as out:
-        train_args = TrainArgs(out, args.batch_size, 1, args.learning_rate, args.epochs, 0.1,
-                               0.01, 1e-6, 1.0, 10 ** 9, 1, 42, precision)
-        start = time.perf_counter()
-        train(model, train_set, train_args, device, {})
-        train_s = time.perf_counter() - start
+
+    def run_train():
+        with tempfile.TemporaryDirectory() as out:
+            train_args = TrainArgs(out, args.batch_size, 1, args.learning_rate, args.epochs,
+                                   0.1, 0.01, 1e-6, 1.0, 10 ** 9, 1, 42, precision)
+            train(model, train_set, train_args, device, {})
+
+    start = time.perf_counter()
+    run_train()
+    train_s = time.perf_counter() - start
     start = time.perf_counter()
     predict_logits(model, dev_set, args.predict_batch_size, device, precision)
-    return train_s, time.perf_counter() - start, precision, config
+    predict_s = time.perf_counter() - start
+    return train_s, predict_s, precision, config, matmul_share(run_train)
 
 
 def run_hf(args, processor, source, tokenizer, train_features, dev_features):
@@ -178,7 +204,7 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
         start = time.perf_counter()
         trainer.predict(rows(dev_features))
         predict_s = time.perf_counter() - start
-    return train_s, predict_s, "bf16" if bf16 else "fp32", config
+    return train_s, predict_s, "bf16" if bf16 else "fp32", config, None
 
 
 def main(argv=None):
@@ -204,7 +230,7 @@ def main(argv=None):
 def median_run(runs: list[dict]) -> dict:
     """Each measurement's median over the runs, and the runs' train examples/s."""
     out = {k: statistics.median(r[k] for r in runs) if isinstance(v, float) else v
-           for k, v in runs[0].items()}
+           for k, v in runs[0].items()}  # matmul_share: a float for the project, else None
     out["train_examples_per_s_runs"] = [round(r["train_examples_per_s"], 1) for r in runs]
     return out
 
@@ -225,11 +251,18 @@ def report(results):
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
     ratios = {}
     if "project" in results:
+        project = results["project"]
+        project["ceiling_examples_per_s"] = (project["train_examples_per_s"]
+                                             / project["matmul_share"])
+        print(f"project: matmuls take {project['matmul_share']:.0%} of training; with every "
+              f"other cost at zero it would train at {project['ceiling_examples_per_s']:.1f} "
+              "examples/s")
         for other in ("hf_default", "hf_best"):
             if other in results:
-                for k in ("train_examples_per_s", "predict_examples_per_s"):
-                    ratios[f"{k}_project_over_{other}"] = (results["project"][k]
-                                                           / results[other][k])
+                for k in ("train_examples_per_s", "predict_examples_per_s",
+                          "ceiling_examples_per_s"):
+                    base = "train_examples_per_s" if k.startswith("ceiling") else k
+                    ratios[f"{k}_project_over_{other}"] = project[k] / results[other][base]
     for k, v in ratios.items():
         print(f"{k}: {v:.2f}x")
     print(json.dumps({"results": results, "ratios": ratios,
