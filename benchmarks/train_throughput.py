@@ -8,8 +8,9 @@ model and hyperparameters:
   hf_default  HF Trainer as run_glue's defaults: every row padded to 128, fp32
   hf_best     HF Trainer at its best: dynamic padding, group_by_length, bf16 if fast
 and prints a table, the ratios project/hf_*, and one JSON line. The
-configurations take turns, `--repeats` times, and the table holds each one's
-median (a shared 2-core machine drifts by 10% between runs). Model-FLOPs
+configurations take turns, `--repeats` times; the table holds each one's
+median, and each ratio is the median of the repeats' own ratios (a shared 2-core
+machine drifts by 10-30% between repeats, less within one). Model-FLOPs
 utilisation counts real (non-pad) tokens against a matmul peak measured here.
 The project's run then trains once more under torch's profiler, for the share of
 a training step its matmuls take: that gives its matmul-bound ceiling, the rate
@@ -101,27 +102,29 @@ def matmul_share(run) -> float:
     return matmul_us / 1e6 / wall
 
 
+def peak_rss_mb() -> float:
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def run_config(args):
     """Runs one configuration in this process and returns its measurements."""
-    import resource
     name = args.worker
     n = args.slow_rows if name == "hf_default" else args.rows
     processor, source, tokenizer, train_features = load_rows(args, "train", n)
     _, _, _, dev_features = load_rows(args, "dev", args.predict_rows)
     runner = run_project if name == "project" else run_hf
-    train_s, predict_s, precision, config, share = runner(
-        args, processor, source, tokenizer, train_features, dev_features)
+    run = runner(args, processor, source, tokenizer, train_features, dev_features)
+    train_s, config = run.pop("train_s"), run.pop("config")
     lengths = [len(f.input_ids) for f in train_features]
     padded = 128 if name == "hf_default" else None
     epochs = args.epochs
     real = sum(lengths) * epochs
-    return {"config": name, "precision": precision, "train_rows": n,
+    return {"config": name, "precision": run.pop("precision"), "train_rows": n,
             "train_examples_per_s": n * epochs / train_s, "real_tokens_per_s": real / train_s,
             "padding_share": padding_share(lengths, args.batch_size, padded, name),
-            "predict_examples_per_s": len(dev_features) / predict_s,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "train_flops_per_s": model_flops(config, lengths) * epochs / train_s,
-            "matmul_share": share}
+            "predict_examples_per_s": len(dev_features) / run.pop("predict_s"),
+            "train_flops_per_s": model_flops(config, lengths) * epochs / train_s, **run}
 
 
 def padding_share(lengths, batch_size, pad_to, name) -> float:
@@ -162,8 +165,9 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     train_s = time.perf_counter() - start
     start = time.perf_counter()
     predict_logits(model, dev_set, args.predict_batch_size, device, precision)
-    predict_s = time.perf_counter() - start
-    return train_s, predict_s, precision, config, matmul_share(run_train)
+    run = {"train_s": train_s, "predict_s": time.perf_counter() - start,
+           "precision": precision, "config": config, "peak_rss_mb": peak_rss_mb()}
+    return {**run, "matmul_share": matmul_share(run_train)}  # after the RSS: profiling adds
 
 
 def run_hf(args, processor, source, tokenizer, train_features, dev_features):
@@ -204,7 +208,8 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
         start = time.perf_counter()
         trainer.predict(rows(dev_features))
         predict_s = time.perf_counter() - start
-    return train_s, predict_s, "bf16" if bf16 else "fp32", config, None
+    return {"train_s": train_s, "predict_s": predict_s, "precision": "bf16" if bf16 else "fp32",
+            "config": config, "peak_rss_mb": peak_rss_mb(), "matmul_share": None}
 
 
 def main(argv=None):
@@ -223,8 +228,9 @@ def main(argv=None):
                 sys.exit(f"train_throughput: {name} failed:\n{done.stderr[-3000:]}")
             runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"{name}: run {repeat + 1} of {args.repeats} done", file=sys.stderr)
-    results = {name: median_run(r) for name, r in runs.items()}
-    report(results)
+    for run in runs.get("project", []):
+        run["ceiling_examples_per_s"] = run["train_examples_per_s"] / run["matmul_share"]
+    report({name: median_run(r) for name, r in runs.items()}, paired_ratios(runs))
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -235,7 +241,21 @@ def median_run(runs: list[dict]) -> dict:
     return out
 
 
-def report(results):
+def paired_ratios(runs: dict[str, list[dict]]) -> dict[str, list[float]]:
+    """Project over each HF configuration, run by run: runs of one repeat are minutes
+    apart, so their ratio is free of the machine's drift between repeats. The project's
+    ceiling is compared with the other's train rate."""
+    ratios = {}
+    for other in ("hf_default", "hf_best"):
+        if "project" in runs and other in runs:
+            for k in ("train_examples_per_s", "predict_examples_per_s", "ceiling_examples_per_s"):
+                base = "train_examples_per_s" if k.startswith("ceiling") else k
+                ratios[f"{k}_project_over_{other}"] = [
+                    mine[k] / theirs[base] for mine, theirs in zip(runs["project"], runs[other])]
+    return ratios
+
+
+def report(results: dict, ratios: dict[str, list[float]]) -> None:
     peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
     keys = ("precision", "train_rows", "train_examples_per_s", "real_tokens_per_s",
             "padding_share", "predict_examples_per_s", "peak_rss_mb", "mfu")
@@ -249,24 +269,18 @@ def report(results):
         print(f"{name} train examples/s per run: {r['train_examples_per_s_runs']}")
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
-    ratios = {}
     if "project" in results:
         project = results["project"]
-        project["ceiling_examples_per_s"] = (project["train_examples_per_s"]
-                                             / project["matmul_share"])
         print(f"project: matmuls take {project['matmul_share']:.0%} of training; with every "
               f"other cost at zero it would train at {project['ceiling_examples_per_s']:.1f} "
               "examples/s")
-        for other in ("hf_default", "hf_best"):
-            if other in results:
-                for k in ("train_examples_per_s", "predict_examples_per_s",
-                          "ceiling_examples_per_s"):
-                    base = "train_examples_per_s" if k.startswith("ceiling") else k
-                    ratios[f"{k}_project_over_{other}"] = project[k] / results[other][base]
-    for k, v in ratios.items():
-        print(f"{k}: {v:.2f}x")
-    print(json.dumps({"results": results, "ratios": ratios,
-                      "peak_flops": peaks}, sort_keys=True))
+    print("ratios, the median of the runs' own (the runs' in brackets):")
+    for k, values in ratios.items():
+        print(f"{k}: {statistics.median(values):.2f}x "
+              f"({', '.join(f'{v:.2f}' for v in values)})")
+    print(json.dumps({"results": results, "peak_flops": peaks, "ratio_runs": ratios,
+                      "ratios": {k: statistics.median(v) for k, v in ratios.items()}},
+                     sort_keys=True))
 
 
 if __name__ == "__main__":
