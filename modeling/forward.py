@@ -4,8 +4,11 @@ Two savings over `model(**inputs)`, with the same modules and weights (so the
 saved model is unchanged and its logits are the same):
 - The classifier reads one vector per row, the pooled [CLS] state of the last
   layer. So that layer computes only the [CLS] query, its attention output and
-  its feed-forward pass; keys and values still come from every token. That is
-  about one sixth less work in a 6-layer model.
+  its feed-forward pass, and it never forms keys and values: per head, with
+  query q, q . (W_k x + b_k) = (W_k^T q) . x + q . b_k, and the attention-weighted
+  sum of W_v x + b_v is W_v (sum p x) + b_v sum p. The [CLS] query is folded into
+  the key weights and the weighted sum into the value weights. On CoLA's rows
+  the layer then costs under a tenth of a full one: a 6-layer model does 15% less.
 - On the CPU, dropout draws 16 random bits per element, four elements to one
   64-bit draw, instead of torch's one Mersenne-Twister call per element
   (`bernoulli_`, about 10% of a MiniLM training step on 2 cores). The drop rate
@@ -70,20 +73,43 @@ def _embed(embeddings, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
     return dropout(hidden, embeddings.dropout.p, training)
 
 
-def _layer(layer, hidden: torch.Tensor, mask, queries: torch.Tensor,
-           training: bool) -> torch.Tensor:
-    """One BertLayer evaluated at the positions of `queries` (all of `hidden`, or its [CLS])."""
+def _layer(layer, hidden: torch.Tensor, mask, training: bool) -> torch.Tensor:
+    """One BertLayer (the same sums as BertLayer.forward)."""
     attention = layer.attention.self
     batch, length, _ = hidden.shape
     heads, size = attention.num_attention_heads, attention.attention_head_size
 
     def split(x):
-        return x.view(batch, x.shape[1], heads, size).transpose(1, 2)
+        return x.view(batch, length, heads, size).transpose(1, 2)
 
-    context = _attend(split(attention.query(queries)), split(attention.key(hidden)),
+    context = _attend(split(attention.query(hidden)), split(attention.key(hidden)),
                       split(attention.value(hidden)), mask,
                       attention.dropout.p if training else 0.0, attention.scaling)
-    context = context.transpose(1, 2).reshape(batch, queries.shape[1], heads * size)
+    return _rest(layer, context.transpose(1, 2).reshape(batch, length, heads * size), hidden,
+                 training)
+
+
+def _cls_layer(layer, hidden: torch.Tensor, mask, training: bool) -> torch.Tensor:
+    """The last BertLayer at [CLS] only, keys and values folded away (see module doc)."""
+    attention = layer.attention.self
+    batch, _, width = hidden.shape
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+    cls = hidden[:, :1]
+    query = attention.query(cls).view(batch, heads, size)
+    keys = attention.key.weight.view(heads, size, width)
+    folded = torch.einsum("bhd,hdw->bhw", query, keys)
+    offset = (query * attention.key.bias.view(heads, size)).sum(-1, keepdim=True)
+    scores = (folded @ hidden.transpose(1, 2) + offset) * attention.scaling
+    probs = scores.masked_fill(~mask[:, 0], float("-inf")).softmax(-1)
+    probs = dropout(probs, attention.dropout.p, training)
+    values = attention.value.weight.view(heads, size, width)
+    context = (torch.einsum("bhw,hdw->bhd", probs @ hidden, values)
+               + attention.value.bias.view(heads, size) * probs.sum(-1, keepdim=True))
+    return _rest(layer, context.reshape(batch, 1, heads * size), cls, training)
+
+
+def _rest(layer, context: torch.Tensor, queries: torch.Tensor, training: bool) -> torch.Tensor:
+    """A BertLayer after self-attention: output projection, residuals, feed-forward."""
     out = layer.attention.output
     attended = out.LayerNorm(dropout_add(out.dense(context), queries, out.dropout.p, training))
     out = layer.output
@@ -99,7 +125,7 @@ def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     mask = _attention_mask(attention_mask)
     *layers, last = bert.encoder.layer
     for layer in layers:
-        hidden = _layer(layer, hidden, mask, hidden, training)
-    cls = _layer(last, hidden, mask, hidden[:, :1], training)[:, 0]
+        hidden = _layer(layer, hidden, mask, training)
+    cls = _cls_layer(last, hidden, mask, training)[:, 0]
     pooled = bert.pooler.activation(bert.pooler.dense(cls))
     return model.classifier(dropout(pooled, model.dropout.p, training))

@@ -4,7 +4,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modeling.forward import _attend, classifier_logits, dropout, dropout_add
+from modeling.forward import (_attend, _attention_mask, _cls_layer, _rest,
+                              classifier_logits, dropout, dropout_add)
 from modeling.model import build_model, load_config, resolve_source
 
 KEEP_SCALE = 65536 / (65536 - round(0.1 * 65536))
@@ -106,3 +107,48 @@ def test_training_forward_and_gradients_equal_the_transformers_model(tiny_bert, 
     assert grads[0].keys() == grads[1].keys() and len(grads[0]) > 30
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], **tolerance, msg=name)
+
+
+def cls_layer_with_keys_and_values(layer, hidden, mask):
+    """The last layer at [CLS] the direct way: every token's key and value formed."""
+    attention = layer.attention.self
+    batch, length, width = hidden.shape
+    heads, size = attention.num_attention_heads, attention.attention_head_size
+
+    def split(x):
+        return x.view(batch, x.shape[1], heads, size).transpose(1, 2)
+
+    query = split(attention.query(hidden[:, :1]))
+    scores = query @ split(attention.key(hidden)).transpose(-1, -2) * attention.scaling
+    probs = dropout(scores.masked_fill(~mask, float("-inf")).softmax(-1), attention.dropout.p,
+                    True)
+    context = (probs @ split(attention.value(hidden))).transpose(1, 2).reshape(batch, 1, width)
+    return _rest(layer, context, hidden[:, :1], True)
+
+
+def test_folded_cls_layer_equals_the_direct_one_with_dropout_and_padding(tiny_bert):
+    """Dropped attention weights no longer sum to 1: the value bias must follow their sum."""
+    source = resolve_source(tiny_bert, None, None)
+    config = load_config(source.config_file, 2, ["0", "1"])
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.3
+    layer = build_model(source, config).bert.encoder.layer[-1].train()
+    with torch.no_grad():  # biases start at 0 and weights small: make every term count
+        for p in layer.parameters():
+            p.normal_(0, 0.5, generator=torch.Generator().manual_seed(p.numel()))
+    attention_mask = torch.ones(5, 9, dtype=torch.long)
+    attention_mask[2, 4:] = 0
+    mask = _attention_mask(attention_mask)
+    outputs, grads = [], []
+    for forward in (_cls_layer, lambda *a: cls_layer_with_keys_and_values(*a[:3])):
+        hidden = torch.randn(5, 9, config.hidden_size, generator=torch.Generator().manual_seed(1),
+                             requires_grad=True)
+        torch.manual_seed(4)
+        out = forward(layer, hidden, mask, True)
+        out.pow(2).sum().backward()
+        outputs.append(out)
+        grads.append([hidden.grad] + [p.grad.clone() for p in layer.parameters()])
+        layer.zero_grad()
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    for folded, direct in zip(*grads):
+        torch.testing.assert_close(folded, direct, rtol=1e-4, atol=1e-5)
+    assert grads[0][0][2, 4:].abs().max() == 0  # padded tokens get no gradient
