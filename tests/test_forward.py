@@ -109,7 +109,7 @@ def test_training_forward_and_gradients_equal_the_transformers_model(tiny_bert, 
         torch.testing.assert_close(grads[1][name], grads[0][name], **tolerance, msg=name)
 
 
-def cls_layer_with_keys_and_values(layer, hidden, mask):
+def cls_layer_with_keys_and_values(layer, hidden, mask, training):
     """The last layer at [CLS] the direct way: every token's key and value formed."""
     attention = layer.attention.self
     batch, length, width = hidden.shape
@@ -121,9 +121,9 @@ def cls_layer_with_keys_and_values(layer, hidden, mask):
     query = split(attention.query(hidden[:, :1]))
     scores = query @ split(attention.key(hidden)).transpose(-1, -2) * attention.scaling
     probs = dropout(scores.masked_fill(~mask, float("-inf")).softmax(-1), attention.dropout.p,
-                    True)
+                    training)
     context = (probs @ split(attention.value(hidden))).transpose(1, 2).reshape(batch, 1, width)
-    return _rest(layer, context, hidden[:, :1], True)
+    return _rest(layer, context, hidden[:, :1], training)
 
 
 def test_folded_cls_layer_equals_the_direct_one_with_dropout_and_padding(tiny_bert):
@@ -139,7 +139,7 @@ def test_folded_cls_layer_equals_the_direct_one_with_dropout_and_padding(tiny_be
     attention_mask[2, 4:] = 0
     mask = _attention_mask(attention_mask)
     outputs, grads = [], []
-    for forward in (_cls_layer, lambda *a: cls_layer_with_keys_and_values(*a[:3])):
+    for forward in (_cls_layer, cls_layer_with_keys_and_values):
         hidden = torch.randn(5, 9, config.hidden_size, generator=torch.Generator().manual_seed(1),
                              requires_grad=True)
         torch.manual_seed(4)
