@@ -17,9 +17,9 @@ import sys
 
 from absl import app, flags
 
+from core import InputError, atomic_write_text, remove_temp_files
 from modeling import PRECISIONS, plot
-from processors import InputError, describe_tasks, load_processor_module
-from processors.fileio import atomic_write_text, remove_temp_files
+from processors import describe_tasks, load_processor_module
 from run_checks import SPLIT_MODES, check, validate
 
 FLAGS = flags.FLAGS

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 
-from processors.base import InputError
+from core import InputError
 
 logger = logging.getLogger(__name__)
 

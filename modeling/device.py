@@ -5,7 +5,7 @@ import ctypes
 
 import torch
 
-from processors.base import InputError
+from core import InputError
 
 
 def select_device(no_cuda: bool) -> torch.device:

@@ -11,8 +11,7 @@ import os
 import numpy as np
 import torch
 
-from processors.base import MULTI_LABEL, REGRESSION
-from processors.fileio import atomic_write_text
+from core import MULTI_LABEL, REGRESSION, atomic_write_text
 from processors.metrics import compute_metrics
 
 from . import distributed

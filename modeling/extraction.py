@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from processors.base import InputError, InputExample, read_rows
+from core import InputError, atomic_open, atomic_write_bytes, atomic_write_text
+from processors.base import InputExample, read_rows
 from processors.cache import FeatureSet
 from processors.features import convert_examples_to_features
-from processors.fileio import atomic_open, atomic_write_bytes, atomic_write_text
 
 from .data import inference_batches, iterate
 from .device import autocast

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from processors.base import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError
+from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from processors.base import SINGLE_LABEL, InputError
+from core import SINGLE_LABEL, InputError
 
 if TYPE_CHECKING:
     import torch

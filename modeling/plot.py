@@ -12,8 +12,7 @@ import json
 import os
 import sys
 
-from processors.base import InputError
-from processors.fileio import atomic_write_bytes
+from core import InputError, atomic_write_bytes
 
 STATS_FILE = "training_stats.json"
 CURVES_FILE = "learning_curves.png"

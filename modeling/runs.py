@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 import torch
 import transformers
 
+from core import atomic_write_text, sha256_file
 from processors.base import DataProcessor
-from processors.fileio import atomic_write_text, sha256_file
 
 from . import distributed
 from .checkpoint import PREFIX

@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING
 
-from processors.base import InputError
+from core import InputError
 
 if TYPE_CHECKING:
     from transformers import BertTokenizer

@@ -16,17 +16,11 @@ import os
 from dataclasses import dataclass
 from typing import ClassVar, Iterator, Optional, Sequence, Union
 
+from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError  # noqa: F401 (re-exported)
+
 SPLITS = ("train", "dev", "test")
-# transformers' `problem_type` names; a processor's sets the loss, metrics and outputs.
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-REGRESSION = "regression"
 
 Label = Union[str, tuple[str, ...], None]
-
-
-class InputError(ValueError):
-    """A user error (bad flag, file or row); its message is one line."""
 
 
 @dataclass(frozen=True)

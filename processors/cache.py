@@ -21,7 +21,7 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from .features import InputFeatures, convert_examples_to_features
-from .fileio import atomic_write_bytes, atomic_write_text, remove_temp_files, sha256_file
+from core import atomic_write_bytes, atomic_write_text, remove_temp_files, sha256_file
 
 logger = logging.getLogger(__name__)
 

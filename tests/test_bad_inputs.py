@@ -393,16 +393,16 @@ def test_bad_input(case, results):
 
 
 def test_a_full_disk_mid_write_leaves_the_old_file_and_names_the_path(tmp_path, monkeypatch):
-    from processors import fileio
+    import core
     path = tmp_path / "eval_results.txt"
     path.write_text("old\n")
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(fileio.os, "fsync", no_space)
+    monkeypatch.setattr(core.os, "fsync", no_space)
     with pytest.raises(OSError) as info:
-        fileio.atomic_write_text(str(path), "new\n")
+        core.atomic_write_text(str(path), "new\n")
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
     assert os.listdir(tmp_path) == ["eval_results.txt"] and path.read_text() == "old\n"
 

@@ -1,8 +1,10 @@
-"""Atomic file writes: a temp file in the same folder, fsync, then rename.
+"""What processors/ and modeling/ both use: the user-error type, the problem types, and
+atomic file writes.
 
-A crash at any point leaves either the old file or the new one, never a
-half-written file that a later run would read. A process killed mid-write
-leaves only a dot-named `.tmp` entry, which `remove_temp_files` clears.
+Atomic writes go to a temp file in the same folder, fsync, then rename: a crash at
+any point leaves either the old file or the new one, never a half-written file that
+a later run would read. A process killed mid-write leaves only a dot-named `.tmp`
+entry, which `remove_temp_files` clears.
 """
 
 import contextlib
@@ -10,6 +12,16 @@ import hashlib
 import os
 import shutil
 import tempfile
+
+# transformers' `problem_type` names; a processor's sets the loss, metrics and outputs.
+SINGLE_LABEL = "single_label_classification"
+MULTI_LABEL = "multi_label_classification"
+REGRESSION = "regression"
+
+
+class InputError(ValueError):
+    """A user error (bad flag, file or row); its message is one line."""
+
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
