@@ -15,16 +15,19 @@ import os
 import sys
 
 import transformers
-from absl import app, flags
+from absl import flags
 
+import cli
+from core import InputError
 from modeling import PRECISIONS
 from modeling.device import resolve_precision, select_device
 from modeling.extraction import (POOLINGS, VECTOR_SUFFIXES, ExtractArgs, extract_to_files,
                                  load_encoder, parse_layers, read_input_file)
 from modeling.model import load_config, resolve_source
 from modeling.tokenization import load_tokenizer
-from processors import InputError, get_processor, load_processor_module
+from processors import get_processor, load_processor_module, split_examples
 from processors.base import SPLITS
+from run_checks import check_model
 
 FLAGS = flags.FLAGS
 
@@ -62,83 +65,62 @@ def _check(ok: bool, message: str) -> None:
         raise InputError(message)
 
 
-def check_outputs() -> None:
-    _check(FLAGS.output_file or FLAGS.output_vectors,
+def check_outputs(s) -> None:
+    _check(s.output_file or s.output_vectors,
            "at least one of --output_file or --output_vectors is required")
-    _check(not FLAGS.output_vectors or FLAGS.output_vectors.endswith(VECTOR_SUFFIXES),
-           f"--output_vectors={FLAGS.output_vectors}: must end in .npy or .safetensors")
+    _check(not s.output_vectors or s.output_vectors.endswith(VECTOR_SUFFIXES),
+           f"--output_vectors={s.output_vectors}: must end in .npy or .safetensors")
     for name in ("output_file", "output_vectors"):
-        path = FLAGS[name].value
+        path = getattr(s, name)
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         _check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
-    _check(FLAGS.batch_size > 0, f"--batch_size={FLAGS.batch_size}: must be positive")
+    _check(s.batch_size > 0, f"--batch_size={s.batch_size}: must be positive")
 
 
-def read_examples():
+def read_examples(s) -> list:
     """The inputs: --input_file, or --task_name's --split in --data_dir (all rows checked)."""
-    _check(bool(FLAGS.input_file) != bool(FLAGS.task_name),
+    _check(bool(s.input_file) != bool(s.task_name),
            "pass exactly one of --input_file or --task_name (with --data_dir)")
-    if FLAGS.input_file:
-        return read_input_file(FLAGS.input_file)
-    if FLAGS.processor_module:
-        load_processor_module(FLAGS.processor_module)
-    processor = get_processor(FLAGS.task_name)
-    _check(bool(FLAGS.data_dir) and os.path.isdir(FLAGS.data_dir),
-           f"--data_dir={FLAGS.data_dir}: not a directory")
-    path = processor.get_file_path(FLAGS.data_dir, FLAGS.split)
-    _check(os.path.isfile(path), f"--data_dir={FLAGS.data_dir}: --split={FLAGS.split} needs "
-           f"{path}, which does not exist")
-    return processor.get_examples(FLAGS.data_dir, FLAGS.split)
+    if s.input_file:
+        return read_input_file(s.input_file)
+    if s.processor_module:
+        load_processor_module(s.processor_module)
+    processor = get_processor(s.task_name, s.data_dir)
+    _check(bool(s.data_dir) and os.path.isdir(s.data_dir),
+           f"--data_dir={s.data_dir}: not a directory")
+    return list(split_examples(processor, s.data_dir, s.split))
 
 
 def main(argv) -> None:
-    if len(argv) > 1:
-        raise InputError(f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
-    check_outputs()
-    device = select_device(FLAGS.no_cuda)
-    precision = resolve_precision(FLAGS.precision, device)
-    source = resolve_source(FLAGS.init_checkpoint, FLAGS.bert_config_file, FLAGS.vocab_file)
+    _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    s = cli.settings(FLAGS, sys.modules[__name__])
+    check_outputs(s)
+    device = select_device(s.no_cuda)
+    precision = resolve_precision(s.precision, device)
+    source = resolve_source(s.init_checkpoint, s.bert_config_file, s.vocab_file)
     config = load_config(source.config_file, 2, None)
-    layers = parse_layers(FLAGS.layers, config.num_hidden_layers)
-    limit = config.max_position_embeddings
-    _check(3 <= FLAGS.max_seq_length <= limit, f"--max_seq_length={FLAGS.max_seq_length}: "
-           f"must be between 3 and the model's max_position_embeddings ({limit})")
-    _check(source.do_lower_case in (None, FLAGS.do_lower_case),
-           f"--do_lower_case={FLAGS.do_lower_case}: the checkpoint's tokenizer has "
-           f"do_lower_case={source.do_lower_case}")
-    examples = read_examples()
-    tokenizer = load_tokenizer(source.vocab_file, FLAGS.do_lower_case)
+    layers = parse_layers(s.layers, config.num_hidden_layers)
+    check_model(source, s.do_lower_case, s.max_seq_length)
+    examples = read_examples(s)
+    tokenizer = load_tokenizer(source.vocab_file, s.do_lower_case)
     model = load_encoder(source, config).to(device)
-    args = ExtractArgs(tuple(layers), FLAGS.pooling, FLAGS.max_seq_length, FLAGS.batch_size,
-                       FLAGS.output_file, FLAGS.output_vectors)
-    metadata = {"pooling": FLAGS.pooling, "model": source.weights_file,
-                "max_seq_length": FLAGS.max_seq_length}
+    args = ExtractArgs(tuple(layers), s.pooling, s.max_seq_length, s.batch_size,
+                       s.output_file, s.output_vectors)
+    metadata = {"pooling": s.pooling, "model": source.weights_file,
+                "max_seq_length": s.max_seq_length}
     extract_to_files(model, tokenizer, examples, args, device, precision, metadata)
     logging.info("Extracted features of %d inputs to %s", len(examples),
-                 " and ".join(p for p in (FLAGS.output_file, FLAGS.output_vectors) if p))
+                 " and ".join(p for p in (s.output_file, s.output_vectors) if p))
 
 
 def _main(argv) -> None:
-    try:
-        main(argv)
-    except InputError as e:
-        sys.stderr.write(f"extract_features: error: {e}\n")
-        sys.exit(2)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with its errors reduced to one line and exit code 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        sys.stderr.write(f"extract_features: error: {e}\n")
-        sys.exit(2)
+    cli.call("extract_features", main, argv)
 
 
 def run() -> None:
     """Console-script entry point."""
     transformers.utils.logging.disable_progress_bar()
-    app.run(_main, flags_parser=_parse_flags)
+    cli.run("extract_features", _main)
 
 
 if __name__ == "__main__":

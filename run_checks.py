@@ -11,6 +11,7 @@ from modeling import plot
 from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
 from modeling.tokenization import load_vocab
 from processors import InputError, get_processor
+from processors.examples import SplitExamples
 
 PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_column", "labels",
                    "has_header")
@@ -32,8 +33,6 @@ def check_numbers(f) -> None:
           "at least one of --do_train, --do_eval or --do_predict must be set")
     for name in POSITIVE:
         check(getattr(f, name) > 0, f"--{name}={getattr(f, name)}: must be positive")
-    check(f.max_seq_length >= 3, f"--max_seq_length={f.max_seq_length}: must be at "
-          "least 3 ([CLS], one token, [SEP])")
     check(0 <= f.warmup_proportion < 1,
           f"--warmup_proportion={f.warmup_proportion}: must be in [0, 1)")
     check(f.weight_decay >= 0, f"--weight_decay={f.weight_decay}: must be >= 0")
@@ -66,15 +65,11 @@ def check_output_dir(out: str) -> None:
           f"--output_dir={out}: cannot create it: {parent} is not a writable directory")
 
 
-def check_paths(f, processor) -> bool:
+def check_paths(f) -> bool:
     """Checks data_dir and output_dir; returns whether output_dir holds a trained model."""
     for name in ("data_dir", "output_dir"):
         check(bool(getattr(f, name)), f"--{name} is required")
     check(os.path.isdir(f.data_dir), f"--data_dir={f.data_dir}: not a directory")
-    for split, mode in SPLIT_MODES:
-        path = processor.get_file_path(f.data_dir, split)
-        check(not getattr(f, mode) or os.path.isfile(path),
-              f"--data_dir={f.data_dir}: --{mode} needs {path}, which does not exist")
     out = f.output_dir
     check_output_dir(out)
     trained = is_model_dir(out) and not (f.do_train and f.overwrite_output_dir)
@@ -87,30 +82,36 @@ def check_paths(f, processor) -> bool:
     return trained
 
 
-def check_model(f, source) -> None:
-    """The model's files against the flags: casing, max_seq_length, vocab size."""
-    check(source.do_lower_case is None or source.do_lower_case == f.do_lower_case,
-          f"--do_lower_case={f.do_lower_case}: the checkpoint's tokenizer has "
+def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
+    """The model's files against the flags: casing, max_seq_length, vocab size.
+
+    Shared by run_classifier.py and extract_features.py.
+    """
+    check(source.do_lower_case is None or source.do_lower_case == do_lower_case,
+          f"--do_lower_case={do_lower_case}: the checkpoint's tokenizer has "
           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
           "do_lower_case")
     config = read_config(source.config_file)
     limit = config["max_position_embeddings"]
-    check(f.max_seq_length <= limit, f"--max_seq_length={f.max_seq_length}: must be at "
-          f"most the model's max_position_embeddings ({limit})")
+    check(max_seq_length >= 3, f"--max_seq_length={max_seq_length}: must be at least 3 "
+          "([CLS], one token, [SEP])")
+    check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most the "
+          f"model's max_position_embeddings ({limit})")
     vocab_size = len(load_vocab(source.vocab_file))
     check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
           f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
 
 
 def validate(f):
-    """The checks that need no torch: flags, paths, the model's files, every input row.
+    """The checks that need no torch: flags, paths, the model's files, every example.
 
-    Returns (processor, model source, whether output_dir holds a trained model).
+    Returns (processor, model source, whether output_dir holds a trained model,
+    {split: SplitExamples} of the splits the run uses, each checked and hashed).
     """
     processor = get_processor(f.task_name or "", f.data_dir,
                               **{name: getattr(f, name) for name in PROCESSOR_FLAGS})
     check_numbers(f)
-    trained = check_paths(f, processor)
+    trained = check_paths(f)
     source = resolve_source(f.output_dir if trained else f.init_checkpoint,
                             f.bert_config_file, f.vocab_file)
     if trained:
@@ -118,10 +119,7 @@ def validate(f):
     if f.class_weights != "none":  # (imports torch, as a weighted run will anyway)
         from modeling.losses import parse_class_weights
         parse_class_weights(f.class_weights, processor.get_labels(), processor.problem_type)
-    check_model(f, source)
-    # Every row is checked now; a cache miss reads the file again, so that the cached
-    # features come from the very bytes their key hashes.
-    for split, mode in SPLIT_MODES:
-        if getattr(f, mode):
-            processor.get_examples(f.data_dir, split)
-    return processor, source, trained
+    check_model(source, f.do_lower_case, f.max_seq_length)
+    examples = {split: SplitExamples(processor, f.data_dir, split)
+                for split, mode in SPLIT_MODES if getattr(f, mode)}
+    return processor, source, trained, examples

@@ -10,14 +10,15 @@ inside functions): a user error is reported in a fraction of a second, not after
 seconds of imports.
 """
 
-import json
 import logging
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
-from core import InputError, atomic_write_text, remove_temp_files
+import cli
+from cli import settings
+from core import InputError, remove_temp_files
 from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
 from run_checks import SPLIT_MODES, check, validate
@@ -85,80 +86,55 @@ flags.DEFINE_bool("has_header", None, "Whether CSV/TSV files start with a header
 flags.DEFINE_bool("tensorboard", False, "Write TensorBoard events to <output_dir>/tensorboard: "
                   "loss and learning rate every few steps, dev results every epoch.")
 
-def do_train(run) -> int:
+def do_train(run, s) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model.
 
     Under torchrun every rank trains and evaluates; only rank 0 writes files.
     """
     from modeling import distributed
-    from modeling.evaluation import evaluate
-    from modeling.export import save_model
     from modeling.losses import resolve_class_weights
-    from modeling.runs import format_table, run_signature
+    from modeling.runs import run_signature
+    from modeling.selection import EpochEnd
     from modeling.training import TrainArgs, train
 
-    dev_set = run.datasets.get("dev")
-    metric = run.processor.metric
-    writes = distributed.is_main()
-    tensorboard = (plot.TensorBoardLog(os.path.join(FLAGS.output_dir, "tensorboard"))
-                   if FLAGS.tensorboard and writes else None)
-
-    def end_of_epoch(row: dict, history: list[dict]) -> dict:
-        if dev_set is not None:
-            results = evaluate(run.model, dev_set, metric, FLAGS.eval_batch_size, run.device,
-                               run.precision, FLAGS.multi_label_threshold)
-            row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
-            best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
-            if results[metric] > best and writes:  # history: a resumed run remembers
-                save_model(run.model, run.tokenizer, run.source.vocab_file,
-                           os.path.join(FLAGS.output_dir, "best_model"))
-        stats = history + [row]
-        if writes:
-            atomic_write_text(os.path.join(FLAGS.output_dir, plot.STATS_FILE),
-                              json.dumps(stats, indent=2) + "\n")
-        if tensorboard:
-            tensorboard.log_epoch(row)
-        logging.info("Per-epoch results:\n%s", format_table(stats))
-        return row
-
-    args = TrainArgs(FLAGS.output_dir, FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps,
-                     FLAGS.learning_rate, FLAGS.num_train_epochs, FLAGS.warmup_proportion,
-                     FLAGS.weight_decay, FLAGS.adam_epsilon, FLAGS.max_grad_norm,
-                     FLAGS.save_checkpoints_steps, FLAGS.keep_checkpoint_max, FLAGS.seed,
-                     run.precision, resolve_class_weights(
-                         FLAGS.class_weights, run.processor.get_labels(),
-                         run.processor.problem_type, run.datasets["train"].labels),
-                     run.processor.problem_type)
-    signature = run_signature(run.processor, run.source, FLAGS.max_seq_length,
-                              FLAGS.do_lower_case,
-                              run.processor.get_file_path(FLAGS.data_dir, "train"),
-                              {name: FLAGS[name].value for name in TRAINING_FLAGS})
-    stats = train(run.model, run.datasets["train"], args, run.device, signature, end_of_epoch,
+    tensorboard = (plot.TensorBoardLog(os.path.join(s.output_dir, "tensorboard"))
+                   if s.tensorboard and distributed.is_main() else None)
+    processor = run.processor
+    args = TrainArgs.from_settings(s, precision=run.precision, problem_type=processor.problem_type,
+                                   class_weights=resolve_class_weights(
+                                       s.class_weights, processor.get_labels(),
+                                       processor.problem_type, run.datasets["train"].labels))
+    signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
+                              run.examples["train"].digest,
+                              {name: getattr(s, name) for name in TRAINING_FLAGS})
+    stats = train(run.model, run.datasets["train"], args, run.device, signature,
+                  EpochEnd(run, s.eval_batch_size, s.multi_label_threshold, tensorboard),
                   tensorboard.log_step if tensorboard else None)
     if tensorboard:
         tensorboard.close()
-    if writes and plot.has_matplotlib():
-        logging.info("Learning curves: %s", plot.write_learning_curves(FLAGS.output_dir))
+    if distributed.is_main() and plot.has_matplotlib():
+        logging.info("Learning curves: %s", plot.write_learning_curves(s.output_dir))
     return stats[-1]["step"]
 
 
-def do_eval(run, global_step: int) -> None:
+def do_eval(run, s, global_step: int) -> None:
     from modeling import distributed
     from modeling.evaluation import evaluate, write_eval_results
-    results = evaluate(run.model, run.datasets["dev"], run.processor.metric, FLAGS.eval_batch_size,
-                       run.device, run.precision, FLAGS.multi_label_threshold)
+    results = evaluate(run.model, run.datasets["dev"], run.processor.metric, s.eval_batch_size,
+                       run.device, run.precision, s.multi_label_threshold)
     if distributed.is_main():
-        write_eval_results(FLAGS.output_dir, results, global_step)
+        write_eval_results(s.output_dir, results, global_step)
 
 
-def do_predict(run) -> None:
+def do_predict(run, s) -> None:
     from modeling import distributed
     from modeling.evaluation import predict_logits, write_predictions
-    logits = predict_logits(run.model, run.datasets["test"], FLAGS.predict_batch_size, run.device,
+    logits = predict_logits(run.model, run.datasets["test"], s.predict_batch_size, run.device,
                             run.precision)
     if distributed.is_main():
-        write_predictions(FLAGS.output_dir, logits, run.processor.get_labels(),
-                          run.processor.problem_type, FLAGS.multi_label_threshold)
+        write_predictions(s.output_dir, logits, run.processor.get_labels(),
+                          run.processor.problem_type, s.multi_label_threshold,
+                          run.processor.label_separator)
 
 
 # A resumed run must have these as its checkpoint has them: they fix the batch order, the
@@ -174,7 +150,7 @@ def _make_output_dir(out: str) -> None:
         raise InputError(f"--output_dir={out}: cannot create: {e.strerror}") from None
 
 
-def start_run(processor, source, trained: bool):
+def start_run(s, processor, source, trained: bool, examples: dict):
     """The device (and --precision check), tokenizer and model; then the output_dir."""
     import torch
     import transformers
@@ -186,91 +162,78 @@ def start_run(processor, source, trained: bool):
 
     transformers.utils.logging.disable_progress_bar()
     from modeling import distributed
-    device = distributed.init(select_device(FLAGS.no_cuda))
-    precision = resolve_precision(FLAGS.precision, device)
+    device = distributed.init(select_device(s.no_cuda))
+    precision = resolve_precision(s.precision, device)
     labels = processor.get_labels()
     config = load_config(source.config_file, 1 if labels is None else len(labels), labels,
                          processor.problem_type)
-    torch.manual_seed(FLAGS.seed)
+    torch.manual_seed(s.seed)
     model = build_model(source, config, keep_head=trained).to(device)
-    _make_output_dir(FLAGS.output_dir)
+    _make_output_dir(s.output_dir)
     if distributed.is_main():  # the barrier of local_main_first() waits for this
-        if FLAGS.do_train and FLAGS.overwrite_output_dir:
-            clear_run_outputs(FLAGS.output_dir)
-        for folder in (FLAGS.output_dir, os.path.join(FLAGS.output_dir, "best_model")):
+        if s.do_train and s.overwrite_output_dir:
+            clear_run_outputs(s.output_dir)
+        for folder in (s.output_dir, os.path.join(s.output_dir, "best_model")):
             remove_temp_files(folder)  # what a killed run was writing
     return Run(processor=processor, source=source, device=device, precision=precision,
-               tokenizer=load_tokenizer(source.vocab_file, FLAGS.do_lower_case), model=model,
-               output_dir=FLAGS.output_dir,
-               cache_dir=FLAGS.cache_dir or os.path.join(FLAGS.output_dir, "cache"))
+               tokenizer=load_tokenizer(source.vocab_file, s.do_lower_case), model=model,
+               output_dir=s.output_dir, cache_dir=s.cache_dir or os.path.join(s.output_dir,
+                                                                             "cache"),
+               examples=examples)
+
+
+def load_datasets(run, s) -> None:
+    """The features of each split the run uses, from the cache or built (one build per node)."""
+    from modeling import distributed
+    from modeling.losses import label_distribution
+    from processors.cache import load_features
+
+    with distributed.local_main_first():
+        for split, examples in run.examples.items():
+            run.datasets[split] = load_features(
+                run.processor, s.data_dir, split, run.tokenizer, run.source.vocab_file,
+                s.do_lower_case, s.max_seq_length, run.cache_dir,
+                s.overwrite_cache and distributed.is_local_main(), examples)
+            if split != "test":
+                logging.info("%s label distribution: %s", split, label_distribution(
+                    run.datasets[split].labels, run.processor.get_labels()))
 
 
 def main(argv) -> None:
     check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
-    if FLAGS.processor_module:
-        load_processor_module(FLAGS.processor_module)
-    if (FLAGS.task_name or "").lower() == "help":
+    s = settings(FLAGS, sys.modules[__name__])
+    if s.processor_module:
+        load_processor_module(s.processor_module)
+    if (s.task_name or "").lower() == "help":
         print(describe_tasks())
         return
-    processor, source, trained = validate(FLAGS)
-    run = start_run(processor, source, trained)
+    processor, source, trained, examples = validate(s)
+    run = start_run(s, processor, source, trained, examples)
     from modeling import distributed  # (imported once every check has passed)
     from modeling.export import save_model
-    from modeling.losses import label_distribution
     from modeling.runs import write_run_config
-    from processors.cache import load_features
 
-    with distributed.local_main_first():  # one cache build per node; the others load it
-        for split, mode in SPLIT_MODES:
-            if FLAGS[mode].value:
-                run.datasets[split] = load_features(
-                    processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
-                    FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir,
-                    FLAGS.overwrite_cache and distributed.is_local_main())
-                if split != "test":
-                    logging.info("%s label distribution: %s", split, label_distribution(
-                        run.datasets[split].labels, processor.get_labels()))
+    load_datasets(run, s)
     if distributed.is_main():
-        write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(
-            sys.modules[__name__])})
-    global_step = do_train(run) if FLAGS.do_train else 0
-    if FLAGS.do_eval:
-        do_eval(run, global_step)
-    if FLAGS.do_predict:
-        do_predict(run)
-    if FLAGS.do_train and distributed.is_main():  # last: a saved model marks it finished
-        save_model(run.model, run.tokenizer, source.vocab_file, FLAGS.output_dir)
+        write_run_config(run, vars(s))
+    global_step = do_train(run, s) if s.do_train else 0
+    if s.do_eval:
+        do_eval(run, s, global_step)
+    if s.do_predict:
+        do_predict(run, s)
+    if s.do_train and distributed.is_main():  # last: a saved model marks it finished
+        save_model(run.model, run.tokenizer, source.vocab_file, s.output_dir)
     distributed.shutdown()
 
 
-def _fail(message: str, code: int = 2) -> None:
-    sys.stderr.write(f"run_classifier: {message}\n")
-    sys.exit(code)
-
-
 def _main(argv) -> None:
-    try:
-        main(argv)
-    except InputError as e:
-        _fail(f"error: {e}")
-    except OSError as e:  # a full disk, say: one line; the atomic writers left nothing partial
-        _fail(f"error: {e.filename}: {e.strerror or e}" if e.filename else f"error: {e}")
-    except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to go on (training resumes from its "
-              "last checkpoint)", 130)
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-    """absl's parser, with its errors reduced to one line and exit code 2."""
-    try:
-        return FLAGS(argv)
-    except flags.Error as e:
-        _fail(f"error: {e}")
+    cli.call("run_classifier", main, argv, "run the same command again to go on (training "
+             "resumes from its last checkpoint)")
 
 
 def run() -> None:
     """Console-script entry point."""
-    app.run(_main, flags_parser=_parse_flags)
+    cli.run("run_classifier", _main)
 
 
 if __name__ == "__main__":

@@ -88,24 +88,27 @@ def write_eval_results(output_dir: str, results: dict, global_step: int) -> dict
     return out
 
 
-def _prediction_names(logits: np.ndarray, label_list, problem_type: str, threshold: float
-                      ) -> list[str]:
-    """predictions.tsv's column: a label, `|`-joined labels (multi-label), or a score."""
+def _prediction_names(logits: np.ndarray, label_list, problem_type: str, threshold: float,
+                      separator: str) -> list[str]:
+    """predictions.tsv's column: a label, `separator`-joined labels (multi-label), or a score."""
     decided = decide(logits, problem_type, threshold)
     if problem_type == REGRESSION:
         return [repr(float(score)) for score in decided]
     if problem_type == MULTI_LABEL:
-        return ["|".join(label_list[j] for j in np.flatnonzero(row)) for row in decided]
+        return [separator.join(label_list[j] for j in np.flatnonzero(row)) for row in decided]
     return [label_list[j] for j in decided]
 
 
 def write_predictions(output_dir: str, logits: np.ndarray, label_list, problem_type: str,
-                      threshold: float = 0.5) -> None:
-    """test_results.tsv (probabilities or scores, no header) and predictions.tsv."""
+                      threshold: float = 0.5, separator: str = "|") -> None:
+    """test_results.tsv (probabilities or scores, no header) and predictions.tsv.
+
+    `separator` joins a multi-label row's names: the processor's `label_separator`.
+    """
     values = outputs(logits, problem_type).reshape(len(logits), -1)
     rows = "".join("\t".join(repr(float(p)) for p in row) + "\n" for row in values)
     atomic_write_text(os.path.join(output_dir, "test_results.tsv"), rows)
-    names = _prediction_names(logits, label_list, problem_type, threshold)
+    names = _prediction_names(logits, label_list, problem_type, threshold, separator)
     lines = "".join(f"{i}\t{name}\n" for i, name in enumerate(names))
     atomic_write_text(os.path.join(output_dir, "predictions.tsv"), "index\tprediction\n" + lines)
     logger.info("Wrote %d predictions to %s", len(logits), output_dir)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 import transformers
 
-from core import atomic_write_text, sha256_file
+from core import atomic_write_text
 from processors.base import DataProcessor
 
 from . import distributed
@@ -33,19 +33,21 @@ class Run:
     model: torch.nn.Module
     output_dir: str
     cache_dir: str
+    examples: dict = field(default_factory=dict)  # split -> SplitExamples
     datasets: dict = field(default_factory=dict)  # split -> FeatureSet
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
-                  do_lower_case: bool, train_file: str, training: dict) -> dict:
+                  do_lower_case: bool, train_examples_sha256: str, training: dict) -> dict:
     """What a checkpoint must share with the run that resumes it: the task, the model, the
-    features, the training data's bytes, and `training` (the flags that fix the batch
-    order, the learning rate at each step and the loss)."""
+    features, the training examples (their digest, as the processor produced them), and
+    `training` (the flags that fix the batch order, the learning rate at each step and
+    the loss)."""
     labels = processor.get_labels()
     return {"task_name": processor.task_name, "label_list": labels and list(labels),
             "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
             "do_lower_case": do_lower_case, "processor_settings": processor.settings(),
-            "train_data_sha256": sha256_file(train_file), **training}
+            "train_examples_sha256": train_examples_sha256, **training}
 
 
 def clear_run_outputs(output_dir: str) -> None:

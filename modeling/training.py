@@ -9,7 +9,7 @@ import contextlib
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Callable, Optional
 
 import torch
@@ -45,6 +45,12 @@ class TrainArgs:
     precision: str
     class_weights: Optional[tuple[float, ...]] = None  # per label, for cross-entropy
     problem_type: Optional[str] = None  # transformers' name; None is single-label
+
+    @classmethod
+    def from_settings(cls, settings, **resolved) -> "TrainArgs":
+        """The fields named like run_classifier's flags from `settings`; the rest `resolved`."""
+        names = [f.name for f in fields(cls) if f.name not in resolved]
+        return cls(**{name: getattr(settings, name) for name in names}, **resolved)
 
 
 def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:

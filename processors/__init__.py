@@ -2,6 +2,7 @@
 
 from .base import (MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError,
                    InputExample, read_rows)
+from .examples import split_examples
 from .registry import (PROCESSORS, describe_tasks, get_processor, load_processor_module,
                        register_processor)
 from . import generic, glue, sentence_similarity  # noqa: F401  (registers the built-in tasks)
@@ -10,12 +11,14 @@ from .glue import (ColaProcessor, MnliMismatchedProcessor, MnliProcessor, MrpcPr
                    QnliProcessor, QqpProcessor, RteProcessor, Sst2Processor, StsbProcessor,
                    WnliProcessor, XnliProcessor)
 from .sentence_similarity import SentenceSimilarityProcessor
+from .table import TableProcessor
 
 __all__ = [
     "ColaProcessor", "DataProcessor", "GenericProcessor", "InputError", "InputExample",
     "MULTI_LABEL", "MnliMismatchedProcessor", "MnliProcessor", "MrpcProcessor",
     "MultiLabelCsvProcessor", "PROCESSORS", "QnliProcessor", "QqpProcessor", "REGRESSION",
     "RteProcessor", "SINGLE_LABEL", "SentenceSimilarityProcessor", "Sst2Processor",
-    "StsbProcessor", "WnliProcessor", "XnliProcessor", "describe_tasks", "get_processor",
-    "load_processor_module", "read_rows", "register_processor",
+    "StsbProcessor", "TableProcessor", "WnliProcessor", "XnliProcessor", "describe_tasks",
+    "get_processor", "load_processor_module", "read_rows", "register_processor",
+    "split_examples",
 ]

@@ -1,20 +1,20 @@
-"""Examples, the abstract DataProcessor and the shared file readers.
+"""Examples, Google's abstract DataProcessor, and the checked file readers.
 
-A processor is a small declarative class: which file holds each split, how many
-columns a row has, whether a header comes first, which labels exist, which
-metric judges it, and how one row maps to an `InputExample`. The base class
-reads the files and checks every row: a bad row raises an `InputError` naming
-`file:line`; no row is ever dropped silently.
+A processor implements Google's contract: `get_labels()` and
+`get_{train,dev,test}_examples(data_dir)` returning `InputExample`s. That is all
+the pipeline asks of it (`processors.examples` checks every example, whoever made
+it). `_read_tsv` / `_read_csv` read files through the checked reader: BOM, CRLF,
+bad UTF-8, NUL and blank lines are reported as `file:line`. The shorter,
+declarative way to write a processor is `processors.table.TableProcessor`.
 """
 
 import abc
 import codecs
 import csv
 import io
-import math
 import os
 from dataclasses import dataclass
-from typing import ClassVar, Iterator, Optional, Sequence, Union
+from typing import ClassVar, Iterator, Optional, Union
 
 from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError  # noqa: F401 (re-exported)
 
@@ -92,50 +92,37 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
 
 
 class DataProcessor(abc.ABC):
-    """Base class for a dataset: its files, columns, labels, metric and problem type.
+    """Google's base class for a dataset: its labels and its examples, split by split.
 
-    Subclasses set the class attributes below and implement `get_labels()` and
-    `parse_row()`. The `get_*_examples(data_dir)` methods are Google's API.
-    Without `num_columns`, a split with a header must have its header's width.
+    Subclass it, implement `get_labels()` and the `get_*_examples(data_dir)` of the
+    splits you run, and register the class in `PROCESSORS` (or with
+    `@register_processor`). The class attributes tell the pipeline how to judge
+    and read out the task.
     """
 
-    file_names: ClassVar[dict[str, str]] = {s: f"{s}.tsv" for s in SPLITS}
-    num_columns: ClassVar[dict[str, int]] = {}
-    headers: ClassVar[dict[str, Sequence[str]]] = {}
-    delimiter: ClassVar[str] = "\t"
-    quotechar: ClassVar[Optional[str]] = None
     metric: ClassVar[str] = "accuracy"
     problem_type: ClassVar[str] = SINGLE_LABEL
-    label_separator: ClassVar[str] = "|"  # splits a multi-label row's label field
-    task_name: ClassVar[str] = ""  # set by @register_processor
+    label_separator: ClassVar[str] = "|"  # joins a multi-label row's names
+    task_name: str = ""  # the registered name; get_processor sets it on each instance
+
+    def get_train_examples(self, data_dir: str) -> list[InputExample]:
+        """Gets a collection of `InputExample`s for the train set."""
+        raise NotImplementedError()
+
+    def get_dev_examples(self, data_dir: str) -> list[InputExample]:
+        """Gets a collection of `InputExample`s for the dev set."""
+        raise NotImplementedError()
+
+    def get_test_examples(self, data_dir: str) -> list[InputExample]:
+        """Gets a collection of `InputExample`s for prediction (labels, if any, are ignored)."""
+        raise NotImplementedError()
 
     @abc.abstractmethod
     def get_labels(self) -> Optional[list[str]]:
         """The label names, whose order fixes the label ids; None for regression."""
 
-    @abc.abstractmethod
-    def parse_row(self, row: list[str], split: str
-                  ) -> Optional[tuple[str, Optional[str], Label]]:
-        """Maps one row's fields to (text_a, text_b, label); label None for test.
-
-        None leaves the row out on purpose (XNLI's other languages); a row that
-        does not fit must raise instead, so that nothing is dropped by accident.
-        """
-
-    def get_train_examples(self, data_dir: str) -> list[InputExample]:
-        return self.get_examples(data_dir, "train")
-
-    def get_dev_examples(self, data_dir: str) -> list[InputExample]:
-        return self.get_examples(data_dir, "dev")
-
-    def get_test_examples(self, data_dir: str) -> list[InputExample]:
-        return self.get_examples(data_dir, "test")
-
-    def get_file_path(self, data_dir: str, split: str) -> str:
-        return os.path.join(data_dir, self.file_names[split])
-
     def settings(self) -> dict:
-        """Options outside the class that shape the examples; part of the cache key."""
+        """Options outside the class that shape the examples (recorded in run_config)."""
         return {}
 
     def describe_labels(self) -> str:
@@ -147,84 +134,12 @@ class DataProcessor(abc.ABC):
         """A multi-label field's names: "a|b" -> ("a", "b"); an empty field has none."""
         return tuple(n.strip() for n in field.split(self.label_separator)) if field.strip() else ()
 
-    def read_split(self, path: str, split: str) -> Iterator[tuple[int, list]]:
-        """(line number, fields) of each data row, after checking the split's header."""
-        rows = read_rows(path, self.delimiter, self.quotechar)
-        header = self.headers.get(split)
-        if header is not None:
-            self._check_header(path, next(rows, (1, []))[1], header)
-        return rows
+    @classmethod
+    def _read_tsv(cls, input_file: str, quotechar: Optional[str] = None) -> list[list[str]]:
+        """Reads a tab separated value file (Google's helper): a list of rows of fields."""
+        return [row for _, row in read_rows(input_file, "\t", quotechar)]
 
-    def get_examples(self, data_dir: str, split: str) -> list[InputExample]:
-        """Reads and checks every row of one split's file."""
-        path = self.get_file_path(data_dir, split)
-        rows = self.read_split(path, split)
-        labels = self.get_labels()
-        known = None if labels is None else set(labels)
-        header = self.headers.get(split)
-        width = self.num_columns.get(split, len(header) if header else None)
-        examples = []
-        for line, row in rows:
-            where = f"{path}:{line}"
-            try:
-                if width is not None and len(row) != width:
-                    raise InputError(f"{where}: expected {width} columns, found {len(row)}" + (
-                        " (test files have no label column)"
-                        if split == "test" and len(row) == width + 1 else ""))
-                parsed = self.parse_row(row, split)
-                if parsed is not None:
-                    examples.append(self._make_example(where, parsed, split, len(examples),
-                                                       known))
-            except InputError as e:
-                raise InputError(f"{e}{self._header_hint(row, split, line)}") from None
-        if not examples:
-            raise InputError(f"{path}: no examples")
-        return examples
-
-    @staticmethod
-    def _check_header(path: str, row: list[str], expected: Sequence[str]) -> None:
-        if [field.strip() for field in row] != list(expected):
-            raise InputError(f"{path}:1: expected header {chr(9).join(expected)!r}, "
-                             f"found {chr(9).join(row)[:80]!r}")
-
-    def _make_example(self, where: str, parsed: tuple, split: str, index: int,
-                      known: Optional[set]) -> InputExample:
-        text_a, text_b, label = parsed
-        if not text_a.strip() or (text_b is not None and not text_b.strip()):
-            raise InputError(f"{where}: empty text")
-        label = None if split == "test" else self._check_label(where, label, known)
-        return InputExample(guid=f"{split}-{index}", text_a=text_a, text_b=text_b, label=label)
-
-    def _check_label(self, where: str, label: Label, known: Optional[set]) -> Label:
-        """The label as the example keeps it; a label that does not fit raises."""
-        if label is None:
-            raise InputError(f"{where}: no label")
-        if self.problem_type == REGRESSION:
-            try:
-                number = float(label)
-            except ValueError:
-                number = math.nan
-            if not math.isfinite(number):
-                raise InputError(f"{where}: label {label!r} is not a finite number")
-            return label
-        names = (label,)
-        if self.problem_type == MULTI_LABEL:
-            names = label if isinstance(label, tuple) else self.split_labels(label)
-        for i, name in enumerate(names):
-            if name not in known:
-                raise InputError(f"{where}: unknown label {name!r}; expected one of "
-                                 f"{', '.join(self.get_labels())}")
-            if name in names[:i]:
-                raise InputError(f"{where}: label {name!r} given twice")
-        return names if self.problem_type == MULTI_LABEL else label
-
-    def _header_hint(self, row: list[str], split: str, line: int) -> str:
-        """A hint for a bad row that may be a header: a labelled file's first line without
-        a label where no header belongs, or a copy of the header further down."""
-        header, labels = self.headers.get(split), self.get_labels()
-        if (header is None and line == 1 and split != "test" and labels
-                and not set(labels) & {field.strip() for field in row}):
-            return f" (is line 1 a header? {split} files have none)"
-        if header is not None and [field.strip() for field in row] == list(header):
-            return " (a repeated header row?)"
-        return ""
+    @classmethod
+    def _read_csv(cls, input_file: str, quotechar: Optional[str] = '"') -> list[list[str]]:
+        """Reads a comma separated value file, quoted fields allowed: a list of rows."""
+        return [row for _, row in read_rows(input_file, ",", quotechar)]

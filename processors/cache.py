@@ -1,99 +1,177 @@
-"""The features cache: unpadded feature tensors on disk, keyed by their inputs.
+"""The features cache: unpadded feature arrays on disk, keyed by the examples themselves.
 
-The key hashes everything that shapes the features: the data file's bytes,
-the processor, its labels, the vocab's bytes, `do_lower_case`,
-`max_seq_length` and the features format version. Files are written to a temp
-name and renamed; a JSON sidecar records the key's parts and the tensor file's
-sha256, so a corrupt or truncated cache is detected and rebuilt. A file lock
-lets two processes ask for the same cache at once.
+The key hashes everything that shapes the features: the examples (guid,
+text_a, text_b, label, in order, as the processor produced them), the label
+list, the vocab's bytes, `do_lower_case`, `max_seq_length` and the features
+format version; no file path and no file bytes, so a changed processor or a file
+only an override reads can never give stale features. An entry is a folder of
+raw arrays, built chunk by chunk (bounded memory at any size) in a temp folder
+that is renamed when whole. `features.json`, written last, records the key and
+each array's dtype, shape and sha256, so a corrupt or truncated entry is
+detected and rebuilt. Arrays are memory-mapped on load. A file lock lets two
+processes ask for the same entry at once.
 """
 
 import hashlib
 import json
 import logging
 import os
+import shutil
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
+import numpy as np
 import torch
 from filelock import FileLock
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
-from .features import InputFeatures, convert_examples_to_features
-from core import atomic_write_bytes, atomic_write_text, remove_temp_files, sha256_file
+from core import atomic_write_text, remove_temp_files, sha256_file
+
+from .examples import SplitExamples, chunks
+from .features import InputFeatures, feature_arrays, log_examples
 
 logger = logging.getLogger(__name__)
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
+SIDECAR = "features.json"
 
 
 class FeatureSet(torch.utils.data.Dataset):
-    """Variable-length features stored flat: ids, segment ids, row offsets, labels."""
+    """Variable-length features stored flat: ids, segment ids, row offsets, labels.
 
-    def __init__(self, tensors: dict[str, torch.Tensor]):
-        self.tensors = tensors
-        self.offsets = tensors["offsets"].tolist()
-        labels = tensors.get("label_ids")
-        self.labels = [None] * len(self) if labels is None else labels.tolist()
+    `labels` is a numpy array (class ids, scores or multi-hot rows), None for test.
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
+        self.offsets = arrays["offsets"]
+        self.labels = arrays.get("label_ids")
 
     @classmethod
     def from_features(cls, features: Sequence[InputFeatures]) -> "FeatureSet":
-        lengths = torch.tensor([0] + [len(f.input_ids) for f in features], dtype=torch.long)
-        tensors = {
-            "input_ids": torch.tensor([i for f in features for i in f.input_ids],
-                                      dtype=torch.int32),
-            "segment_ids": torch.tensor([s for f in features for s in f.segment_ids],
-                                        dtype=torch.int8),
-            "offsets": torch.cumsum(lengths, 0),
-        }
+        lengths = np.array([len(f.input_ids) for f in features], np.int64)
+        arrays = {"input_ids": np.array([i for f in features for i in f.input_ids], np.int32),
+                  "segment_ids": np.array([s for f in features for s in f.segment_ids], np.int8),
+                  "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)}
         if features and features[0].label_id is not None:
-            dtype = torch.long if isinstance(features[0].label_id, int) else torch.float
-            tensors["label_ids"] = torch.tensor([f.label_id for f in features], dtype=dtype)
-        return cls(tensors)
+            labels = [f.label_id for f in features]
+            arrays["label_ids"] = np.array(labels, np.int64 if isinstance(labels[0], int)
+                                           else np.float32)
+        return cls(arrays)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
-    def lengths(self) -> list[int]:
-        return [end - start for start, end in zip(self.offsets, self.offsets[1:])]
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
 
     def __getitem__(self, i: int):
-        start, end = self.offsets[i], self.offsets[i + 1]
+        start, end = int(self.offsets[i]), int(self.offsets[i + 1])
         return (self.tensors["input_ids"][start:end], self.tensors["segment_ids"][start:end],
-                self.labels[i])
+                None if self.labels is None else self.labels[i])
 
 
-def cache_key_parts(data_file: str, task_name: str, label_list: Optional[Sequence[str]],
-                    vocab_file: str, do_lower_case: bool, max_seq_length: int,
-                    processor_settings: Optional[dict] = None) -> dict:
-    """The readable parts of the key; file contents enter as sha256 digests.
-
-    `processor_settings` (columns, language, ...) enter only when there are some.
-    """
-    parts = {
-        "data_file": os.path.abspath(data_file),
-        "data_sha256": sha256_file(data_file),
-        "task_name": task_name,
-        "label_list": None if label_list is None else list(label_list),
-        "vocab_sha256": sha256_file(vocab_file),
-        "do_lower_case": bool(do_lower_case),
-        "max_seq_length": int(max_seq_length),
-        "features_version": FEATURES_VERSION,
-    }
-    if processor_settings:
-        parts["processor_settings"] = dict(processor_settings)
-    return parts
+def cache_key_parts(examples_sha256: str, label_list: Optional[Sequence[str]],
+                    vocab_file: str, do_lower_case: bool, max_seq_length: int) -> dict:
+    """The readable parts of the key; the vocab enters as its sha256."""
+    return {"examples_sha256": examples_sha256,
+            "label_list": None if label_list is None else list(label_list),
+            "vocab_sha256": sha256_file(vocab_file), "do_lower_case": bool(do_lower_case),
+            "max_seq_length": int(max_seq_length), "features_version": FEATURES_VERSION}
 
 
-def load_or_build(cache_dir: str, split: str, key_parts: dict,
-                  build: Callable[[], Sequence[InputFeatures]],
-                  overwrite: bool = False) -> FeatureSet:
-    """Returns the cached features for `key_parts`, building and caching on a miss."""
-    key = dict(key_parts)
-    key.pop("data_file", None)  # the same bytes elsewhere are the same features
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
-    path = os.path.join(cache_dir, f"{key_parts['task_name']}_{split}_{digest}.safetensors")
+class _Writer:
+    """Appends chunks of feature arrays to raw files in a folder."""
+
+    def __init__(self, folder: str):
+        self.folder, self.files, self.shapes, self.rows, self.end = folder, {}, {}, 0, 0
+        self._append("offsets", np.zeros(1, np.int64))
+
+    def _append(self, name: str, array: np.ndarray) -> None:
+        if name not in self.files:
+            self.files[name] = open(os.path.join(self.folder, name + ".bin"), "wb")
+            self.shapes[name] = [0, *array.shape[1:]], array.dtype.str
+        self.files[name].write(np.ascontiguousarray(array).tobytes())
+        self.shapes[name][0][0] += len(array)
+
+    def add(self, arrays: dict[str, np.ndarray]) -> None:
+        offsets = self.end + np.cumsum(arrays["lengths"])
+        self.end = int(offsets[-1]) if len(offsets) else self.end
+        self._append("offsets", offsets.astype(np.int64))
+        for name in ("input_ids", "segment_ids", "label_ids"):
+            if name in arrays:
+                self._append(name, arrays[name])
+        self.rows += len(arrays["lengths"])
+
+    def close(self) -> dict:
+        """Flushes every file to disk; returns each array's dtype, shape and sha256."""
+        described = {}
+        for name, f in self.files.items():
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            shape, dtype = self.shapes[name]
+            described[name] = {"dtype": dtype, "shape": shape,
+                               "sha256": sha256_file(os.path.join(self.folder, name + ".bin"))}
+        return described
+
+
+def _build(path: str, key_parts: dict, build_chunks: Iterator[dict]) -> FeatureSet:
+    """Writes an entry in a temp folder, then renames it into place."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    try:
+        writer = _Writer(tmp)
+        for arrays in build_chunks:
+            writer.add(arrays)
+        sidecar = {"key": key_parts, "num_examples": writer.rows, "arrays": writer.close()}
+        atomic_write_text(os.path.join(tmp, SIDECAR),
+                          json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+        shutil.rmtree(path, ignore_errors=True)
+        os.rename(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _map(path, sidecar)
+
+
+def _map(path: str, sidecar: dict) -> FeatureSet:
+    """The entry's arrays, memory-mapped copy-on-write (pages are read as they are used)."""
+    arrays = {}
+    for name, info in sidecar["arrays"].items():
+        shape = tuple(info["shape"])
+        file = os.path.join(path, name + ".bin")
+        arrays[name] = (np.memmap(file, np.dtype(info["dtype"]), "c", shape=shape)
+                        if shape[0] else np.zeros(shape, np.dtype(info["dtype"])))
+    return FeatureSet(arrays)
+
+
+def _load(path: str) -> Optional[FeatureSet]:
+    """Loads an entry, or returns None when it is missing or corrupt."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(os.path.join(path, SIDECAR)) as f:
+            sidecar = json.load(f)
+        for name, info in sidecar["arrays"].items():
+            if sha256_file(os.path.join(path, name + ".bin")) != info["sha256"]:
+                raise ValueError(f"{name}: sha256 does not match {SIDECAR}")
+        features = _map(path, sidecar)
+        if len(features) != sidecar["num_examples"]:
+            raise ValueError(f"row count does not match {SIDECAR}")
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        logger.warning("Cache entry %s is corrupt (%s); rebuilding it", path, e)
+        return None
+    logger.info("Loaded %d features from cache %s", len(features), path)
+    return features
+
+
+def load_or_build(cache_dir: str, name: str, key_parts: dict,
+                  build_chunks: Callable[[], Iterator[dict]], overwrite: bool = False
+                  ) -> FeatureSet:
+    """The cached features for `key_parts`, building and caching them on a miss."""
+    digest = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
+    path = os.path.join(cache_dir, f"{name}_{digest}")
     os.makedirs(cache_dir, exist_ok=True)
     with FileLock(path + ".lock"):
         remove_temp_files(cache_dir, os.path.basename(path))  # left by a killed build
@@ -102,46 +180,33 @@ def load_or_build(cache_dir: str, split: str, key_parts: dict,
             if cached is not None:
                 return cached
         start = time.perf_counter()
-        features = FeatureSet.from_features(build())
-        data = save_tensors(features.tensors)
-        atomic_write_bytes(path, data)
-        sidecar = {"key": key_parts, "num_examples": len(features),
-                   "sha256": hashlib.sha256(data).hexdigest()}
-        atomic_write_text(path + ".json", json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-        logger.info("Built %d %s features in %.2fs: %s", len(features), split,
+        features = _build(path, key_parts, build_chunks())
+        logger.info("Built %d %s features in %.2fs: %s", len(features), name,
                     time.perf_counter() - start, path)
         return features
 
 
-def _load(path: str) -> Optional[FeatureSet]:
-    """Loads a cache file, or returns None when it is missing or corrupt."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path + ".json") as f:
-            sidecar = json.load(f)
-        with open(path, "rb") as f:
-            data = f.read()
-        if hashlib.sha256(data).hexdigest() != sidecar["sha256"]:
-            raise ValueError("sha256 does not match its sidecar")
-        features = FeatureSet(load_tensors(data))
-        if len(features) != sidecar["num_examples"]:
-            raise ValueError("row count does not match its sidecar")
-    except (OSError, ValueError, KeyError, RuntimeError) as e:
-        logger.warning("Cache file %s is corrupt (%s); rebuilding it", path, e)
-        return None
-    logger.info("Loaded %d features from cache %s", len(features), path)
-    return features
+def build_chunks(examples, label_list: Optional[Sequence[str]], max_seq_length: int,
+                 tokenizer) -> Iterator[dict]:
+    """Feature arrays of successive chunks of examples; the first few rows are logged."""
+    for i, chunk in enumerate(chunks(examples)):
+        arrays = feature_arrays(chunk, label_list, max_seq_length, tokenizer)
+        if i == 0:
+            log_examples(chunk, arrays, tokenizer)
+        yield arrays
 
 
 def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: str,
                   do_lower_case: bool, max_seq_length: int, cache_dir: str,
-                  overwrite: bool = False) -> FeatureSet:
-    """One split's features for a processor, from the cache or freshly built."""
+                  overwrite: bool = False, examples: Optional[SplitExamples] = None
+                  ) -> FeatureSet:
+    """One split's features for a processor, from the cache or freshly built.
+
+    `examples`: the split as the pre-run checks already read and hashed it.
+    """
+    examples = examples or SplitExamples(processor, data_dir, split)
     labels = processor.get_labels()
-    key = cache_key_parts(processor.get_file_path(data_dir, split),
-                          processor.task_name or type(processor).__name__,
-                          labels, vocab_file, do_lower_case, max_seq_length,
-                          processor.settings())
-    return load_or_build(cache_dir, split, key, lambda: convert_examples_to_features(
-        processor.get_examples(data_dir, split), labels, max_seq_length, tokenizer), overwrite)
+    key = cache_key_parts(examples.digest, labels, vocab_file, do_lower_case, max_seq_length)
+    name = f"{processor.task_name or type(processor).__name__}_{split}"
+    return load_or_build(cache_dir, name, key, lambda: build_chunks(
+        examples, labels, max_seq_length, tokenizer), overwrite)

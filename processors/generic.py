@@ -10,14 +10,15 @@ import json
 import os
 from typing import Callable, Iterator, Optional, Sequence
 
-from .base import MULTI_LABEL, SPLITS, DataProcessor, InputError, read_rows, read_text
+from .base import MULTI_LABEL, SPLITS, InputError, read_rows, read_text
 from .registry import register_processor
+from .table import TableProcessor
 
 FORMATS = {"csv": (",", '"'), "tsv": ("\t", None), "jsonl": (None, None)}
 
 
 @register_processor("generic")
-class GenericProcessor(DataProcessor):
+class GenericProcessor(TableProcessor):
     """`{train,dev,test}.{csv,tsv,jsonl}` rows with named text and label columns.
 
     Columns are header names (keys in JSON Lines), or 0-based numbers for files

@@ -6,8 +6,9 @@ loaders skip malformed rows (real QQP train has some); these raise at file:line.
 
 import os
 
-from .base import REGRESSION, DataProcessor
+from .base import REGRESSION
 from .registry import register_processor
+from .table import TableProcessor
 
 MRPC_HEADER = ("Quality", "#1 ID", "#2 ID", "#1 String", "#2 String")
 QQP_HEADER = ("id", "qid1", "qid2", "question1", "question2", "is_duplicate")
@@ -21,7 +22,7 @@ XNLI_COLUMNS = ("language", "gold_label", "sentence1_binary_parse", "sentence2_b
 
 
 @register_processor("cola")
-class ColaProcessor(DataProcessor):
+class ColaProcessor(TableProcessor):
     """CoLA: is a sentence grammatical (1) or not (0)? Train/dev have no header."""
 
     num_columns = {"train": 4, "dev": 4, "test": 2}
@@ -38,7 +39,7 @@ class ColaProcessor(DataProcessor):
 
 
 @register_processor("mrpc")
-class MrpcProcessor(DataProcessor):
+class MrpcProcessor(TableProcessor):
     """MRPC: is sentence 2 a paraphrase of sentence 1? Files start with a BOM header."""
 
     num_columns = {"train": 5, "dev": 5, "test": 5}
@@ -58,7 +59,7 @@ def _headers(*columns: str, label: str = "label") -> dict:
 
 
 @register_processor("sst-2")
-class Sst2Processor(DataProcessor):
+class Sst2Processor(TableProcessor):
     """SST-2: is a movie-review phrase positive (1) or negative (0)?"""
 
     headers = {"train": ("sentence", "label"), "dev": ("sentence", "label"),
@@ -72,7 +73,7 @@ class Sst2Processor(DataProcessor):
 
 
 @register_processor("sts-b")
-class StsbProcessor(DataProcessor):
+class StsbProcessor(TableProcessor):
     """STS-B: how alike in meaning are two sentences, from 0 to 5? A regression task."""
 
     headers = _headers("index", "genre", "filename", "year", "old_index", "source1", "source2",
@@ -88,7 +89,7 @@ class StsbProcessor(DataProcessor):
 
 
 @register_processor("qqp")
-class QqpProcessor(DataProcessor):
+class QqpProcessor(TableProcessor):
     """QQP: do two Quora questions ask the same thing (1) or not (0)?"""
 
     headers = {"train": QQP_HEADER, "dev": QQP_HEADER, "test": ("id", "question1", "question2")}
@@ -102,7 +103,7 @@ class QqpProcessor(DataProcessor):
 
 
 @register_processor("rte")
-class RteProcessor(DataProcessor):
+class RteProcessor(TableProcessor):
     """RTE: does sentence1 entail sentence2?"""
 
     headers = _headers("index", "sentence1", "sentence2")
@@ -130,7 +131,7 @@ class WnliProcessor(RteProcessor):
 
 
 @register_processor("mnli")
-class MnliProcessor(DataProcessor):
+class MnliProcessor(TableProcessor):
     """MultiNLI, matched dev/test: does sentence1 entail, contradict or not bear on sentence2?"""
 
     file_names = {"train": "train.tsv", "dev": "dev_matched.tsv", "test": "test_matched.tsv"}
@@ -154,7 +155,7 @@ class MnliMismatchedProcessor(MnliProcessor):
 
 
 @register_processor("xnli")
-class XnliProcessor(DataProcessor):
+class XnliProcessor(TableProcessor):
     """XNLI as Google ran it: translated MultiNLI train, XNLI dev/test in one language.
 
     Set `language` (as in Google's code) for a language other than Chinese.

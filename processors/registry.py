@@ -1,4 +1,9 @@
-"""The one registry of processors: task name -> processor class."""
+"""The one registry of processors: task name -> processor class.
+
+Google's way (`PROCESSORS["name"] = MyProcessor`, in a --processor_module file
+or in this package) and the decorator (`@register_processor("name")`) fill the
+same dictionary; `get_processor` sets the task name on each instance either way.
+"""
 
 import importlib
 import importlib.util
@@ -19,7 +24,8 @@ def register_processor(name: str):
         if not (isinstance(cls, type) and issubclass(cls, DataProcessor)):
             raise TypeError(f"{cls!r} is not a DataProcessor subclass")
         PROCESSORS[name.lower()] = cls
-        cls.task_name = name.lower()
+        if "task_name" not in vars(cls):
+            cls.task_name = name.lower()
         return cls
 
     return register
@@ -34,10 +40,17 @@ def get_processor(task_name: str, data_dir: Optional[str] = None, **options) -> 
     processors that take it (to read their labels from the train file).
     """
     name = task_name.lower()
-    cls = PROCESSORS.get(name)
+    cls = PROCESSORS.get(name) or next(
+        (c for n, c in PROCESSORS.items() if n.lower() == name), None)
     if cls is None:
         raise InputError(f"--task_name={task_name}: unknown task; registered tasks: "
                          f"{', '.join(sorted(PROCESSORS))} (--task_name=help describes them)")
+    if not (isinstance(cls, type) and issubclass(cls, DataProcessor)):
+        raise InputError(f"--task_name={name}: PROCESSORS[{name!r}] is {cls!r}, not a "
+                         "DataProcessor subclass")
+    if inspect.isabstract(cls):
+        raise InputError(f"--task_name={name}: {cls.__name__} does not implement "
+                         f"{', '.join(sorted(cls.__abstractmethods__))}")
     accepted = inspect.signature(cls).parameters
     kwargs = {key: value for key, value in options.items() if value is not None}
     for key, value in kwargs.items():
@@ -49,7 +62,9 @@ def get_processor(task_name: str, data_dir: Optional[str] = None, **options) -> 
                              + (f" (only by {', '.join(users)})" if users else ""))
     if "data_dir" in accepted:
         kwargs["data_dir"] = data_dir
-    return cls(**kwargs)
+    processor = cls(**kwargs)
+    processor.task_name = name
+    return processor
 
 
 def describe_tasks() -> str:
@@ -57,7 +72,7 @@ def describe_tasks() -> str:
     from .metrics import METRICS  # scikit-learn loads only when asked
     rows = [("task", "problem_type", "metrics", "labels")]
     for name in sorted(PROCESSORS):
-        processor = PROCESSORS[name]()
+        processor = get_processor(name)
         rows.append((name, processor.problem_type,
                      ", ".join(METRICS.get(processor.metric, (processor.metric,))),
                      processor.describe_labels()))
@@ -87,5 +102,6 @@ def load_processor_module(spec: str) -> None:
         raise InputError(f"--processor_module={spec}: cannot import: "
                          f"{type(e).__name__}: {e}".splitlines()[0]) from None
     if set(PROCESSORS.items()) <= before:
-        raise InputError(f"--processor_module={spec}: registers no processor "
-                         "(decorate a DataProcessor subclass with @register_processor)")
+        raise InputError(f"--processor_module={spec}: registers no processor (add a "
+                         "DataProcessor subclass to PROCESSORS, or decorate it with "
+                         "@register_processor)")

@@ -114,7 +114,8 @@ CASES = row_cases("cola", "tsv", Case(
     "empty-text": ("train", SIM_OK + '1,"a dog",""\n', "2: empty text"),
     "label": ("dev", '1,a,b\nsame,a,b\n', "2: unknown label 'same'; expected one of 0, 1"),
     "test-label": ("test", '"a","b"\n1,"a","b"\n',
-                   "2: expected 2 columns, found 3 (test files have no label column)"),
+                   "2: expected 2 columns, found 3 (test rows are all text_a,text_b or all "
+                   "label,text_a,text_b)"),
     "utf8": ("train", SIM_OK.encode() * 2 + b'1,"\xc3(",b\n', "3: not valid UTF-8 (byte 0xc3)"),
     "nul": ("train", SIM_OK + '1,"a\0",b\n', "2: NUL byte in text"),
     "blank-line": ("train", SIM_OK + "\n", "2: blank line"),
@@ -185,9 +186,9 @@ def corrupt_cache(case_dir, bert):
     vocab = os.path.join(bert, "vocab.txt")
     load_features(get_processor("sentence_similarity"), os.path.join(case_dir, "data"), "test",
                   load_tokenizer(vocab, True), vocab, True, 128, os.path.join(case_dir, "cache"))
-    cache = next(n for n in os.listdir(os.path.join(case_dir, "cache"))
-                 if n.endswith(".safetensors"))
-    truncate(os.path.join(case_dir, "cache", cache))
+    entry = next(n for n in os.listdir(os.path.join(case_dir, "cache"))
+                 if not n.endswith(".lock"))
+    truncate(os.path.join(case_dir, "cache", entry, "input_ids.bin"))
 
 
 def make_read_only(path):
@@ -213,8 +214,8 @@ def limit_file_size():
 SIM = "sentence_similarity"
 FLAG_CASES = [
     Case("empty-file", "{data}/train.tsv: file is empty", files={"train.tsv": ""}),
-    Case("missing-file", "--data_dir={data}: --do_eval needs {data}/dev.tsv, which does not "
-         "exist", ("--do_train", "--do_eval"), {"dev.tsv": None}),
+    Case("missing-file", "{data}/dev.tsv: file not found", ("--do_train", "--do_eval"),
+         {"dev.tsv": None}),
     Case("missing-data-dir", "--data_dir={case}/nowhere: not a directory",
          ("--do_train", "--data_dir={case}/nowhere")),
     Case("unknown-task", "--task_name=paraphrase: unknown task; registered tasks: cola, ",
@@ -281,7 +282,8 @@ FLAG_CASES = [
     Case("disk-full", "{case}/out/checkpoint-3: File too large", task=SIM, quiet=False,
          args=("--do_train", "--save_checkpoints_steps=3", "--train_batch_size=8"),
          limit_writes=True),
-    Case("corrupt-cache", "is corrupt (sha256 does not match its sidecar); rebuilding it",
+    Case("corrupt-cache", "is corrupt (input_ids: sha256 does not match features.json); "
+         "rebuilding it",
          ("--do_predict", "--cache_dir={case}/cache"), task=SIM, prepare=corrupt_cache, code=0,
          quiet=False),
 ]
@@ -352,14 +354,14 @@ def results(tiny_bert, tmp_path_factory):
 
 
 def assert_caches_complete(folder):
-    """Every features-cache file under `folder` matches the sha256 in its sidecar."""
+    """Every features-cache array under `folder` matches the sha256 in its entry's sidecar."""
     for parent, _, files in os.walk(folder):
-        for name in files:
-            if name.endswith(".safetensors") and os.path.basename(parent) == "cache":
-                with open(os.path.join(parent, name + ".json")) as f:
-                    expected = json.load(f)["sha256"]
-                with open(os.path.join(parent, name), "rb") as f:
-                    assert hashlib.sha256(f.read()).hexdigest() == expected, name
+        if "features.json" in files and os.path.basename(os.path.dirname(parent)) == "cache":
+            with open(os.path.join(parent, "features.json")) as f:
+                arrays = json.load(f)["arrays"]
+            for name, info in arrays.items():
+                with open(os.path.join(parent, name + ".bin"), "rb") as f:
+                    assert hashlib.sha256(f.read()).hexdigest() == info["sha256"], parent
 
 
 def test_there_are_at_least_30_distinct_bad_inputs():

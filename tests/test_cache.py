@@ -16,6 +16,7 @@ import torch
 from modeling.tokenization import load_tokenizer
 from processors import SentenceSimilarityProcessor, cache
 from processors.cache import FeatureSet, load_features
+from processors.examples import ExamplesDigest
 from processors.features import convert_examples_to_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,13 +26,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def env(tiny_bert, similarity_dir, tmp_path, monkeypatch):
     """Paths, a tokenizer, and `builds`: the arguments of every features build."""
     builds = []
-    real = cache.convert_examples_to_features
+    real = cache.feature_arrays
 
     def counting(*args):
         builds.append(args)
         return real(*args)
 
-    monkeypatch.setattr(cache, "convert_examples_to_features", counting)
+    monkeypatch.setattr(cache, "feature_arrays", counting)
     vocab = os.path.join(tiny_bert, "vocab.txt")
     return SimpleNamespace(data_dir=similarity_dir, vocab=vocab, cache_dir=str(tmp_path / "cache"),
                            tokenizer=load_tokenizer(vocab, True), builds=builds)
@@ -45,9 +46,11 @@ def load(env, split="train", **overrides):
     return load_features(**args)
 
 
-def cache_files(env, suffix=".safetensors"):
+def cache_files(env, suffix=""):
+    """The cache entries (folders), or the names ending in `suffix`."""
     return sorted(os.path.join(env.cache_dir, n) for n in os.listdir(env.cache_dir)
-                  if n.endswith(suffix))
+                  if (n.endswith(suffix) if suffix else os.path.isdir(
+                      os.path.join(env.cache_dir, n)) and not n.startswith(".")))
 
 
 def assert_same(a: FeatureSet, b: FeatureSet):
@@ -106,30 +109,37 @@ def test_miss_after_a_change(env, tmp_path, change):
     assert len(env.builds) == 2
 
 
-def test_same_bytes_elsewhere_is_a_hit(env, tmp_path):
+def test_same_examples_elsewhere_is_a_hit(env, tmp_path):
     load(env)
     copy = shutil.copytree(env.data_dir, tmp_path / "copy")
+    with open(copy / "train.csv", "rb+") as f:  # other bytes, the same examples
+        data = f.read().replace(b"\n", b"\r\n")
+        f.seek(0)
+        f.write(data)
     load(env, data_dir=str(copy))
     assert len(env.builds) == 1
+
+
+def sha(path):
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def test_sidecar_names_the_key(env):
     features = load(env)
     [path] = cache_files(env)
-    with open(path + ".json") as f:
+    with open(os.path.join(path, cache.SIDECAR)) as f:
         sidecar = json.load(f)
-    data_file = os.path.join(env.data_dir, "train.csv")
-
-    def sha(p):
-        return hashlib.sha256(open(p, "rb").read()).hexdigest()
-
+    examples = SentenceSimilarityProcessor().get_train_examples(env.data_dir)
+    digest = ExamplesDigest()
+    digest.update(examples)
     assert sidecar["key"] == {
-        "data_file": os.path.abspath(data_file), "data_sha256": sha(data_file),
-        "task_name": "sentence_similarity", "label_list": ["0", "1"],
+        "examples_sha256": digest.hexdigest(), "label_list": ["0", "1"],
         "vocab_sha256": sha(env.vocab), "do_lower_case": True, "max_seq_length": 32,
         "features_version": cache.FEATURES_VERSION}
     assert sidecar["num_examples"] == len(features) == 64
-    assert sidecar["sha256"] == sha(path)
+    for name, info in sidecar["arrays"].items():
+        assert info["sha256"] == sha(os.path.join(path, name + ".bin"))
+    assert sidecar["arrays"]["offsets"]["shape"] == [65]
     assert os.path.basename(path).startswith("sentence_similarity_train_")
 
 
@@ -141,23 +151,26 @@ def test_overwrite_rebuilds(env):
 
 
 def truncate(path):
-    with open(path, "r+b") as f:
-        f.truncate(os.path.getsize(path) // 2)
+    ids = os.path.join(path, "input_ids.bin")
+    with open(ids, "r+b") as f:
+        f.truncate(os.path.getsize(ids) // 2)
 
 
 def flip_byte(path):
-    data = bytearray(open(path, "rb").read())
+    labels = os.path.join(path, "label_ids.bin")
+    data = bytearray(open(labels, "rb").read())
     data[-1] ^= 0xFF
-    open(path, "wb").write(bytes(data))
+    open(labels, "wb").write(bytes(data))
 
 
 def drop_sidecar(path):
-    os.unlink(path + ".json")
+    os.unlink(os.path.join(path, cache.SIDECAR))
 
 
 @pytest.mark.parametrize("damage", [truncate, flip_byte, drop_sidecar])
 def test_corrupt_cache_is_rebuilt(env, caplog, damage):
-    original = load(env)
+    mapped = load(env)  # memory-mapped: copied before its files are damaged in place
+    original = FeatureSet({name: t.numpy().copy() for name, t in mapped.tensors.items()})
     [path] = cache_files(env)
     damage(path)
     with caplog.at_level(logging.WARNING, logger="processors.cache"):
@@ -176,7 +189,7 @@ def test_no_temp_files_and_test_split_without_labels(env):
     assert len(env.builds) == 4
     assert cache_files(env, ".tmp") == []
     test = load(env, split="test")
-    assert "label_ids" not in test.tensors and test.labels == [None] * 20
+    assert "label_ids" not in test.tensors and test.labels is None and len(test) == 20
 
 
 def test_feature_set_round_trip(env):
@@ -186,11 +199,11 @@ def test_feature_set_round_trip(env):
         features = convert_examples_to_features(examples, label_list, 16, env.tokenizer)
         dataset = FeatureSet.from_features(features)
         assert len(dataset) == len(features) == 64
-        assert dataset.lengths() == [len(f.input_ids) for f in features]
+        assert dataset.lengths().tolist() == [len(f.input_ids) for f in features]
         for i, f in enumerate(features):
             ids, segments, label = dataset[i]
             assert ids.tolist() == f.input_ids and segments.tolist() == f.segment_ids
-            assert label == f.label_id and type(label) is type(f.label_id)
+            assert label.tolist() == f.label_id and type(label.tolist()) is type(f.label_id)
 
 
 WORKER = r"""
@@ -199,14 +212,14 @@ from modeling.tokenization import load_tokenizer
 from processors import SentenceSimilarityProcessor, cache
 
 data_dir, vocab, cache_dir, go = sys.argv[1:]
-real = cache.convert_examples_to_features
+real = cache.feature_arrays
 
 def slow_build(*args):
     print("BUILD", flush=True)
     time.sleep(0.5)  # keeps the other process waiting on the lock
     return real(*args)
 
-cache.convert_examples_to_features = slow_build
+cache.feature_arrays = slow_build
 tokenizer = load_tokenizer(vocab, True)
 print("READY", flush=True)
 while not os.path.exists(go):
@@ -222,13 +235,13 @@ def test_two_processes_build_once(env, tmp_path, monkeypatch):
     go = tmp_path / "go"
     argv = [sys.executable, "-c", WORKER, env.data_dir, env.vocab, env.cache_dir, str(go)]
     worker = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    counting = cache.convert_examples_to_features
+    counting = cache.feature_arrays
 
     def slow_build(*args):
         time.sleep(0.5)
         return counting(*args)
 
-    monkeypatch.setattr(cache, "convert_examples_to_features", slow_build)
+    monkeypatch.setattr(cache, "feature_arrays", slow_build)
     try:
         assert worker.stdout.readline() == "READY\n"
         go.touch()
@@ -243,6 +256,7 @@ def test_two_processes_build_once(env, tmp_path, monkeypatch):
     assert output[-1] == "DONE " + str(features.tensors["input_ids"].tolist())
     [path] = cache_files(env)
     assert cache_files(env, ".tmp") == []
+    path = os.path.join(path, cache.SIDECAR)
     mtime, parent_builds = os.stat(path).st_mtime_ns, len(env.builds)
     assert_same(load(env), features)
     assert len(env.builds) == parent_builds

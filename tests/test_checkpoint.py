@@ -112,7 +112,7 @@ def test_leftovers_of_a_kill_mid_write_are_removed(finished, tmp_path):
         with open(os.path.join(path, "config.json"), "w") as f:
             f.write("{")
     train_cache = next(n for n in os.listdir(os.path.join(out, "cache"))
-                       if n.startswith("sentence_similarity_train_") and n.endswith(".safetensors"))
+                       if n.startswith("sentence_similarity_train_") and not n.endswith(".lock"))
     leftovers.append(os.path.join(out, "cache", f".{train_cache}x8f3k.tmp"))
     for path in leftovers[3:]:
         with open(path, "w") as f:
@@ -124,7 +124,7 @@ def test_leftovers_of_a_kill_mid_write_are_removed(finished, tmp_path):
         assert read(os.path.join(out, name)) == read(os.path.join(source, name)), name
 
 
-@pytest.mark.parametrize("change", ["labels", "model", "data", "seed"])
+@pytest.mark.parametrize("change", ["labels", "model", "data", "parse_row", "seed"])
 def test_checkpoint_of_another_run_is_refused(finished, tmp_path, change, monkeypatch):
     source, args = finished
     out = unfinished_copy(source, tmp_path / "out")
@@ -140,7 +140,11 @@ def test_checkpoint_of_another_run_is_refused(finished, tmp_path, change, monkey
         with open(data / "train.csv", "a") as f:
             f.write('1,"a new row","a new row"\n')
         args = dict(args, data_dir=str(data))
-        message = r"train_data_sha256: '[0-9a-f]{64}' there, '[0-9a-f]{64}' now"
+        message = r"train_examples_sha256: '[0-9a-f]{64}' there, '[0-9a-f]{64}' now"
+    elif change == "parse_row":  # the same file, read another way: other examples
+        monkeypatch.setattr(SentenceSimilarityProcessor, "parse_row",
+                            lambda self, row, split: (row[2], row[1], row[0]))
+        message = r"train_examples_sha256: '[0-9a-f]{64}' there, '[0-9a-f]{64}' now"
     else:
         args = dict(args, seed=43)
         message = r"seed: 42 there, 43 now"

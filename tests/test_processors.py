@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from processors import (PROCESSORS, ColaProcessor, DataProcessor, InputError, InputExample,
-                        MrpcProcessor, SentenceSimilarityProcessor, get_processor,
+from processors import (PROCESSORS, ColaProcessor, InputError, InputExample, MrpcProcessor,
+                        SentenceSimilarityProcessor, TableProcessor, get_processor,
                         load_processor_module, read_rows, register_processor)
 from processors.glue import MRPC_HEADER
 
@@ -162,10 +162,10 @@ def registry():
 
 
 USER_MODULE = '''
-from processors import DataProcessor, register_processor
+from processors import TableProcessor, register_processor
 
 @register_processor("{name}")
-class UserProcessor(DataProcessor):
+class UserProcessor(TableProcessor):
     def get_labels(self):
         return ["yes", "no"]
 
@@ -185,13 +185,13 @@ def test_get_processor_unknown_lists_tasks():
     with pytest.raises(InputError, match="--task_name=nope: unknown task") as info:
         get_processor("nope")
     assert ("registered tasks: cola, generic, mnli, mnli-mm, mrpc, multilabel_csv, qnli, qqp, "
-            "rte, sentence_similarity, sst-2, sts-b, wnli, xnli (--task_name=help describes "
-            "them)") in str(info.value)
+            "rte, selfsim, sentence_similarity, sst-2, sts-b, wnli, xnli (--task_name=help "
+            "describes them)") in str(info.value)
 
 
 def test_register_processor(registry, tmp_path):
     @register_processor("My_Task")
-    class MyProcessor(DataProcessor):
+    class MyProcessor(TableProcessor):
         num_columns = {"train": 2}
 
         def get_labels(self):

@@ -209,4 +209,4 @@ def test_task_name_help_lists_the_tasks(capsys):
     run_main(task_name="help")
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["task", "problem_type", "metrics", "labels"]
-    assert len(lines) == 15 and any(line.startswith("sts-b ") for line in lines)
+    assert len(lines) == 16 and any(line.startswith("sts-b ") for line in lines)

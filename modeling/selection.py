@@ -1,0 +1,53 @@
+"""Best-model selection: at each epoch's end, evaluate on dev and keep the best model.
+
+The per-epoch stats (train loss, dev loss and metric, time) go to
+`training_stats.json`, the log and TensorBoard; the epoch with the best dev
+metric so far is saved to `best_model/`. The history passed in holds the
+epochs before a resume too, so a resumed run compares against all of them.
+"""
+
+import json
+import logging
+import os
+from typing import Optional
+
+from core import atomic_write_text
+
+from . import distributed, plot
+from .evaluation import evaluate
+from .export import save_model
+from .runs import format_table
+
+logger = logging.getLogger(__name__)
+
+BEST_MODEL = "best_model"
+
+
+class EpochEnd:
+    """The training loop's end-of-epoch callback: `row` in, `row` with dev results out."""
+
+    def __init__(self, run, eval_batch_size: int, threshold: float,
+                 tensorboard: Optional[plot.TensorBoardLog] = None):
+        self.run, self.eval_batch_size, self.threshold = run, eval_batch_size, threshold
+        self.tensorboard = tensorboard
+        self.writes = distributed.is_main()
+
+    def __call__(self, row: dict, history: list[dict]) -> dict:
+        run, dev_set = self.run, self.run.datasets.get("dev")
+        if dev_set is not None:
+            metric = run.processor.metric
+            results = evaluate(run.model, dev_set, metric, self.eval_batch_size, run.device,
+                               run.precision, self.threshold)
+            row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
+            best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
+            if results[metric] > best and self.writes:
+                save_model(run.model, run.tokenizer, run.source.vocab_file,
+                           os.path.join(run.output_dir, BEST_MODEL))
+        stats = history + [row]
+        if self.writes:
+            atomic_write_text(os.path.join(run.output_dir, plot.STATS_FILE),
+                              json.dumps(stats, indent=2) + "\n")
+        if self.tensorboard:
+            self.tensorboard.log_epoch(row)
+        logger.info("Per-epoch results:\n%s", format_table(stats))
+        return row

@@ -1,0 +1,210 @@
+"""The one seam between processors and the pipeline: a split's checked examples.
+
+The pipeline (checks, features cache, resume signature, extract_features) gets
+examples only through `split_examples`, which calls Google's
+`get_{split}_examples(data_dir)`. Every example is checked however it was made:
+an `InputExample`, a non-empty text, a known label (a finite number for
+regression); test labels are dropped, since predict ignores them. A processor's
+own exception becomes one line naming the processor and the user's file:line.
+"""
+
+import dataclasses
+import hashlib
+import inspect
+import math
+import os
+import traceback
+from typing import Callable, Iterable, Iterator, Optional
+
+from .base import MULTI_LABEL, REGRESSION, DataProcessor, InputError, InputExample
+
+CHUNK = 4096  # examples hashed and tokenized together
+
+
+def known_labels(processor: DataProcessor) -> Optional[frozenset]:
+    """The label names as a set; None for regression. An empty list is an error."""
+    labels = processor.get_labels()
+    if labels is None:
+        return None
+    if not labels:
+        raise InputError(f"{type(processor).__name__}.get_labels() returned no labels")
+    return frozenset(labels)
+
+
+def _check_label(processor: DataProcessor, where: str, label, known: Optional[frozenset]):
+    """The label as the example keeps it; a label that does not fit raises."""
+    if label is None:
+        raise InputError(f"{where}: no label")
+    if processor.problem_type == REGRESSION:
+        try:
+            number = float(label)
+        except (TypeError, ValueError):
+            number = math.nan
+        if not math.isfinite(number):
+            raise InputError(f"{where}: label {label!r} is not a finite number")
+        return label
+    names = (label,)
+    if processor.problem_type == MULTI_LABEL:
+        names = label if isinstance(label, tuple) else processor.split_labels(label)
+    for i, name in enumerate(names):
+        if name not in known:
+            raise InputError(f"{where}: unknown label {name!r}; expected one of "
+                             f"{', '.join(processor.get_labels())}")
+        if name in names[:i]:
+            raise InputError(f"{where}: label {name!r} given twice")
+    return names if processor.problem_type == MULTI_LABEL else label
+
+
+def check_example(processor: DataProcessor, split: str, example, known: Optional[frozenset],
+                  where: str) -> InputExample:
+    """The example as the pipeline uses it (test label dropped); raises naming `where`."""
+    if not isinstance(example, InputExample):
+        raise InputError(f"{where}: expected an InputExample, got {type(example).__name__}")
+    for name in ("text_a", "text_b"):
+        text = getattr(example, name)
+        if text is None and name == "text_b":
+            continue
+        if not isinstance(text, str):
+            raise InputError(f"{where}: {name} is {type(text).__name__}, not text")
+        if not text.strip():
+            raise InputError(f"{where}: empty text" + ("" if ":" in where else f" ({name})"))
+    label = None if split == "test" else _check_label(processor, where, example.label, known)
+    return example if label is example.label else dataclasses.replace(example, label=label)
+
+
+def _implemented(processor: DataProcessor, split: str) -> None:
+    """Raises a one-line error when the processor has no way to make this split's examples."""
+    from .table import TableProcessor  # (table imports this module)
+    cls, method = type(processor), f"get_{split}_examples"
+    owner = next(c for c in cls.__mro__ if method in vars(c))
+    if owner is DataProcessor or (owner is TableProcessor
+                                  and cls.parse_row is TableProcessor.parse_row):
+        raise InputError(f"{cls.__name__} (--task_name={processor.task_name}) implements "
+                         f"neither {method}(data_dir) nor parse_row(row, split); implement "
+                         f"{method} (Google's DataProcessor) or subclass TableProcessor and "
+                         "implement parse_row")
+
+
+def _user_location(error: BaseException, cls: type) -> str:
+    """' (at file:line)' of the innermost frame in the processor's own source file."""
+    try:
+        source = os.path.abspath(inspect.getsourcefile(cls) or "")
+    except TypeError:
+        source = ""
+    frames = traceback.extract_tb(error.__traceback__)
+    mine = [f for f in frames if os.path.abspath(f.filename) == source] or frames[-1:]
+    return f" (at {mine[-1].filename}:{mine[-1].lineno})" if mine else ""
+
+
+def _call(processor: DataProcessor, split: str, data_dir: str) -> Iterable:
+    """The processor's own `get_{split}_examples(data_dir)`, its errors made one line."""
+    method = f"get_{split}_examples"
+    try:
+        return getattr(processor, method)(data_dir)
+    except InputError:
+        raise
+    except Exception as e:
+        message = f"{type(e).__name__}: {e}".splitlines()[0]
+        raise InputError(f"{type(processor).__name__}.{method}: {message}"
+                         f"{_user_location(e, type(processor))}") from None
+
+
+def _streams(processor: DataProcessor, split: str) -> bool:
+    """Whether the split comes from a TableProcessor's own reader, which streams its file."""
+    from .table import TableProcessor
+    method = f"get_{split}_examples"
+    return isinstance(processor, TableProcessor) and getattr(
+        type(processor), method) is getattr(TableProcessor, method)
+
+
+def split_examples(processor: DataProcessor, data_dir: str, split: str
+                   ) -> Iterator[InputExample]:
+    """Every checked example of one split, in order.
+
+    A TableProcessor that keeps its own `get_{split}_examples` streams its file
+    (constant memory); any other processor's list is checked as it is walked.
+    """
+    _implemented(processor, split)
+    method = f"get_{split}_examples"
+    if _streams(processor, split):
+        for _, example in processor.iter_examples(data_dir, split):
+            yield example
+        return
+    known = None if split == "test" else known_labels(processor)
+    examples = _call(processor, split, data_dir)
+    name = f"{type(processor).__name__}.{method}"
+    count = 0
+    try:
+        for count, example in enumerate(examples, 1):
+            guid = getattr(example, "guid", None)
+            yield check_example(processor, split, example, known,
+                                f"{name}: example {count} (guid {guid!r})")
+    except TypeError as e:
+        if "not iterable" not in str(e):
+            raise
+        raise InputError(f"{name}: returned {type(examples).__name__}, not a list of "
+                         "InputExamples") from None
+    if not count:
+        raise InputError(f"{name}: no examples (data_dir {data_dir})")
+
+
+def _field(value) -> str:
+    """An unambiguous text form of one example field: None, a str, or a tuple of str."""
+    if value is None:
+        return "~"
+    if isinstance(value, tuple):
+        return f"({len(value)}" + "".join(_field(v) for v in value)
+    value = str(value)
+    return f"{len(value)}:{value}"
+
+
+class ExamplesDigest:
+    """sha256 of examples (guid, text_a, text_b, label, in order): the features' input."""
+
+    def __init__(self):
+        self._hash, self.count = hashlib.sha256(), 0
+
+    def update(self, examples: list[InputExample]) -> None:
+        self._hash.update("".join(_field(e.guid) + _field(e.text_a) + _field(e.text_b)
+                                  + _field(e.label) for e in examples).encode("utf-8",
+                                                                             "surrogatepass"))
+        self.count += len(examples)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+
+def chunks(examples: Iterable[InputExample], size: int = CHUNK) -> Iterator[list]:
+    """Lists of up to `size` examples."""
+    chunk = []
+    for example in examples:
+        chunk.append(example)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class SplitExamples:
+    """One split's examples for a run: checked and hashed once, replayable for a build.
+
+    A streaming processor is read again for a features build (a second pass,
+    constant memory); another processor's list is kept from the first pass, so
+    its `get_*_examples` runs once.
+    """
+
+    def __init__(self, processor: DataProcessor, data_dir: str, split: str):
+        self.split = split
+        self._replay: Callable[[], Iterable[InputExample]]
+        digest, kept, streams = ExamplesDigest(), [], _streams(processor, split)
+        for chunk in chunks(split_examples(processor, data_dir, split)):
+            digest.update(chunk)
+            if not streams:
+                kept += chunk
+        self.digest, self.count = digest.hexdigest(), digest.count
+        self._replay = ((lambda: split_examples(processor, data_dir, split)) if streams
+                        else (lambda: kept))
+
+    def __iter__(self) -> Iterator[InputExample]:
+        return iter(self._replay())

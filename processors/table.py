@@ -1,0 +1,110 @@
+"""TableProcessor: the declarative way to write a processor for one-row-per-example files.
+
+A subclass says which file holds each split, how many columns a row has,
+whether a header comes first, which labels exist, which metric judges it, and
+how one row maps to (text_a, text_b, label) in `parse_row`. The class reads
+the files, streams the examples and checks every row: a bad row raises an
+`InputError` naming `file:line`; no row is ever dropped silently.
+"""
+
+import os
+from typing import ClassVar, Iterator, Optional, Sequence
+
+from .base import SPLITS, DataProcessor, InputError, InputExample, Label, read_rows
+from .examples import check_example, known_labels
+
+
+class TableProcessor(DataProcessor):
+    """A DataProcessor whose `get_*_examples` read `file_names[split]` in `data_dir`.
+
+    Subclasses set the class attributes below and implement `get_labels()` and
+    `parse_row()`. Without `num_columns`, a split with a header must have its
+    header's width.
+    """
+
+    file_names: ClassVar[dict[str, str]] = {s: f"{s}.tsv" for s in SPLITS}
+    num_columns: ClassVar[dict[str, int]] = {}
+    headers: ClassVar[dict[str, Sequence[str]]] = {}
+    delimiter: ClassVar[str] = "\t"
+    quotechar: ClassVar[Optional[str]] = None
+
+    def parse_row(self, row: list[str], split: str
+                  ) -> Optional[tuple[str, Optional[str], Label]]:
+        """Maps one row's fields to (text_a, text_b, label); label None for test.
+
+        None leaves the row out on purpose (XNLI's other languages); a row that
+        does not fit must raise instead, so that nothing is dropped by accident.
+        """
+        raise NotImplementedError()
+
+    def get_train_examples(self, data_dir: str) -> list[InputExample]:
+        return self.get_examples(data_dir, "train")
+
+    def get_dev_examples(self, data_dir: str) -> list[InputExample]:
+        return self.get_examples(data_dir, "dev")
+
+    def get_test_examples(self, data_dir: str) -> list[InputExample]:
+        return self.get_examples(data_dir, "test")
+
+    def get_examples(self, data_dir: str, split: str) -> list[InputExample]:
+        """Every example of one split, read and checked."""
+        return [example for _, example in self.iter_examples(data_dir, split)]
+
+    def get_file_path(self, data_dir: str, split: str) -> str:
+        return os.path.join(data_dir, self.file_names[split])
+
+    def read_split(self, path: str, split: str) -> Iterator[tuple[int, list]]:
+        """(line number, fields) of each data row, after checking the split's header."""
+        rows = read_rows(path, self.delimiter, self.quotechar)
+        header = self.headers.get(split)
+        if header is not None:
+            self._check_header(path, next(rows, (1, []))[1], header)
+        return rows
+
+    def iter_examples(self, data_dir: str, split: str) -> Iterator[tuple[str, InputExample]]:
+        """(file:line, example) for each row of one split, checked as it is read.
+
+        A generator: a file of any size streams through in constant memory.
+        """
+        path = self.get_file_path(data_dir, split)
+        rows = self.read_split(path, split)
+        known = known_labels(self)
+        header = self.headers.get(split)
+        width = self.num_columns.get(split, len(header) if header else None)
+        count = 0
+        for line, row in rows:
+            where = f"{path}:{line}"
+            try:
+                if width is not None and len(row) != width:
+                    raise InputError(f"{where}: expected {width} columns, found {len(row)}" + (
+                        " (test files have no label column)"
+                        if split == "test" and len(row) == width + 1 else ""))
+                parsed = self.parse_row(row, split)
+                if parsed is None:
+                    continue
+                text_a, text_b, label = parsed
+                example = check_example(self, split, InputExample(
+                    f"{split}-{count}", text_a, text_b, label), known, where)
+            except InputError as e:
+                raise InputError(f"{e}{self._header_hint(row, split, line)}") from None
+            count += 1
+            yield where, example
+        if not count:
+            raise InputError(f"{path}: no examples")
+
+    @staticmethod
+    def _check_header(path: str, row: list[str], expected: Sequence[str]) -> None:
+        if [field.strip() for field in row] != list(expected):
+            raise InputError(f"{path}:1: expected header {chr(9).join(expected)!r}, "
+                             f"found {chr(9).join(row)[:80]!r}")
+
+    def _header_hint(self, row: list[str], split: str, line: int) -> str:
+        """A hint for a bad row that may be a header: a labelled file's first line without
+        a label where no header belongs, or a copy of the header further down."""
+        header, labels = self.headers.get(split), self.get_labels()
+        if (header is None and line == 1 and split != "test" and labels
+                and not set(labels) & {field.strip() for field in row}):
+            return f" (is line 1 a header? {split} files have none)"
+        if header is not None and [field.strip() for field in row] == list(header):
+            return " (a repeated header row?)"
+        return ""
