@@ -27,19 +27,6 @@ class InputFeatures:
     label_id: Label
 
 
-def _truncate_seq_pair(tokens_a: list, tokens_b: list, max_length: int) -> None:
-    """Truncates a pair in place to `max_length`, one token at a time from the longer.
-
-    This keeps as much of each side as possible: a long text loses its tail
-    before a short one loses anything (Google's rule).
-    """
-    while len(tokens_a) + len(tokens_b) > max_length:
-        if len(tokens_a) > len(tokens_b):
-            tokens_a.pop()
-        else:
-            tokens_b.pop()
-
-
 def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
     """Token ids of many texts in one batched call of the Rust tokenizer; no special tokens.
 
@@ -55,10 +42,12 @@ def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 
 def truncated_lengths(len_a: np.ndarray, len_b: np.ndarray, max_length: int
                       ) -> tuple[np.ndarray, np.ndarray]:
-    """What `_truncate_seq_pair` leaves of each side, for many pairs at once.
+    """What Google's `_truncate_seq_pair` leaves of each side, for many pairs at once.
 
-    The longer side loses tokens until both are equal, then they lose one each in
-    turn, b first (ties pop from b): the same lengths as Google's loop.
+    Google's loop pops one token at a time from the longer side (from b on a tie),
+    so a long text loses its tail before a short one loses anything. In closed
+    form: the longer side loses tokens until both are equal, then they lose one
+    each in turn, b first.
     """
     excess = np.maximum(len_a + len_b - max_length, 0)
     gap = np.abs(len_a - len_b)

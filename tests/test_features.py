@@ -2,6 +2,7 @@
 
 import os
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -11,7 +12,7 @@ from conftest import VOCAB, WORDS, glue_dir
 from modeling.tokenization import load_tokenizer
 from processors import InputExample, get_processor
 from processors.base import SPLITS
-from processors.features import _truncate_seq_pair, collate, convert_examples_to_features
+from processors.features import collate, convert_examples_to_features, truncated_lengths
 
 CLS, SEP = VOCAB.index("[CLS]"), VOCAB.index("[SEP]")
 
@@ -58,6 +59,24 @@ def test_label_ids_follow_label_list_order(tokenizer):
     assert convert(tokenizer, "the", label="3.5", label_list=None).label_id == 3.5
 
 
+def _truncate_seq_pair(tokens_a: list, tokens_b: list, max_length: int) -> None:
+    """Google's loop, the reference: one token at a time from the longer side."""
+    while len(tokens_a) + len(tokens_b) > max_length:
+        if len(tokens_a) > len(tokens_b):
+            tokens_a.pop()
+        else:
+            tokens_b.pop()
+
+
+def test_truncated_lengths_equal_googles_loop():
+    grid = np.array([(a, b, m) for a in range(12) for b in range(12) for m in range(1, 25)])
+    kept_a, kept_b = truncated_lengths(grid[:, 0], grid[:, 1], grid[:, 2])
+    for (len_a, len_b, max_length), ka, kb in zip(grid, kept_a, kept_b):
+        a, b = list(range(len_a)), list(range(len_b))
+        _truncate_seq_pair(a, b, max_length)
+        assert (len(a), len(b)) == (ka, kb), (len_a, len_b, max_length)
+
+
 @pytest.mark.parametrize("len_a,len_b,max_length,kept_a,kept_b", [
     (2, 2, 10, 2, 2),
     (5, 2, 4, 2, 2),
@@ -67,11 +86,9 @@ def test_label_ids_follow_label_list_order(tokenizer):
     (1, 9, 4, 1, 3),
     (6, 0, 4, 4, 0),
 ])
-def test_truncate_seq_pair(len_a, len_b, max_length, kept_a, kept_b):
-    a, b = list(range(len_a)), list(range(100, 100 + len_b))
-    _truncate_seq_pair(a, b, max_length)
-    assert a == list(range(kept_a))
-    assert b == list(range(100, 100 + kept_b))
+def test_truncated_lengths(len_a, len_b, max_length, kept_a, kept_b):
+    a, b = truncated_lengths(np.array([len_a]), np.array([len_b]), max_length)
+    assert (a.tolist(), b.tolist()) == ([kept_a], [kept_b])
 
 
 def test_long_inputs_truncated(tokenizer):
