@@ -11,7 +11,6 @@ declarative way to write a processor is `processors.table.TableProcessor`.
 import abc
 import codecs
 import csv
-import io
 import os
 from dataclasses import dataclass
 from typing import ClassVar, Iterator, Optional, Union
@@ -37,47 +36,71 @@ class InputExample:
     label: Label = None
 
 
-def _decode(path: str, data: bytes) -> str:
-    """Decodes UTF-8 (a leading BOM is dropped); bad bytes raise with file:line."""
-    body = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
+BLOCK = 1 << 20  # bytes decoded at a time
+
+
+def _decode(path: str, data: bytes, first_line: int) -> str:
+    """Decodes UTF-8; bad bytes and NUL raise with file:line (`data` starts at first_line)."""
     try:  # not "utf-8-sig": its error offsets do not count the BOM
-        text = body.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = body[: e.start].count(b"\n") + 1
-        raise InputError(f"{path}:{line}: not valid UTF-8 (byte 0x{body[e.start]:02x})") from None
+        line = first_line + data[: e.start].count(b"\n")
+        raise InputError(f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x})") from None
     nul = text.find("\0")
     if nul >= 0:
-        raise InputError(f"{path}:{text.count(chr(10), 0, nul) + 1}: NUL byte in text")
+        raise InputError(f"{path}:{first_line + text.count(chr(10), 0, nul)}: NUL byte in text")
     return text
 
 
-def read_text(path: str) -> str:
-    """A whole UTF-8 file; a missing, undecodable or empty file raises."""
+def read_lines(path: str) -> Iterator[str]:
+    """Streams a UTF-8 file's lines, each with its "\n" (the last may have none).
+
+    Only "\n" ends a line, so line numbers are what `grep -n` and editors show. A
+    leading BOM is dropped; a missing, undecodable or empty file raises. The file
+    is read a block at a time: memory stays constant whatever its size.
+    """
     if not os.path.isfile(path):
         raise InputError(f"{path}: file not found")
     with open(path, "rb") as f:
-        text = _decode(path, f.read())
-    if not text.strip():
+        data, line, seen = f.read(BLOCK), 1, False
+        if data.startswith(codecs.BOM_UTF8):
+            data = data[len(codecs.BOM_UTF8):]
+        while data:
+            more = f.read(BLOCK)
+            cut = len(data) if not more else data.rfind(b"\n") + 1
+            if not cut:  # one line longer than a block: read on
+                data += more
+                continue
+            text = _decode(path, data[:cut], line)
+            seen = seen or not text.isspace()
+            lines = text.split("\n")
+            for piece in lines[:-1]:
+                yield piece + "\n"
+            if lines[-1]:
+                yield lines[-1]
+            line += len(lines) - 1
+            data = data[cut:] + more
+    if not seen:
         raise InputError(f"{path}: file is empty")
-    return text
 
 
 def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
               ) -> Iterator[tuple[int, list[str]]]:
-    """Yields (line number, fields) for each row of a TSV/CSV file.
+    """Yields (line number, fields) for each row of a TSV/CSV file, streaming.
 
     Handles a UTF-8 BOM, CRLF line endings and a missing final newline.
     `quotechar=None` reads quotes as plain characters, as GLUE's TSV files need.
     Blank lines are errors, since a blank row is never a valid example.
     """
-    lines = io.StringIO(read_text(path), newline="")  # only \n, \r, \r\n end a row, as in files
     quoting = csv.QUOTE_NONE if quotechar is None else csv.QUOTE_MINIMAL
-    reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, quoting=quoting,
-                        strict=True)
+    reader = csv.reader(read_lines(path), delimiter=delimiter, quotechar=quotechar,
+                        quoting=quoting, strict=True)
     start = 1
     try:
         for row in reader:
-            if not row or all(not field.strip() for field in row):
+            if not "".join(row).strip():
+                if start == 1 and not _has_text(path):
+                    raise InputError(f"{path}: file is empty")
                 raise InputError(f"{path}:{start}: blank line")
             yield start, row
             start = reader.line_num + 1
@@ -89,6 +112,18 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
         elif "unexpected end of data" in message:
             message = f"the file ends inside a quoted field (an unclosed {quotechar})"
         raise InputError(f"{path}:{start}: {message}") from None
+
+
+def _has_text(path: str) -> bool:
+    """Whether the file holds anything but whitespace (a BOM aside)."""
+    with open(path, "rb") as f:
+        block = f.read(BLOCK)
+        block = block[len(codecs.BOM_UTF8):] if block.startswith(codecs.BOM_UTF8) else block
+        while block:
+            if block.strip():
+                return True
+            block = f.read(BLOCK)
+    return False
 
 
 class DataProcessor(abc.ABC):

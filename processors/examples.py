@@ -12,11 +12,13 @@ import dataclasses
 import hashlib
 import inspect
 import math
+import operator
 import os
 import traceback
 from typing import Callable, Iterable, Iterator, Optional
 
-from .base import MULTI_LABEL, REGRESSION, DataProcessor, InputError, InputExample
+from .base import (MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError,
+                   InputExample)
 
 CHUNK = 4096  # examples hashed and tokenized together
 
@@ -31,44 +33,61 @@ def known_labels(processor: DataProcessor) -> Optional[frozenset]:
     return frozenset(labels)
 
 
-def _check_label(processor: DataProcessor, where: str, label, known: Optional[frozenset]):
+def _check_label(processor: DataProcessor, label, known: Optional[frozenset]):
     """The label as the example keeps it; a label that does not fit raises."""
     if label is None:
-        raise InputError(f"{where}: no label")
+        raise InputError("no label")
     if processor.problem_type == REGRESSION:
         try:
             number = float(label)
         except (TypeError, ValueError):
             number = math.nan
         if not math.isfinite(number):
-            raise InputError(f"{where}: label {label!r} is not a finite number")
+            raise InputError(f"label {label!r} is not a finite number")
         return label
     names = (label,)
     if processor.problem_type == MULTI_LABEL:
         names = label if isinstance(label, tuple) else processor.split_labels(label)
     for i, name in enumerate(names):
         if name not in known:
-            raise InputError(f"{where}: unknown label {name!r}; expected one of "
+            raise InputError(f"unknown label {name!r}; expected one of "
                              f"{', '.join(processor.get_labels())}")
         if name in names[:i]:
-            raise InputError(f"{where}: label {name!r} given twice")
+            raise InputError(f"label {name!r} given twice")
     return names if processor.problem_type == MULTI_LABEL else label
 
 
-def check_example(processor: DataProcessor, split: str, example, known: Optional[frozenset],
-                  where: str) -> InputExample:
-    """The example as the pipeline uses it (test label dropped); raises naming `where`."""
+def _has_texts(example: InputExample) -> bool:
+    """Whether text_a, and text_b unless None, are strings with something in them."""
+    a, b = example.text_a, example.text_b
+    return type(a) is str and not a.isspace() and a != "" and (
+        b is None or type(b) is str and not b.isspace() and b != "")
+
+
+def check_example(processor: DataProcessor, split: str, example, known: Optional[frozenset]
+                  ) -> InputExample:
+    """The example as the pipeline uses it (test label dropped); raises what is wrong
+    (callers add where the example came from).
+
+    The common case (two texts or one, a known single label) takes the first return.
+    """
+    if type(example) is InputExample and _has_texts(example):
+        label = example.label
+        if split == "test":
+            return example if label is None else dataclasses.replace(example, label=None)
+        if processor.problem_type == SINGLE_LABEL and type(label) is str and label in known:
+            return example
     if not isinstance(example, InputExample):
-        raise InputError(f"{where}: expected an InputExample, got {type(example).__name__}")
+        raise InputError(f"expected an InputExample, got {type(example).__name__}")
     for name in ("text_a", "text_b"):
         text = getattr(example, name)
         if text is None and name == "text_b":
             continue
         if not isinstance(text, str):
-            raise InputError(f"{where}: {name} is {type(text).__name__}, not text")
+            raise InputError(f"{name} is {type(text).__name__}, not text")
         if not text.strip():
-            raise InputError(f"{where}: empty text" + ("" if ":" in where else f" ({name})"))
-    label = None if split == "test" else _check_label(processor, where, example.label, known)
+            raise InputError("empty text")
+    label = None if split == "test" else _check_label(processor, example.label, known)
     return example if label is example.label else dataclasses.replace(example, label=label)
 
 
@@ -127,8 +146,7 @@ def split_examples(processor: DataProcessor, data_dir: str, split: str
     _implemented(processor, split)
     method = f"get_{split}_examples"
     if _streams(processor, split):
-        for _, example in processor.iter_examples(data_dir, split):
-            yield example
+        yield from processor.iter_examples(data_dir, split)
         return
     known = None if split == "test" else known_labels(processor)
     examples = _call(processor, split, data_dir)
@@ -136,9 +154,12 @@ def split_examples(processor: DataProcessor, data_dir: str, split: str
     count = 0
     try:
         for count, example in enumerate(examples, 1):
-            guid = getattr(example, "guid", None)
-            yield check_example(processor, split, example, known,
-                                f"{name}: example {count} (guid {guid!r})")
+            try:
+                checked = check_example(processor, split, example, known)
+            except InputError as e:
+                guid = getattr(example, "guid", None)
+                raise InputError(f"{name}: example {count} (guid {guid!r}): {e}") from None
+            yield checked
     except TypeError as e:
         if "not iterable" not in str(e):
             raise
@@ -148,26 +169,22 @@ def split_examples(processor: DataProcessor, data_dir: str, split: str
         raise InputError(f"{name}: no examples (data_dir {data_dir})")
 
 
-def _field(value) -> str:
-    """An unambiguous text form of one example field: None, a str, or a tuple of str."""
-    if value is None:
-        return "~"
-    if isinstance(value, tuple):
-        return f"({len(value)}" + "".join(_field(v) for v in value)
-    value = str(value)
-    return f"{len(value)}:{value}"
+_FIELDS = operator.attrgetter("guid", "text_a", "text_b", "label")
 
 
 class ExamplesDigest:
-    """sha256 of examples (guid, text_a, text_b, label, in order): the features' input."""
+    """sha256 of examples (guid, text_a, text_b, label, in order): the features' input.
+
+    Each example enters as the repr of its fields' tuple, one per line: repr is
+    unambiguous for str, None and tuples of str, and escapes newlines.
+    """
 
     def __init__(self):
         self._hash, self.count = hashlib.sha256(), 0
 
     def update(self, examples: list[InputExample]) -> None:
-        self._hash.update("".join(_field(e.guid) + _field(e.text_a) + _field(e.text_b)
-                                  + _field(e.label) for e in examples).encode("utf-8",
-                                                                             "surrogatepass"))
+        self._hash.update("".join(f"{fields!r}\n" for fields in map(_FIELDS, examples))
+                          .encode("utf-8", "surrogatepass"))
         self.count += len(examples)
 
     def hexdigest(self) -> str:

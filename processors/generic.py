@@ -5,12 +5,11 @@ row. Their options are keyword arguments, which run_classifier.py fills from
 its flags (`--data_format`, `--text_a_column`, `--labels`, ...).
 """
 
-import io
 import json
 import os
 from typing import Callable, Iterator, Optional, Sequence
 
-from .base import MULTI_LABEL, SPLITS, InputError, read_rows, read_text
+from .base import MULTI_LABEL, SPLITS, InputError, read_lines, read_rows
 from .registry import register_processor
 from .table import TableProcessor
 
@@ -107,7 +106,7 @@ class GenericProcessor(TableProcessor):
             yield line, self._pick(f"{path}:{line}", split, lookup)
 
     def _read_jsonl(self, path: str, split: str) -> Iterator[tuple[int, list]]:
-        for line, text in enumerate(io.StringIO(read_text(path), newline=""), 1):
+        for line, text in enumerate(read_lines(path), 1):
             where = f"{path}:{line}"
             if not text.strip():
                 raise InputError(f"{where}: blank line")

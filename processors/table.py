@@ -48,7 +48,7 @@ class TableProcessor(DataProcessor):
 
     def get_examples(self, data_dir: str, split: str) -> list[InputExample]:
         """Every example of one split, read and checked."""
-        return [example for _, example in self.iter_examples(data_dir, split)]
+        return list(self.iter_examples(data_dir, split))
 
     def get_file_path(self, data_dir: str, split: str) -> str:
         return os.path.join(data_dir, self.file_names[split])
@@ -61,8 +61,8 @@ class TableProcessor(DataProcessor):
             self._check_header(path, next(rows, (1, []))[1], header)
         return rows
 
-    def iter_examples(self, data_dir: str, split: str) -> Iterator[tuple[str, InputExample]]:
-        """(file:line, example) for each row of one split, checked as it is read.
+    def iter_examples(self, data_dir: str, split: str) -> Iterator[InputExample]:
+        """Each row of one split as an example, checked as it is read.
 
         A generator: a file of any size streams through in constant memory.
         """
@@ -73,22 +73,20 @@ class TableProcessor(DataProcessor):
         width = self.num_columns.get(split, len(header) if header else None)
         count = 0
         for line, row in rows:
-            where = f"{path}:{line}"
             try:
                 if width is not None and len(row) != width:
-                    raise InputError(f"{where}: expected {width} columns, found {len(row)}" + (
+                    raise InputError(f"expected {width} columns, found {len(row)}" + (
                         " (test files have no label column)"
                         if split == "test" and len(row) == width + 1 else ""))
                 parsed = self.parse_row(row, split)
                 if parsed is None:
                     continue
-                text_a, text_b, label = parsed
-                example = check_example(self, split, InputExample(
-                    f"{split}-{count}", text_a, text_b, label), known, where)
+                yield check_example(self, split, InputExample(f"{split}-{count}", *parsed),
+                                    known)
             except InputError as e:
-                raise InputError(f"{e}{self._header_hint(row, split, line)}") from None
+                raise InputError(f"{path}:{line}: {e}{self._header_hint(row, split, line)}"
+                                 ) from None
             count += 1
-            yield where, example
         if not count:
             raise InputError(f"{path}: no examples")
 
