@@ -115,6 +115,13 @@ def _user_location(error: BaseException, cls: type) -> str:
     return f" (at {mine[-1].filename}:{mine[-1].lineno})" if mine else ""
 
 
+def _user_error(processor: DataProcessor, method: str, e: Exception) -> InputError:
+    """A processor's own exception as one line, with the user's file:line."""
+    message = f"{type(e).__name__}: {e}".splitlines()[0]
+    return InputError(f"{type(processor).__name__}.{method}: {message}"
+                      f"{_user_location(e, type(processor))}")
+
+
 def _call(processor: DataProcessor, split: str, data_dir: str) -> Iterable:
     """The processor's own `get_{split}_examples(data_dir)`, its errors made one line."""
     method = f"get_{split}_examples"
@@ -123,9 +130,7 @@ def _call(processor: DataProcessor, split: str, data_dir: str) -> Iterable:
     except InputError:
         raise
     except Exception as e:
-        message = f"{type(e).__name__}: {e}".splitlines()[0]
-        raise InputError(f"{type(processor).__name__}.{method}: {message}"
-                         f"{_user_location(e, type(processor))}") from None
+        raise _user_error(processor, method, e) from None
 
 
 def _streams(processor: DataProcessor, split: str) -> bool:
@@ -146,7 +151,12 @@ def split_examples(processor: DataProcessor, data_dir: str, split: str
     _implemented(processor, split)
     method = f"get_{split}_examples"
     if _streams(processor, split):
-        yield from processor.iter_examples(data_dir, split)
+        try:
+            yield from processor.iter_examples(data_dir, split)
+        except InputError:
+            raise
+        except Exception as e:  # a bug in the processor's parse_row, say
+            raise _user_error(processor, "parse_row", e) from None
         return
     known = None if split == "test" else known_labels(processor)
     examples = _call(processor, split, data_dir)
