@@ -105,7 +105,8 @@ def check_model(f, source) -> None:
 def validate(f):
     """The checks that need no torch: flags, paths, the model's files, every input row.
 
-    Returns (processor, model source, whether output_dir holds a trained model).
+    Returns (processor, model source, whether output_dir holds a trained model, the
+    number of examples in each split the run reads).
     """
     processor = get_processor(f.task_name or "", f.data_dir,
                               **{name: getattr(f, name) for name in PROCESSOR_FLAGS})
@@ -121,7 +122,6 @@ def validate(f):
     check_model(f, source)
     # Every row is checked now; a cache miss reads the file again, so that the cached
     # features come from the very bytes their key hashes.
-    for split, mode in SPLIT_MODES:
-        if getattr(f, mode):
-            processor.get_examples(f.data_dir, split)
-    return processor, source, trained
+    num_examples = {split: len(processor.get_examples(f.data_dir, split))
+                    for split, mode in SPLIT_MODES if getattr(f, mode)}
+    return processor, source, trained, num_examples

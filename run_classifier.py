@@ -111,7 +111,7 @@ def do_train(run) -> int:
             best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
             if results[metric] > best and writes:  # history: a resumed run remembers
                 save_model(run.model, run.tokenizer, run.source.vocab_file,
-                           os.path.join(FLAGS.output_dir, "best_model"))
+                           os.path.join(FLAGS.output_dir, "best_model"), row["step"])
         stats = history + [row]
         if writes:
             atomic_write_text(os.path.join(FLAGS.output_dir, plot.STATS_FILE),
@@ -212,13 +212,16 @@ def main(argv) -> None:
     if (FLAGS.task_name or "").lower() == "help":
         print(describe_tasks())
         return
-    processor, source, trained = validate(FLAGS)
+    processor, source, trained, num_examples = validate(FLAGS)
     run = start_run(processor, source, trained)
     from modeling import distributed  # (imported once every check has passed)
-    from modeling.export import save_model
+    from modeling.export import save_model, saved_global_step
     from modeling.losses import label_distribution
-    from modeling.runs import write_run_config
+    from modeling.runs import describe_run, write_run_config
     from processors.cache import load_features
+
+    for line in describe_run(run, FLAGS.precision, num_examples):
+        logging.info("%s", line)
 
     with distributed.local_main_first():  # one cache build per node; the others load it
         for split, mode in SPLIT_MODES:
@@ -233,13 +236,13 @@ def main(argv) -> None:
     if distributed.is_main():
         write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(
             sys.modules[__name__])})
-    global_step = do_train(run) if FLAGS.do_train else 0
+    global_step = do_train(run) if FLAGS.do_train else saved_global_step(source.config_file)
     if FLAGS.do_eval:
         do_eval(run, global_step)
     if FLAGS.do_predict:
         do_predict(run)
     if FLAGS.do_train and distributed.is_main():  # last: a saved model marks it finished
-        save_model(run.model, run.tokenizer, source.vocab_file, FLAGS.output_dir)
+        save_model(run.model, run.tokenizer, source.vocab_file, FLAGS.output_dir, global_step)
     distributed.shutdown()
 
 
