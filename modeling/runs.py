@@ -94,7 +94,7 @@ def _describe_model(source: ModelSource, config) -> str:
     where = folder if all(os.path.dirname(os.path.abspath(f)) == folder for f in files) \
         else ", ".join(files)
     if folder == os.path.abspath(default_model_dir()):
-        where = f"the embedded all-MiniLM-L6-v2 ({where})"
+        where = f"the embedded all-MiniLM-L6-v2 at {where}"
     step = saved_global_step(source.config_file)
     return (f"{where} ({config.num_hidden_layers} layers, hidden {config.hidden_size}" +
             (f"; fine-tuned, global step {step})" if step else ")"))
