@@ -31,7 +31,7 @@ PYTHON=$ENV_DIR/bin/python
     exit 1
 }
 
-if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+if ! "$PYTHON" -c "import importlib.util as u, sys; sys.exit(not u.find_spec('torch'))"; then
     echo "setup: installing $TORCH_REQUIREMENT (the CPU wheel)"
     "$PYTHON" -m pip install -q "$TORCH_REQUIREMENT"
 fi

@@ -13,18 +13,20 @@ import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Answers `import torch` from a marker file that `pip install torch==...` creates, makes
-# an environment on `-m venv DIR` (failing if $VENV_FAILS), and logs every call.
+# Logs every call; says torch is installed when the marker file that `pip install
+# torch==...` creates is there; makes an environment on `-m venv DIR` (fails if $VENV_FAILS).
 STUB_PYTHON = r"""#!/bin/sh
 echo "$(basename "$0") $*" >>"$CALLS"
-case "$1 $2" in
-"-m venv")
+case "$*" in
+"-m venv "*)
     [ -z "${VENV_FAILS:-}" ] || { mkdir -p "$3"; exit 1; }
     mkdir -p "$3/bin" && cp "$0" "$3/bin/python" && cp "$0" "$3/bin/run_classifier" ;;
-"-c import torch") [ -e "$(dirname "$0")/../torch" ] ;;
-"-m pip") case "$*" in *" torch=="*) touch "$(dirname "$0")/../torch" ;; esac ;;
+*"find_spec('torch')"*) [ -e "$(dirname "$0")/../torch" ] ;;
+"-m pip install -q torch=="*) touch "$(dirname "$0")/../torch" ;;
 esac
 """
+VERSION_CHECK = "python -c import sys; sys.exit(sys.version_info < (3, 10))"
+FIND_TORCH = "python -c import importlib.util as u, sys; sys.exit(not u.find_spec('torch'))"
 
 
 @pytest.fixture
@@ -56,16 +58,14 @@ def test_first_call_sets_up_and_second_only_runs(clone):
     result, calls = call(clone, "test.sh", "-x", "tests/test_cli.py")
     assert result.returncode == 0, result.stderr
     assert calls == [f"python3 -m venv {venv}",
-                     "python -c import sys; sys.exit(sys.version_info < (3, 10))",
-                     "python -c import torch",
+                     VERSION_CHECK, FIND_TORCH,
                      "python -m pip install -q torch==2.13.0",
                      f"python -m pip install -q -e {clone}[test]",
                      "python -m pytest -x tests/test_cli.py"]
     assert result.stdout.count("setup: ") == 3
     result, calls = call(clone, "test.sh", "-x")
     assert result.returncode == 0 and "setup: " not in result.stdout
-    assert calls == ["python -c import sys; sys.exit(sys.version_info < (3, 10))",
-                     "python -c import torch", "python -m pytest -x"]
+    assert calls == [VERSION_CHECK, FIND_TORCH, "python -m pytest -x"]
 
 
 def test_quickstart_runs_the_readme_command_into_runs(clone):
