@@ -25,6 +25,7 @@ class InputError(ValueError):
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file; outputs all get it
 
 
 @contextlib.contextmanager
@@ -38,7 +39,7 @@ def atomic_open(path: str, mode: str = "w"):
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
         with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            os.fchmod(f.fileno(), 0o666 & ~_UMASK)  # mkstemp's 0600 is for secrets
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp's 0600 is for secrets
             yield f
             f.flush()
             os.fsync(f.fileno())

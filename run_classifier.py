@@ -210,19 +210,21 @@ def main(argv) -> None:
     processor, source, trained, examples = validate(s)
     run = start_run(s, processor, source, trained, examples)
     from modeling import distributed  # (imported once every check has passed)
-    from modeling.export import save_model
-    from modeling.runs import write_run_config
+    from modeling.export import save_model, saved_global_step
+    from modeling.runs import describe_run, write_run_config
 
+    for line in describe_run(run, s.precision, {k: v.count for k, v in examples.items()}):
+        logging.info("%s", line)
     load_datasets(run, s)
     if distributed.is_main():
         write_run_config(run, vars(s))
-    global_step = do_train(run, s) if s.do_train else 0
+    global_step = do_train(run, s) if s.do_train else saved_global_step(source.config_file)
     if s.do_eval:
         do_eval(run, s, global_step)
     if s.do_predict:
         do_predict(run, s)
     if s.do_train and distributed.is_main():  # last: a saved model marks it finished
-        save_model(run.model, run.tokenizer, source.vocab_file, s.output_dir)
+        save_model(run.model, run.tokenizer, source.vocab_file, s.output_dir, global_step)
     distributed.shutdown()
 
 

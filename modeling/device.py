@@ -2,6 +2,8 @@
 
 import contextlib
 import ctypes
+import platform
+from typing import Optional
 
 import torch
 
@@ -16,25 +18,54 @@ def select_device(no_cuda: bool) -> torch.device:
     return torch.device("cpu")
 
 
-def cpu_has_fast_bf16() -> bool:
-    """True when the CPU multiplies bf16 natively (avx512_bf16 or AMX)."""
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return f.read()
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return ""
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Turns `auto` into bf16 where it is fast (CUDA with bf16, avx512_bf16 CPUs), else fp32."""
+def cpu_fast_bf16_flag() -> Optional[str]:
+    """The CPU flag that makes bf16 fast here (avx512_bf16 or AMX), or None."""
+    flags = _cpuinfo()
+    return next((flag for flag in ("avx512_bf16", "amx_bf16") if flag in flags), None)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU multiplies bf16 natively (avx512_bf16 or AMX)."""
+    return cpu_fast_bf16_flag() is not None
+
+
+def choose_precision(precision: str, device: torch.device) -> tuple[str, str]:
+    """(precision, why): `auto` is bf16 where it is fast (CUDA with bf16, avx512_bf16 or
+    AMX CPUs), fp16 on GPUs without bf16, else fp32."""
     if precision == "fp16" and device.type != "cuda":
         raise InputError("--precision=fp16: needs a CUDA GPU (use bf16 or fp32 on the CPU)")
     if precision != "auto":
-        return precision
+        return precision, f"--precision={precision}"
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_fast_bf16() else "fp32"
+        if torch.cuda.is_bf16_supported():
+            return "bf16", "auto: the GPU has bf16"
+        return "fp16", "auto: the GPU has no bf16"
+    flag = cpu_fast_bf16_flag()
+    if flag:
+        return "bf16", f"auto: the CPU has {flag}"
+    return "fp32", "auto: the CPU has neither avx512_bf16 nor amx_bf16"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """The precision `choose_precision` picks."""
+    return choose_precision(precision, device)[0]
+
+
+def describe_device(device: torch.device) -> str:
+    """The device and what it is: `cuda:0 (NVIDIA H200)`, `cpu (AMD EPYC 9R14, 2 threads)`."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
+                  if line.startswith("model name")), None) or platform.machine()
+    return f"cpu ({model}, {torch.get_num_threads()} threads)"
 
 
 def autocast(device: torch.device, precision: str):

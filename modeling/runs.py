@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 import torch
 import transformers
 
-from core import atomic_write_text
+from core import MULTI_LABEL, REGRESSION, atomic_write_text
 from processors.base import DataProcessor
 
 from . import distributed
 from .checkpoint import PREFIX
-from .model import ModelSource
+from .device import choose_precision, describe_device
+from .export import saved_global_step
+from .model import ModelSource, default_model_dir
 
 RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
@@ -72,6 +74,39 @@ def write_run_config(run: Run, flag_values: dict) -> None:
                 "cache_dir": run.cache_dir, **versions}
     text = json.dumps({"flags": flag_values, "resolved": resolved}, indent=2, sort_keys=True)
     atomic_write_text(os.path.join(run.output_dir, "run_config.json"), text + "\n")
+
+
+def describe_run(run: Run, requested_precision: str, num_examples: dict) -> list[str]:
+    """A run's first log lines: device and precision (and why), model, task, examples per
+    split (`num_examples`), output dir."""
+    precision, why = choose_precision(requested_precision, run.device)
+    processes = distributed.world_size()
+    device = describe_device(run.device) + (f", {processes} processes" if processes > 1 else "")
+    return [f"Device: {device} | precision: {precision} ({why})",
+            f"Model: {_describe_model(run.source, run.model.config)}",
+            f"Task: {run.processor.task_name} ({_describe_labels(run.processor)}) | " +
+            ", ".join(f"{split} {n}" for split, n in num_examples.items()) + " examples",
+            f"Output: {os.path.abspath(run.output_dir)}"]
+
+
+def _describe_model(source: ModelSource, config) -> str:
+    """The model's folder (or files), size, and the step it was fine-tuned to."""
+    files = (source.config_file, source.vocab_file, source.weights_file)
+    folder = os.path.dirname(os.path.abspath(source.weights_file))
+    where = folder if all(os.path.dirname(os.path.abspath(f)) == folder for f in files) \
+        else ", ".join(files)
+    if folder == os.path.abspath(default_model_dir()):
+        where = f"the embedded all-MiniLM-L6-v2 at {where}"
+    step = saved_global_step(source.config_file)
+    return (f"{where} ({config.num_hidden_layers} layers, hidden {config.hidden_size}" +
+            (f"; fine-tuned, global step {step})" if step else ")"))
+
+
+def _describe_labels(processor: DataProcessor) -> str:
+    if processor.problem_type == REGRESSION:
+        return "regression"
+    labels = len(processor.get_labels())
+    return f"{labels} labels" + (", multi-label" if processor.problem_type == MULTI_LABEL else "")
 
 
 def format_table(rows: list[dict]) -> str:

@@ -42,7 +42,7 @@ class EpochEnd:
             best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
             if results[metric] > best and self.writes:
                 save_model(run.model, run.tokenizer, run.source.vocab_file,
-                           os.path.join(run.output_dir, BEST_MODEL))
+                           os.path.join(run.output_dir, BEST_MODEL), row["step"])
         stats = history + [row]
         if self.writes:
             atomic_write_text(os.path.join(run.output_dir, plot.STATS_FILE),

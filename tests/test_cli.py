@@ -1,6 +1,8 @@
 """The real command line: exit codes and one-line errors, no tracebacks."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 
@@ -9,9 +11,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def cli(*args):
+def cli(*args, umask=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          preexec_fn=None if umask is None else lambda: os.umask(umask))
 
 
 @pytest.mark.parametrize("args, message", [
@@ -27,15 +30,6 @@ def test_user_errors_exit_2_with_one_line(args, message):
     assert result.stderr.startswith("run_classifier: error: ") and message in result.stderr
 
 
-def test_train_and_predict_from_the_command_line(tiny_bert, similarity_dir, tmp_path):
-    out = tmp_path / "out"
-    result = cli("--task_name=sentence_similarity", f"--data_dir={similarity_dir}",
-                 f"--init_checkpoint={tiny_bert}", f"--output_dir={out}", "--do_train",
-                 "--do_predict", "--num_train_epochs=1", "--train_batch_size=16")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert len((out / "test_results.tsv").read_text().splitlines()) == 20
-
-
 def test_task_name_help_lists_tasks_and_exits_0():
     result = cli("--task_name=help")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -43,3 +37,69 @@ def test_task_name_help_lists_tasks_and_exits_0():
     assert lines[0].split() == ["task", "problem_type", "metrics", "labels"]
     assert {line.split()[0] for line in lines[1:]} >= {"cola", "sts-b", "xnli", "generic",
                                                        "multilabel_csv"}
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_bert, tmp_path_factory):
+    """Train, eval and predict (2 epochs) under umask 027, at a learning rate too small to
+    change any prediction: the dev F1 ties, so best_model stays at epoch 1 (step 4 of 8)."""
+    from conftest import write_similarity_data
+    root = tmp_path_factory.mktemp("cli")
+    data, out = write_similarity_data(root / "data"), root / "out"
+    result = cli("--task_name=sentence_similarity", f"--data_dir={data}",
+                 f"--init_checkpoint={tiny_bert}", f"--output_dir={out}", "--do_train",
+                 "--do_eval", "--do_predict", "--num_train_epochs=2", "--train_batch_size=16",
+                 "--learning_rate=1e-9", umask=0o027)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stats = json.loads((out / "training_stats.json").read_text())
+    f1 = stats[0]["dev_f1"]
+    assert [(row["step"], row["dev_f1"]) for row in stats] == [(4, f1), (8, f1)]
+    return data, out, result.stderr
+
+
+def test_train_and_predict_from_the_command_line(trained):
+    assert len((trained[1] / "test_results.tsv").read_text().splitlines()) == 20
+
+
+def log_messages(stderr: str) -> list[str]:
+    """absl's log lines, without their `I1202 18:17:57.31 123 file.py:224] ` prefix."""
+    return [line.split("] ", 1)[1] for line in stderr.splitlines()
+            if re.match(r"[IWEF]\d{4} ", line)]
+
+
+def test_first_log_lines_say_where_what_and_whither(trained, tiny_bert):
+    data, out, stderr = trained
+    precision = json.loads((out / "run_config.json").read_text())["resolved"]["precision"]
+    device, model, task, output = log_messages(stderr)[:4]
+    assert re.fullmatch(rf"Device: (cpu|cuda)\S* \(.+\) \| precision: {precision} "
+                        r"\(auto: the (CPU|GPU) has .+\)", device)
+    assert model == f"Model: {tiny_bert} (2 layers, hidden 32)"
+    assert task == "Task: sentence_similarity (2 labels) | train 64, dev 24, test 20 examples"
+    assert output == f"Output: {out}"
+
+
+def test_every_output_keeps_the_umask_mode(trained):
+    out = trained[1]
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {"model.safetensors", "config.json", "eval_results.txt"} <= {p.name for p in files}
+    assert (out / "best_model" / "model.safetensors") in files
+    assert {str(p.relative_to(out)): oct(p.stat().st_mode & 0o777) for p in files} == {
+        str(p.relative_to(out)): oct(0o640) for p in files}
+
+
+def test_eval_and_predict_only_report_the_step_of_the_model_they_load(trained, tmp_path):
+    data, out, _ = trained
+    result = cli("--task_name=sentence_similarity", f"--data_dir={data}",
+                 f"--output_dir={out}", "--do_eval")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((out / "eval_results.json").read_text())["global_step"] == 8
+    best = tmp_path / "best"
+    result = cli("--task_name=sentence_similarity", f"--data_dir={data}",
+                 f"--init_checkpoint={out / 'best_model'}", f"--output_dir={best}", "--do_eval")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((best / "eval_results.json").read_text())["global_step"] == 4
+    result = cli("--task_name=sentence_similarity", f"--data_dir={data}",
+                 f"--output_dir={out}", "--do_predict")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Model: {out} (2 layers, hidden 32; fine-tuned, global step 8)" in log_messages(
+        result.stderr)

@@ -1,4 +1,4 @@
-"""The README's processor example works as printed."""
+"""The README's quick start and processor example work as printed."""
 
 import os
 import re
@@ -8,9 +8,23 @@ from processors import PROCESSORS, get_processor, load_processor_module
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def read(name: str) -> str:
+    with open(os.path.join(ROOT, name)) as f:
+        return f.read()
+
+
+def test_readme_starts_with_the_two_commands_ci_runs():
+    """The quick start's first block is the two scripts (tests/test_scripts.py tests them;
+    .ci/run runs each twice, as it is printed)."""
+    block = re.search(r"## Quick start\n.*?```bash\n(.*?)```", read("README.md"), re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in block.splitlines()]
+    assert commands == ["scripts/quickstart.sh", "scripts/test.sh"]
+    ci = [line.strip() for line in read(".ci/run").splitlines()]
+    assert "twice scripts/quickstart.sh" in ci and "twice scripts/test.sh" in ci
+
+
 def test_readme_processor_example(tmp_path):
-    with open(os.path.join(ROOT, "README.md")) as f:
-        readme = f.read()
+    readme = read("README.md")
     code = re.search(r"```python\n(# my_processors\.py\n.*?)```", readme, re.S).group(1)
     assert len(code.splitlines()) < 30
     (tmp_path / "my_processors.py").write_text(code)

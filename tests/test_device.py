@@ -1,0 +1,45 @@
+"""The device and precision a run reports, and why `auto` chose that precision."""
+
+import platform
+
+import pytest
+import torch
+
+from core import InputError
+from modeling import device as device_module
+from modeling.device import choose_precision, describe_device, resolve_precision
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize("cpu_flags, expected", [
+    ("fpu avx2 avx512f avx512_bf16", ("bf16", "auto: the CPU has avx512_bf16")),
+    ("fpu avx2 amx_bf16 amx_tile", ("bf16", "auto: the CPU has amx_bf16")),
+    ("fpu avx2 avx512f", ("fp32", "auto: the CPU has neither avx512_bf16 nor amx_bf16")),
+])
+def test_auto_on_the_cpu_names_the_flag(monkeypatch, cpu_flags, expected):
+    monkeypatch.setattr(device_module, "_cpuinfo", lambda: f"flags\t\t: {cpu_flags}\n")
+    assert choose_precision("auto", CPU) == expected
+    assert resolve_precision("auto", CPU) == expected[0]
+
+
+@pytest.mark.parametrize("bf16, expected", [
+    (True, ("bf16", "auto: the GPU has bf16")), (False, ("fp16", "auto: the GPU has no bf16"))])
+def test_auto_on_a_gpu(monkeypatch, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+    assert choose_precision("auto", CUDA) == expected
+
+
+def test_a_given_precision_is_kept_and_fp16_needs_cuda():
+    assert choose_precision("fp32", CPU) == ("fp32", "--precision=fp32")
+    assert choose_precision("bf16", CPU) == ("bf16", "--precision=bf16")
+    with pytest.raises(InputError, match="--precision=fp16: needs a CUDA GPU"):
+        choose_precision("fp16", CPU)
+
+
+def test_describe_cpu_names_model_and_threads(monkeypatch):
+    monkeypatch.setattr(device_module, "_cpuinfo",
+                        lambda: "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t: fpu\n")
+    assert describe_device(CPU) == f"cpu (Test CPU 9000, {torch.get_num_threads()} threads)"
+    monkeypatch.setattr(device_module, "_cpuinfo", lambda: "")  # no /proc/cpuinfo
+    assert describe_device(CPU) == f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
