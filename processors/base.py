@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import ClassVar, Iterator, Optional, Sequence, Union
 
@@ -62,24 +63,44 @@ def read_text(path: str) -> str:
     return text
 
 
+def split_lines(text: str) -> Iterator[str]:
+    """Lines as editors and `grep -n` count them: each ends at an LF (kept, CRLF too), a
+    final newline ends the last line, and a lone CR is text within its line."""
+    return io.StringIO(text, newline="\n")  # (newline="" would also end lines at a lone CR)
+
+
+def _hide_lone_cr(path: str, text: str) -> tuple[str, Optional[str]]:
+    """(text, stand-in): each CR that ends no line replaced by a character the text lacks,
+    since the csv reader would end a row there; (text, None) when there is none."""
+    body = text.rstrip("\r")
+    if "\r" not in body.replace("\r\n", ""):
+        return text, None
+    if "\n" not in text:
+        raise InputError(f"{path}:1: lines end in a lone CR (classic Mac line endings); "
+                         "convert them to LF")
+    stand_in = next(c for c in map(chr, range(0xE000, 0xF900)) if c not in text)
+    return re.sub("\r(?!\n)", stand_in, body) + text[len(body):], stand_in
+
+
 def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
               ) -> Iterator[tuple[int, list[str]]]:
     """Yields (line number, fields) for each row of a TSV/CSV file.
 
-    Handles a UTF-8 BOM, CRLF line endings and a missing final newline.
-    `quotechar=None` reads quotes as plain characters, as GLUE's TSV files need.
-    Blank lines are errors, since a blank row is never a valid example.
+    Handles a UTF-8 BOM, CRLF line endings and a missing final newline. Rows end at LF
+    only (see split_lines): a lone CR stays in its field, and every `file:line` is the
+    line `grep -n` shows. `quotechar=None` reads quotes as plain characters, as GLUE's
+    TSV files need. Blank lines are errors, since a blank row is never a valid example.
     """
-    lines = io.StringIO(read_text(path), newline="")  # only \n, \r, \r\n end a row, as in files
+    text, stand_in = _hide_lone_cr(path, read_text(path))
     quoting = csv.QUOTE_NONE if quotechar is None else csv.QUOTE_MINIMAL
-    reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, quoting=quoting,
-                        strict=True)
+    reader = csv.reader(split_lines(text), delimiter=delimiter, quotechar=quotechar,
+                        quoting=quoting, strict=True)
     start = 1
     try:
         for row in reader:
             if not row or all(not field.strip() for field in row):
                 raise InputError(f"{path}:{start}: blank line")
-            yield start, row
+            yield start, [f.replace(stand_in, "\r") for f in row] if stand_in else row
             start = reader.line_num + 1
     except csv.Error as e:  # reported at the line where the bad row starts
         message = str(e)
@@ -107,6 +128,7 @@ class DataProcessor(abc.ABC):
     metric: ClassVar[str] = "accuracy"
     problem_type: ClassVar[str] = SINGLE_LABEL
     label_separator: ClassVar[str] = "|"  # splits a multi-label row's label field
+    label_range: ClassVar[Optional[tuple[float, float]]] = None  # regression: the scores' scale
     task_name: ClassVar[str] = ""  # set by @register_processor
 
     @abc.abstractmethod
@@ -206,14 +228,23 @@ class DataProcessor(abc.ABC):
                 number = math.nan
             if not math.isfinite(number):
                 raise InputError(f"{where}: label {label!r} is not a finite number")
+            low, high = self.label_range or (-math.inf, math.inf)
+            if not low <= number <= high:
+                raise InputError(f"{where}: score {label!r} is outside the task's range "
+                                 f"{low:g} to {high:g}")
             return label
         names = (label,)
         if self.problem_type == MULTI_LABEL:
             names = label if isinstance(label, tuple) else self.split_labels(label)
+            if "" in names:
+                raise InputError(f"{where}: empty label name in {label!r} (labels are "
+                                 f"{self.label_separator!r}-separated)")
         for i, name in enumerate(names):
             if name not in known:
-                raise InputError(f"{where}: unknown label {name!r}; expected one of "
-                                 f"{', '.join(self.get_labels())}")
+                expected = ", ".join(self.get_labels())
+                raise InputError(f"{where}: unknown label {name!r}; " + (
+                    f"expected one of {expected}" if expected else
+                    "the task has no labels (get_labels() returned none)"))
             if name in names[:i]:
                 raise InputError(f"{where}: label {name!r} given twice")
         return names if self.problem_type == MULTI_LABEL else label

@@ -10,6 +10,8 @@ from typing import Optional, Sequence, Union
 
 import torch
 
+from core import InputError
+
 logger = logging.getLogger(__name__)
 
 Label = Union[int, float, list[float], None]  # class id, score, multi-hot
@@ -88,6 +90,20 @@ def build_features(ids_a: list[int], ids_b: Optional[list[int]], label_id: Label
     return InputFeatures(input_ids, [1] * len(input_ids), segment_ids, label_id)
 
 
+def check_tokens(examples, ids_a: list[list[int]], ids_b: dict[int, list[int]]) -> None:
+    """A text that tokenizes to nothing would train as a bare `[CLS] [SEP]`: an error naming
+    the example (its guid: split-index for a task's rows)."""
+    if all(ids_a) and all(ids_b.values()):
+        return
+    for i, example in enumerate(examples):
+        for name, text, ids in (("text_a", example.text_a, ids_a[i]),
+                                ("text_b", example.text_b, ids_b.get(i))):
+            if text is not None and not ids:
+                raise InputError(f"example {example.guid}: {name} {text[:40]!r} has no tokens "
+                                 "(only characters the tokenizer drops: zero-width, control "
+                                 "or combining marks)")
+
+
 def convert_examples_to_features(examples, label_list: Optional[Sequence[str]],
                                  max_seq_length: int, tokenizer) -> list[InputFeatures]:
     """Converts examples to features; `label_list=None` means float (regression) labels.
@@ -100,6 +116,7 @@ def convert_examples_to_features(examples, label_list: Optional[Sequence[str]],
     all_a = _tokenize(tokenizer, [e.text_a for e in examples])
     pairs = [i for i, e in enumerate(examples) if e.text_b is not None]
     all_b = dict(zip(pairs, _tokenize(tokenizer, [examples[i].text_b for i in pairs])))
+    check_tokens(examples, all_a, all_b)
     features = []
     for i, example in enumerate(examples):
         feature = build_features(all_a[i], all_b.get(i), _label_id(example.label, label_map),
