@@ -20,7 +20,7 @@ from absl import app, flags
 from modeling import PRECISIONS
 from modeling.device import resolve_precision, select_device
 from modeling.extraction import (POOLINGS, VECTOR_SUFFIXES, ExtractArgs, extract_to_files,
-                                 load_encoder, parse_layers, read_input_file)
+                                 guids_path, load_encoder, parse_layers, read_input_file)
 from modeling.model import load_config, resolve_source
 from modeling.tokenization import load_tokenizer
 from processors import InputError, get_processor, load_processor_module
@@ -72,6 +72,23 @@ def check_outputs() -> None:
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         _check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
     _check(FLAGS.batch_size > 0, f"--batch_size={FLAGS.batch_size}: must be positive")
+    check_distinct(FLAGS.input_file and f"--input_file={FLAGS.input_file}", FLAGS.input_file)
+
+
+def check_distinct(input_name: str, input_path: str) -> None:
+    """The input and the outputs (the guids file beside a .npy too) must be different
+    files: an output written over the input or over the other output destroys it."""
+    vectors = FLAGS.output_vectors
+    files = [(input_name, input_path), (f"--output_file={FLAGS.output_file}", FLAGS.output_file),
+             (f"--output_vectors={vectors}", vectors)]
+    if vectors and vectors.endswith(".npy"):
+        files.append((f"{guids_path(vectors)} (the guids of --output_vectors)",
+                      guids_path(vectors)))
+    seen = {}
+    for name, path in files:
+        if path:
+            same = seen.setdefault(os.path.realpath(path), name)
+            _check(same == name, f"{name}: the same file as {same}; choose another path")
 
 
 def read_examples():
@@ -88,6 +105,7 @@ def read_examples():
     path = processor.get_file_path(FLAGS.data_dir, FLAGS.split)
     _check(os.path.isfile(path), f"--data_dir={FLAGS.data_dir}: --split={FLAGS.split} needs "
            f"{path}, which does not exist")
+    check_distinct(f"{path} (--split={FLAGS.split})", path)
     return processor.get_examples(FLAGS.data_dir, FLAGS.split)
 
 

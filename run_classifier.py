@@ -8,19 +8,44 @@ arguments. Every check on the flags and on every row of the input files runs bef
 any work starts, and before torch and transformers are imported (hence the imports
 inside functions): a user error is reported in a fraction of a second, not after
 seconds of imports.
+
+Ctrl-C is handled from the first lines on, before the imports (see `_on_interrupt`).
 """
 
-import json
-import logging
-import os
+import signal
 import sys
 
-from absl import app, flags
+INTERRUPTED = ("interrupted; run the same command again to go on (training resumes from its "
+               "last checkpoint)")
+_phase = ["loading"]  # then "running" (in main), then "done" (the last line is written)
 
-from core import InputError, atomic_write_text, remove_temp_files
-from modeling import PRECISIONS, plot
-from processors import describe_tasks, load_processor_module
-from run_checks import SPLIT_MODES, check, validate
+
+def _on_interrupt(signum, frame) -> None:
+    """Ctrl-C. While the modules load nothing is written yet: exit at once with the hint.
+    In main: Python's KeyboardInterrupt, so that `finally` blocks clean up; `_main` ends
+    the run as an interrupt even when a library turned it into another error
+    (transformers' lazy imports report an import cut short as ModuleNotFoundError)."""
+    if _phase[0] == "loading":
+        sys.stderr.write(f"run_classifier: {INTERRUPTED}\n")
+        raise SystemExit(130)
+    if _phase[0] != "done":
+        _phase[0] = "interrupted"
+        raise KeyboardInterrupt
+
+
+if __name__ == "__main__" or sys.argv[0].endswith("run_classifier"):  # the program, not a test
+    signal.signal(signal.SIGINT, _on_interrupt)
+
+import logging  # noqa: E402 (after the Ctrl-C handler)
+import os  # noqa: E402
+
+from absl import app, flags  # noqa: E402
+
+from core import (InputError, TrainingDiverged, atomic_write_text, finite_json,  # noqa: E402
+                  remove_temp_files)
+from modeling import PRECISIONS, plot  # noqa: E402
+from processors import describe_tasks, load_processor_module  # noqa: E402
+from run_checks import SPLIT_MODES, check, validate  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -114,8 +139,7 @@ def do_train(run) -> int:
                            os.path.join(FLAGS.output_dir, "best_model"))
         stats = history + [row]
         if writes:
-            atomic_write_text(os.path.join(FLAGS.output_dir, plot.STATS_FILE),
-                              json.dumps(stats, indent=2) + "\n")
+            atomic_write_text(os.path.join(FLAGS.output_dir, plot.STATS_FILE), finite_json(stats))
         if tensorboard:
             tensorboard.log_epoch(row)
         logging.info("Per-epoch results:\n%s", format_table(stats))
@@ -244,20 +268,31 @@ def main(argv) -> None:
 
 
 def _fail(message: str, code: int = 2) -> None:
+    """The last line the run writes: nothing logs after it (torch's exit hooks included)."""
+    logging.disable(logging.CRITICAL)
     sys.stderr.write(f"run_classifier: {message}\n")
     sys.exit(code)
 
 
 def _main(argv) -> None:
+    """main, with every way it ends reduced to one line and an exit code: 2 for a user or
+    write error, 3 for a diverged training run, 130 for Ctrl-C."""
+    _phase[0] = "running"
     try:
         main(argv)
-    except InputError as e:
-        _fail(f"error: {e}")
-    except OSError as e:  # a full disk, say: one line; the atomic writers left nothing partial
-        _fail(f"error: {e.filename}: {e.strerror or e}" if e.filename else f"error: {e}")
-    except KeyboardInterrupt:
-        _fail("interrupted; run the same command again to go on (training resumes from its "
-              "last checkpoint)", 130)
+    except BaseException as e:
+        interrupted = _phase[0] == "interrupted" or isinstance(e, KeyboardInterrupt)
+        _phase[0] = "done"  # another Ctrl-C now changes nothing
+        if interrupted:
+            _fail(INTERRUPTED, 130)
+        if isinstance(e, InputError):
+            _fail(f"error: {e}")
+        if isinstance(e, TrainingDiverged):
+            _fail(f"error: {e}", 3)
+        if isinstance(e, OSError):  # a full disk, say; the atomic writers left nothing partial
+            _fail(f"error: {e.filename}: {e.strerror or e}" if e.filename else f"error: {e}")
+        raise
+    _phase[0] = "done"
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
