@@ -73,7 +73,8 @@ flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
 
 # PyTorch-era extras.
-flags.DEFINE_integer("seed", 42, "Random seed: head init, batch order and dropout.")
+flags.DEFINE_integer("seed", 42, "Random seed: head init, batch order and dropout; "
+                     "0 to 2**32 - 1 (numpy's range).")
 flags.DEFINE_integer("gradient_accumulation_steps", 1,
                      "Split each train batch into this many chunks (same result, less memory).")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on biases, LayerNorm).")
@@ -83,7 +84,8 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Keep at most this many checkpoin
 flags.DEFINE_string("cache_dir", None, "Features cache dir. Default: <output_dir>/cache.")
 flags.DEFINE_bool("overwrite_cache", False, "Rebuild cached features.")
 flags.DEFINE_bool("overwrite_output_dir", False, "Start over: delete the model, checkpoints "
-                  "and results in output_dir.")
+                  "and results in output_dir (refused where the run reads its model, data or "
+                  "cache).")
 flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file) that "
                     "registers your own processors.")
 flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
