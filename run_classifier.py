@@ -36,16 +36,16 @@ def _on_interrupt(signum, frame) -> None:
 if __name__ == "__main__" or sys.argv[0].endswith("run_classifier"):  # the program, not a test
     signal.signal(signal.SIGINT, _on_interrupt)
 
-import logging  # noqa: E402 (after the Ctrl-C handler)
-import os  # noqa: E402
+# The other imports follow the handler (setup.cfg tells flake8: E402).
+import logging
+import os
 
-from absl import app, flags  # noqa: E402
+from absl import app, flags
 
-from core import (InputError, TrainingDiverged, atomic_write_text, finite_json,  # noqa: E402
-                  remove_temp_files)
-from modeling import PRECISIONS, plot  # noqa: E402
-from processors import describe_tasks, load_processor_module  # noqa: E402
-from run_checks import SPLIT_MODES, check, validate  # noqa: E402
+from core import InputError, TrainingDiverged, atomic_write_text, finite_json, remove_temp_files
+from modeling import PRECISIONS, plot
+from processors import describe_tasks, load_processor_module
+from run_checks import SPLIT_MODES, check, validate
 
 FLAGS = flags.FLAGS
 
