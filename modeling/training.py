@@ -166,7 +166,7 @@ class _Loop:
     def _diverged(self, loss_step: int, norm_step: int) -> str:
         """The one-line report of a non-finite loss or gradient norm."""
         step = min(s for s in (loss_step, norm_step, self.step) if s)
-        what = "loss" if loss_step == step else "gradient norm"
+        what = "gradient norm" if norm_step == step != loss_step else "loss"
         cause = (f"lower --learning_rate={self.args.learning_rate}" if step > 1 else
                  "the first batch's loss overflows: check --class_weights and the model")
         kept = list_checkpoints(self.args.output_dir)
