@@ -1,18 +1,20 @@
 """The command-line wrapper run_classifier.py and extract_features.py share.
 
-absl parses the flags; every user error (a bad flag, file or row: an
-`InputError`), a failed write (`OSError`, e.g. a full disk) and Ctrl-C end as one
-line on stderr with an exit code, never a traceback: 2 for a user error or a
-failed write, 130 for an interrupt.
+absl parses the flags; every way a run can end is one line on stderr and an exit
+code, never a traceback: 2 for a user error (a bad flag, file or row: an
+`InputError`) or a failed write (`OSError`, e.g. a full disk), 3 for a training
+run that diverged, 130 for Ctrl-C. This module imports only what is light, so a
+program can install `interrupt_handler` before its heavy imports.
 """
 
+import logging
 import sys
 import types
 from typing import Callable
 
-from absl import app, flags
+from core import InputError, TrainingDiverged
 
-from core import InputError
+_phase = ["loading"]  # then "running" (in `call`), "interrupted" or "done"
 
 
 class Settings(types.SimpleNamespace):
@@ -22,32 +24,64 @@ class Settings(types.SimpleNamespace):
         raise AttributeError(f"settings are read-only ({name})")
 
 
-def settings(flag_values: flags.FlagValues, module) -> Settings:
+def settings(flag_values, module) -> Settings:
     """The values of the flags `module` defines."""
     return Settings(**{f.name: f.value for f in flag_values.get_key_flags_for_module(module)})
 
 
 def fail(prog: str, message: str, code: int = 2) -> None:
+    """The last line a run writes: nothing logs after it (torch's exit hooks included)."""
+    logging.disable(logging.CRITICAL)
     sys.stderr.write(f"{prog}: {message}\n")
     sys.exit(code)
 
 
-def call(prog: str, main: Callable[[list[str]], None], argv: list[str],
-         interrupted_hint: str = "") -> None:
-    """main(argv), with its user errors, write errors and Ctrl-C made one line and an exit."""
+def _interrupted(hint: str) -> str:
+    return "interrupted" + (f"; {hint}" if hint else "")
+
+
+def interrupt_handler(prog: str, hint: str = "") -> Callable:
+    """A SIGINT handler. While the modules load nothing is written yet: exit at once with
+    the hint. In `call`: Python's KeyboardInterrupt, so that `finally` blocks clean up;
+    `call` ends the run as an interrupt even when a library turned it into another error
+    (transformers' lazy imports report an import cut short as ModuleNotFoundError)."""
+
+    def on_interrupt(signum, frame) -> None:
+        if _phase[0] == "loading":
+            sys.stderr.write(f"{prog}: {_interrupted(hint)}\n")
+            raise SystemExit(130)
+        if _phase[0] != "done":
+            _phase[0] = "interrupted"
+            raise KeyboardInterrupt
+
+    return on_interrupt
+
+
+def call(prog: str, main: Callable[[list[str]], None], argv: list[str], hint: str = "") -> None:
+    """main(argv), with every way it can end reduced to one line and an exit code."""
+    _phase[0] = "running"
     try:
         main(argv)
-    except InputError as e:
-        fail(prog, f"error: {e}")
-    except OSError as e:  # a full disk, say: the atomic writers left nothing partial
-        fail(prog, f"error: {e.filename}: {e.strerror or e}" if e.filename else f"error: {e}")
-    except KeyboardInterrupt:
-        fail(prog, "interrupted" + (f"; {interrupted_hint}" if interrupted_hint else ""), 130)
+    except BaseException as e:
+        interrupted = _phase[0] == "interrupted" or isinstance(e, KeyboardInterrupt)
+        _phase[0] = "done"  # another Ctrl-C now changes nothing
+        if interrupted:
+            fail(prog, _interrupted(hint), 130)
+        if isinstance(e, InputError):
+            fail(prog, f"error: {e}")
+        if isinstance(e, TrainingDiverged):
+            fail(prog, f"error: {e}", 3)
+        if isinstance(e, OSError):  # a full disk, say: the atomic writers left nothing partial
+            fail(prog, f"error: {e.filename}: {e.strerror or e}" if e.filename
+                 else f"error: {e}")
+        raise
+    _phase[0] = "done"
 
 
 def run(prog: str, guarded_main: Callable[[list[str]], None]) -> None:
     """app.run(guarded_main) (a function that goes through `call`), absl's flag errors
     made one line."""
+    from absl import app, flags
 
     def parse(argv: list[str]) -> list[str]:
         try:

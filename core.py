@@ -9,6 +9,8 @@ entry, which `remove_temp_files` clears.
 
 import contextlib
 import hashlib
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -21,6 +23,21 @@ REGRESSION = "regression"
 
 class InputError(ValueError):
     """A user error (bad flag, file or row); its message is one line."""
+
+
+class TrainingDiverged(RuntimeError):
+    """Training met a non-finite loss or gradient norm; its message is one line."""
+
+
+def finite_json(value, sort_keys: bool = False) -> str:
+    """Indented JSON in which a non-finite float is null: JSON has no NaN or Infinity."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        return [clean(x) for x in v] if isinstance(v, (list, tuple)) else v
+    return json.dumps(clean(value), indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
 
 
 _UMASK = os.umask(0)

@@ -22,7 +22,7 @@ from core import InputError
 from modeling import PRECISIONS
 from modeling.device import resolve_precision, select_device
 from modeling.extraction import (POOLINGS, VECTOR_SUFFIXES, ExtractArgs, extract_to_files,
-                                 load_encoder, parse_layers, read_input_file)
+                                 guids_path, load_encoder, parse_layers, read_input_file)
 from modeling.model import load_config, resolve_source
 from modeling.tokenization import load_tokenizer
 from processors import get_processor, load_processor_module, split_examples
@@ -75,6 +75,23 @@ def check_outputs(s) -> None:
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         _check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
     _check(s.batch_size > 0, f"--batch_size={s.batch_size}: must be positive")
+    check_distinct(s, [(f"--input_file={s.input_file}", s.input_file)])
+
+
+def check_distinct(s, files: list[tuple[str, str]]) -> None:
+    """The input and the outputs (the guids file beside a .npy too) must be different
+    files: an output written over the input or over the other output destroys it."""
+    vectors = s.output_vectors
+    files = files + [(f"--output_file={s.output_file}", s.output_file),
+                     (f"--output_vectors={vectors}", vectors)]
+    if vectors and vectors.endswith(".npy"):
+        files.append((f"{guids_path(vectors)} (the guids of --output_vectors)",
+                      guids_path(vectors)))
+    seen = {}
+    for name, path in files:
+        if path:
+            same = seen.setdefault(os.path.realpath(path), name)
+            _check(same == name, f"{name}: the same file as {same}; choose another path")
 
 
 def read_examples(s) -> list:
@@ -88,7 +105,14 @@ def read_examples(s) -> list:
     processor = get_processor(s.task_name, s.data_dir)
     _check(bool(s.data_dir) and os.path.isdir(s.data_dir),
            f"--data_dir={s.data_dir}: not a directory")
+    check_distinct(s, [(f"{p} (--data_dir)", p) for p in _files(s.data_dir)])
     return list(split_examples(processor, s.data_dir, s.split))
+
+
+def _files(folder: str) -> list[str]:
+    """The files in --data_dir: an output must not overwrite any (the processor reads them)."""
+    return [os.path.join(folder, name) for name in sorted(os.listdir(folder))
+            if os.path.isfile(os.path.join(folder, name))]
 
 
 def main(argv) -> None:

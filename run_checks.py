@@ -5,13 +5,16 @@ only it imports `flags`), and import no torch: a user error is reported in a
 fraction of a second, with nothing written.
 """
 
+import math
 import os
 
+from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from modeling import plot
 from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
 from modeling.tokenization import load_vocab
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
+from processors.metrics import PROBLEM_TYPES
 
 PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_column", "labels",
                    "has_header")
@@ -19,6 +22,12 @@ POSITIVE = ("train_batch_size", "eval_batch_size", "predict_batch_size", "learni
             "num_train_epochs", "save_checkpoints_steps", "gradient_accumulation_steps",
             "adam_epsilon", "max_grad_norm")
 SPLIT_MODES = (("train", "do_train"), ("dev", "do_eval"), ("test", "do_predict"))
+FINITE = ("learning_rate", "num_train_epochs", "warmup_proportion", "weight_decay",
+          "adam_epsilon", "max_grad_norm", "multi_label_threshold")
+SEED_MAX = 2**32 - 1  # numpy's legacy seeds; torch takes these too
+MAX_STEPS = 2**63 - 1  # the step counter is a 64-bit integer on the device
+MODEL_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+               "intermediate_size", "max_position_embeddings")
 
 
 def check(ok: bool, message: str) -> None:
@@ -27,10 +36,20 @@ def check(ok: bool, message: str) -> None:
         raise InputError(message)
 
 
+def check_finite(f) -> None:
+    """Numbers torch and numpy would take but train nothing with, or refuse with a traceback:
+    an infinite rate passes `> 0` and makes every weight NaN."""
+    for name in FINITE:
+        value = getattr(f, name)
+        check(math.isfinite(value), f"--{name}={value}: must be a finite number")
+    check(0 <= f.seed <= SEED_MAX, f"--seed={f.seed}: must be in [0, {SEED_MAX}]")
+
+
 def check_numbers(f) -> None:
     """The flags one by one and against each other."""
     check(f.do_train or f.do_eval or f.do_predict,
           "at least one of --do_train, --do_eval or --do_predict must be set")
+    check_finite(f)
     for name in POSITIVE:
         check(getattr(f, name) > 0, f"--{name}={getattr(f, name)}: must be positive")
     check(0 <= f.warmup_proportion < 1,
@@ -51,18 +70,56 @@ def check_numbers(f) -> None:
         plot.check_tensorboard()
 
 
-def check_output_dir(out: str) -> None:
-    """output_dir must be a writable directory, or one that can be created."""
+def check_output_dir(out: str, flag: str = "output_dir") -> None:
+    """output_dir (or cache_dir) must be a writable directory, or one that can be created."""
     path = os.path.abspath(out)
     if os.path.exists(path):
-        check(os.path.isdir(path), f"--output_dir={out}: not a directory")
-        check(os.access(path, os.W_OK | os.X_OK), f"--output_dir={out}: not writable")
+        check(os.path.isdir(path), f"--{flag}={out}: not a directory")
+        check(os.access(path, os.W_OK | os.X_OK), f"--{flag}={out}: not writable")
         return
     parent = os.path.dirname(path)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     check(os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK),
-          f"--output_dir={out}: cannot create it: {parent} is not a writable directory")
+          f"--{flag}={out}: cannot create it: {parent} is not a writable directory")
+
+
+def _finished_message(out: str) -> str:
+    """Why --do_train stops in a directory that holds a model: what the model is."""
+    if os.path.isfile(os.path.join(out, plot.STATS_FILE)):
+        return (f"--output_dir={out}: training there already finished; pass "
+                "--overwrite_output_dir to train again, or drop --do_train to use that model")
+    return (f"--output_dir={out}: holds a model that no run trained there (config.json and "
+            "weights, no training_stats.json); to fine-tune it, pass it as --init_checkpoint "
+            "and choose another --output_dir")
+
+
+def _within(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
+def _cleared(relative: str) -> bool:
+    """Whether --overwrite_output_dir deletes this path inside output_dir (its folders)."""
+    top = relative.split(os.sep)[0]
+    return top in ("best_model", "tensorboard") or top.startswith("checkpoint-")
+
+
+def check_overwrite(f) -> None:
+    """--overwrite_output_dir deletes an earlier run's outputs before anything is read: never
+    where this run reads its model, data or cache (the cache folder inside output_dir is kept)."""
+    if not (f.do_train and f.overwrite_output_dir):
+        return
+    out = os.path.realpath(f.output_dir)
+    for name in ("init_checkpoint", "bert_config_file", "vocab_file", "data_dir", "cache_dir"):
+        value = getattr(f, name)
+        path = value and os.path.realpath(value)
+        if not path or (name == "cache_dir" and path != out and _within(path, out)
+                        and not _cleared(os.path.relpath(path, out))):
+            continue
+        check(not _within(path, out), f"--output_dir={f.output_dir}: holds --{name}={value}, "
+              "which --overwrite_output_dir would delete; choose another --output_dir")
+        check(not _within(out, path), f"--output_dir={f.output_dir}: is inside --{name}="
+              f"{value}, which this run reads; choose an --output_dir outside it")
 
 
 def check_paths(f) -> bool:
@@ -73,17 +130,59 @@ def check_paths(f) -> bool:
     out = f.output_dir
     check_output_dir(out)
     trained = is_model_dir(out) and not (f.do_train and f.overwrite_output_dir)
-    check(not (trained and f.do_train),
-          f"--output_dir={out}: training there already finished; pass "
-          "--overwrite_output_dir to train again, or drop --do_train to use that model")
+    check(not (trained and f.do_train), _finished_message(out))
     check(trained or f.do_train or f.init_checkpoint is not None,
           f"--output_dir={out}: holds no trained model to evaluate or predict with; "
           "add --do_train or pass --init_checkpoint")
     return trained
 
 
+def check_processor(processor) -> None:
+    """What a processor declares, checked before any work: a metric scikit-learn cannot
+    compute would otherwise fail after a whole epoch of training."""
+    task, problem_type, metric = (f"--task_name={processor.task_name}", processor.problem_type,
+                                  processor.metric)
+    check(problem_type in (SINGLE_LABEL, MULTI_LABEL, REGRESSION), f"{task}: unknown "
+          f"problem_type {problem_type!r}; expected {SINGLE_LABEL}, {MULTI_LABEL} or {REGRESSION}")
+    check(metric in PROBLEM_TYPES,
+          f"{task}: unknown metric {metric!r}; expected one of {', '.join(PROBLEM_TYPES)}")
+    check(PROBLEM_TYPES[metric] == problem_type,
+          f"{task}: metric {metric!r} scores {PROBLEM_TYPES[metric]}, not {problem_type}")
+    labels = processor.get_labels()
+    if problem_type == REGRESSION:
+        check(labels is None, f"{task}: get_labels() returned {labels!r}; a regression task "
+              "has none (return None)")
+        return
+    least = 1 if problem_type == MULTI_LABEL else 2
+    check(isinstance(labels, (list, tuple)) and len(labels) >= least and len(set(labels)) == len(
+        labels) and all(isinstance(name, str) and name for name in labels),
+        f"{task}: get_labels() returned {labels!r}; expected at least {least} distinct, "
+        "non-empty label names")
+    check(metric not in ("f1", "acc_and_f1") or len(labels) == 2, f"{task}: metric {metric!r} "
+          f"needs exactly 2 labels; get_labels() returned {len(labels)}")
+
+
+def check_config(config: dict, path: str) -> None:
+    """The model's sizes, as transformers would refuse them (with a traceback)."""
+    for key in MODEL_SIZES:
+        value = config.get(key, 1)
+        check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+              f"{path}: {key} is {value!r}; expected a positive integer")
+    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
+    check(hidden % heads == 0, f"{path}: num_attention_heads ({heads}) does not divide "
+          f"hidden_size ({hidden})")
+
+
+def check_train_steps(f, num_examples: int) -> None:
+    """The step count must fit the step counter (--num_train_epochs=1e30 would not)."""
+    steps = math.ceil(num_examples / f.train_batch_size) * f.num_train_epochs
+    check(steps <= MAX_STEPS, f"--num_train_epochs={f.num_train_epochs}: {steps:.3g} "
+          f"optimizer steps ({num_examples} examples, --train_batch_size="
+          f"{f.train_batch_size}); at most {MAX_STEPS} fit")
+
+
 def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
-    """The model's files against the flags: casing, max_seq_length, vocab size.
+    """The model's files against the flags: casing, max_seq_length, vocab size, sizes.
 
     Shared by run_classifier.py and extract_features.py.
     """
@@ -92,6 +191,7 @@ def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
           "do_lower_case")
     config = read_config(source.config_file)
+    check_config(config, source.config_file)
     limit = config["max_position_embeddings"]
     check(max_seq_length >= 3, f"--max_seq_length={max_seq_length}: must be at least 3 "
           "([CLS], one token, [SEP])")
@@ -112,6 +212,10 @@ def validate(f):
                               **{name: getattr(f, name) for name in PROCESSOR_FLAGS})
     check_numbers(f)
     trained = check_paths(f)
+    check_overwrite(f)
+    if f.cache_dir:
+        check_output_dir(f.cache_dir, "cache_dir")
+    check_processor(processor)
     source = resolve_source(f.output_dir if trained else f.init_checkpoint,
                             f.bert_config_file, f.vocab_file)
     if trained:
@@ -122,4 +226,6 @@ def validate(f):
     check_model(source, f.do_lower_case, f.max_seq_length)
     examples = {split: SplitExamples(processor, f.data_dir, split)
                 for split, mode in SPLIT_MODES if getattr(f, mode)}
+    if "train" in examples:
+        check_train_steps(f, examples["train"].count)
     return processor, source, trained, examples

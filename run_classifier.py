@@ -8,15 +8,25 @@ arguments. Every check on the flags and on every row of the input files runs bef
 any work starts, and before torch and transformers are imported (hence the imports
 inside functions): a user error is reported in a fraction of a second, not after
 seconds of imports.
+
+Ctrl-C is handled from the first lines on, before the heavy imports (`cli.interrupt_handler`).
 """
 
+import signal
+import sys
+
+import cli  # (light: it installs the Ctrl-C handler before the heavy imports)
+
+INTERRUPTED = "run the same command again to go on (training resumes from its last checkpoint)"
+if __name__ == "__main__" or sys.argv[0].endswith("run_classifier"):  # the program, not a test
+    signal.signal(signal.SIGINT, cli.interrupt_handler("run_classifier", INTERRUPTED))
+
+# The other imports follow the handler (setup.cfg tells flake8: E402).
 import logging
 import os
-import sys
 
 from absl import flags
 
-import cli
 from cli import settings
 from core import InputError, remove_temp_files
 from modeling import PRECISIONS, plot
@@ -49,7 +59,8 @@ flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.
 flags.DEFINE_integer("save_checkpoints_steps", 1000, "Steps between checkpoints.")
 
 # PyTorch-era extras.
-flags.DEFINE_integer("seed", 42, "Random seed: head init, batch order and dropout.")
+flags.DEFINE_integer("seed", 42, "Random seed: head init, batch order and dropout; "
+                     "0 to 2**32 - 1 (numpy's range).")
 flags.DEFINE_integer("gradient_accumulation_steps", 1,
                      "Split each train batch into this many chunks (same result, less memory).")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on biases, LayerNorm).")
@@ -59,7 +70,8 @@ flags.DEFINE_integer("keep_checkpoint_max", 5, "Keep at most this many checkpoin
 flags.DEFINE_string("cache_dir", None, "Features cache dir. Default: <output_dir>/cache.")
 flags.DEFINE_bool("overwrite_cache", False, "Rebuild cached features.")
 flags.DEFINE_bool("overwrite_output_dir", False, "Start over: delete the model, checkpoints "
-                  "and results in output_dir.")
+                  "and results in output_dir (refused where the run reads its model, data or "
+                  "cache).")
 flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file) that "
                     "registers your own processors.")
 flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
@@ -229,8 +241,7 @@ def main(argv) -> None:
 
 
 def _main(argv) -> None:
-    cli.call("run_classifier", main, argv, "run the same command again to go on (training "
-             "resumes from its last checkpoint)")
+    cli.call("run_classifier", main, argv, INTERRUPTED)
 
 
 def run() -> None:

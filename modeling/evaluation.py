@@ -4,14 +4,13 @@ The model's `config.problem_type` picks the outputs: softmax and argmax
 (single-label), sigmoid and a threshold (multi-label), or the raw score (regression).
 """
 
-import json
 import logging
 import os
 
 import numpy as np
 import torch
 
-from core import MULTI_LABEL, REGRESSION, atomic_write_text
+from core import MULTI_LABEL, REGRESSION, atomic_write_text, finite_json
 from processors.metrics import compute_metrics
 
 from . import distributed
@@ -82,8 +81,7 @@ def write_eval_results(output_dir: str, results: dict, global_step: int) -> dict
     out["loss"] = results["loss"]  # Google's Estimator reports the eval loss twice
     lines = "".join(f"{key} = {out[key]}\n" for key in sorted(out))
     atomic_write_text(os.path.join(output_dir, "eval_results.txt"), lines)
-    atomic_write_text(os.path.join(output_dir, "eval_results.json"),
-                      json.dumps(out, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(os.path.join(output_dir, "eval_results.json"), finite_json(out, True))
     logger.info("***** Eval results *****\n%s", lines.rstrip())
     return out
 

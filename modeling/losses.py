@@ -66,6 +66,10 @@ def parse_class_weights(spec: str, labels: Optional[Sequence[str]], problem_type
     if len(weights) != len(labels) or not all(math.isfinite(w) and w > 0 for w in weights):
         raise InputError(f"--class_weights={spec}: expected none, balanced, or {len(labels)} "
                          f"positive numbers, one per label in order: {', '.join(labels)}")
+    largest = torch.finfo(torch.float32).max  # the loss multiplies float32 weights
+    if max(weights) > largest:
+        raise InputError(f"--class_weights={spec}: {max(weights):g} is infinite in float32 "
+                         f"(at most {largest:.4g})")
     return weights
 
 

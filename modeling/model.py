@@ -186,5 +186,15 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
         if keys:
             raise InputError(f"{source.weights_file}: {len(keys)} {what} encoder weights "
                              f"for {source.config_file}, e.g. {keys[0]}")
+    _check_finite(source.weights_file, weights)
     model.load_state_dict({k: v for k, v in weights.items() if k in expected}, strict=False)
     return model
+
+
+def _check_finite(path: str, weights: dict[str, torch.Tensor]) -> None:
+    """NaN or Inf in a pretrained weight makes every loss NaN: refused before training."""
+    import torch
+    for key, value in weights.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            bad = int((~torch.isfinite(value)).sum())
+            raise InputError(f"{path}: {key} holds {bad} NaN or Inf values (of {value.numel()})")

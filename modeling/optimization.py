@@ -31,7 +31,11 @@ class BertAdamW(torch.optim.AdamW):
     @torch.no_grad()
     def clip_and_step(self, max_norm: float) -> torch.Tensor:
         """Clips the gradients to a global L2 norm of `max_norm` (as torch's
-        clip_grad_norm_), then steps; returns the norm before clipping."""
+        clip_grad_norm_), then steps; returns the norm before clipping.
+
+        A non-finite norm skips the update (weights and moments unchanged, as a grad
+        scaler skips an overflowed step), decided on the device: no host sync.
+        """
         params = [p for group in self.param_groups for p in group["params"]
                   if p.grad is not None]
         for p in params:
@@ -46,12 +50,14 @@ class BertAdamW(torch.optim.AdamW):
         divisor = torch.clamp((total + 1e-6) / max_norm, min=1.0)
         if self.defaults["fused"]:
             self.grad_scale = divisor.to(torch.float32)
+            self.found_inf = (~torch.isfinite(total)).to(torch.float32)
         else:
             torch._foreach_div_([p.grad for p in params], divisor)
         try:
             self.step()
         finally:
             self.__dict__.pop("grad_scale", None)
+            self.__dict__.pop("found_inf", None)
         return total
 
     @torch.no_grad()
@@ -87,16 +93,18 @@ class BertAdamW(torch.optim.AdamW):
                               device=values.device)
         compact[torch.searchsorted(seen, rows)] = values
         lr, weight_decay = group["lr"], group["weight_decay"]
+        skip = getattr(self, "found_inf", None)  # 1.0: a non-finite step, left undone
         if weight_decay:
-            param.mul_(1 - lr * weight_decay)
+            factor = 1 - lr * weight_decay
+            param.mul_(factor if skip is None else torch.where(skip > 0, 1.0, factor))
         moments = (state["exp_avg"], state["exp_avg_sq"])
         params_, m, v = (t.index_select(0, seen) for t in (param,) + moments)
-        state["step"] += 1
+        state["step"] += 1 if skip is None else 1 - skip
         beta1, beta2 = group["betas"]
         torch._fused_adamw_([params_], [compact], [m], [v], [], [state["step"]],
                             lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
                             eps=group["eps"], amsgrad=False, maximize=False,
-                            grad_scale=getattr(self, "grad_scale", None), found_inf=None)
+                            grad_scale=getattr(self, "grad_scale", None), found_inf=skip)
         for target, rows_ in zip((param,) + moments, (params_, m, v)):
             target.index_copy_(0, seen, rows_)
 

@@ -1,7 +1,7 @@
 """What one invocation carries around, and the small records it writes."""
 
 import glob
-import json
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 import transformers
 
-from core import MULTI_LABEL, REGRESSION, atomic_write_text
+from core import MULTI_LABEL, REGRESSION, atomic_write_text, finite_json, sha256_file
 from processors.base import DataProcessor
 
 from . import distributed
@@ -41,15 +41,24 @@ class Run:
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
                   do_lower_case: bool, train_examples_sha256: str, training: dict) -> dict:
-    """What a checkpoint must share with the run that resumes it: the task, the model, the
-    features, the training examples (their digest, as the processor produced them), and
+    """What a checkpoint must share with the run that resumes it: the task, the model's
+    bytes, the features, the training examples (their digest, as the processor produced them), and
     `training` (the flags that fix the batch order, the learning rate at each step and
     the loss)."""
     labels = processor.get_labels()
     return {"task_name": processor.task_name, "label_list": labels and list(labels),
-            "model": os.path.abspath(source.weights_file), "max_seq_length": max_seq_length,
+            "model_sha256": model_digest(source), "max_seq_length": max_seq_length,
             "do_lower_case": do_lower_case, "processor_settings": processor.settings(),
             "train_examples_sha256": train_examples_sha256, **training}
+
+
+def model_digest(source: ModelSource) -> str:
+    """sha256 over the model's config, vocab and weights files: a model replaced in place
+    (same path, another size) is another model. A TF checkpoint is its prefix's files."""
+    weights = [source.weights_file] if os.path.isfile(source.weights_file) else sorted(
+        glob.glob(glob.escape(source.weights_file) + ".*"))
+    digests = [sha256_file(path) for path in [source.config_file, source.vocab_file, *weights]]
+    return hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 
 def clear_run_outputs(output_dir: str) -> None:
@@ -72,8 +81,8 @@ def write_run_config(run: Run, flag_values: dict) -> None:
                 "precision": run.precision, "labels": run.processor.get_labels(),
                 "problem_type": run.processor.problem_type, "metric": run.processor.metric,
                 "cache_dir": run.cache_dir, **versions}
-    text = json.dumps({"flags": flag_values, "resolved": resolved}, indent=2, sort_keys=True)
-    atomic_write_text(os.path.join(run.output_dir, "run_config.json"), text + "\n")
+    atomic_write_text(os.path.join(run.output_dir, "run_config.json"),
+                      finite_json({"flags": flag_values, "resolved": resolved}, True))
 
 
 def describe_run(run: Run, requested_precision: str, num_examples: dict) -> list[str]:

@@ -6,12 +6,11 @@ metric so far is saved to `best_model/`. The history passed in holds the
 epochs before a resume too, so a resumed run compares against all of them.
 """
 
-import json
 import logging
 import os
 from typing import Optional
 
-from core import atomic_write_text
+from core import atomic_write_text, finite_json
 
 from . import distributed, plot
 from .evaluation import evaluate
@@ -45,8 +44,7 @@ class EpochEnd:
                            os.path.join(run.output_dir, BEST_MODEL), row["step"])
         stats = history + [row]
         if self.writes:
-            atomic_write_text(os.path.join(run.output_dir, plot.STATS_FILE),
-                              json.dumps(stats, indent=2) + "\n")
+            atomic_write_text(os.path.join(run.output_dir, plot.STATS_FILE), finite_json(stats))
         if self.tensorboard:
             self.tensorboard.log_epoch(row)
         logger.info("Per-epoch results:\n%s", format_table(stats))

@@ -15,8 +15,11 @@ from typing import Callable, Optional
 import torch
 from tqdm import tqdm
 
+from core import TrainingDiverged
+
 from . import distributed
-from .checkpoint import load_latest_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (list_checkpoints, load_latest_checkpoint, rng_state, save_checkpoint,
+                         set_rng_state)
 from .data import iterate, train_batches
 from .device import autocast, keep_freed_memory
 from .forward import classifier_logits
@@ -61,7 +64,8 @@ def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tupl
 
 def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, scheduler, scaler,
                 scale: float = 1.0):
-    """One optimizer step over `batch`, split into gradient-accumulation chunks.
+    """One optimizer step over `batch`, split into gradient-accumulation chunks; returns
+    (loss, gradient norm before clipping, or None with fp16's grad scaler), on the device.
 
     `model(**inputs)` returns logits (see `distributed.wrap`); `scale` weights this
     rank's share of a global batch (1 for a single process).
@@ -79,16 +83,17 @@ def _train_step(model, batch: dict, args: TrainArgs, device, optimizer, schedule
                 labels.shape[0] / size * scale)
             (scaler.scale(loss) if scaler else loss).backward()
         total += loss.detach()
+    norm = None  # fp16: the grad scaler skips a step with non-finite gradients itself
     if scaler:
         scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(model.parameters(), args.max_grad_norm)
         scaler.step(optimizer)
         scaler.update()
     else:
-        optimizer.clip_and_step(args.max_grad_norm)
+        norm = optimizer.clip_and_step(args.max_grad_norm)  # skips a non-finite step
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return total
+    return total, norm
 
 
 class _Loop:
@@ -105,6 +110,8 @@ class _Loop:
         self.scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
         self.step, self.loss_sum, self.loss_count, self.stats = 0, 0.0, 0, []
         self.pending, self.pending_count = torch.zeros((), device=device), 0
+        # The first step whose loss, and whose gradient norm, was not finite (0: none yet).
+        self.first_bad = torch.zeros(2, dtype=torch.long, device=device)
         state = load_latest_checkpoint(args.output_dir, model, signature)
         if state:
             if state["optimizer"] is not None:  # None: the run had finished
@@ -118,9 +125,14 @@ class _Loop:
         self.forward = distributed.wrap(model, classifier_logits)
 
     def flush(self) -> float:
-        """Adds the pending device-side losses to the epoch's (one host sync)."""
+        """Adds the pending device-side losses to the epoch's (one host sync); raises
+        TrainingDiverged if a loss or gradient norm since the last flush was not finite."""
         if self.pending_count:
-            self.loss_sum += distributed.all_mean(self.pending).item()
+            loss = distributed.all_mean(self.pending).item()
+            first_bad = self.first_bad.tolist()
+            if not math.isfinite(loss) or any(first_bad):
+                raise TrainingDiverged(self._diverged(*first_bad))
+            self.loss_sum += loss
             self.loss_count += self.pending_count
             self.pending.zero_()
             self.pending_count = 0
@@ -148,10 +160,25 @@ class _Loop:
         return batches[self.step - epoch * self.steps_per_epoch:][:self.num_steps - self.step]
 
     def train_on(self, batch: dict, scale: float = 1.0) -> None:
-        self.pending += _train_step(self.forward, batch, self.args, self.device, self.optimizer,
-                                    self.scheduler, self.scaler, scale)
+        loss, norm = _train_step(self.forward, batch, self.args, self.device, self.optimizer,
+                                 self.scheduler, self.scaler, scale)
+        self.pending += loss
         self.pending_count += 1
         self.step += 1
+        values = torch.stack([loss, torch.zeros_like(loss) if norm is None else norm.to(loss)])
+        self.first_bad = torch.where((self.first_bad == 0) & ~torch.isfinite(values),
+                                     self.step, self.first_bad)  # on the device: no sync
+
+    def _diverged(self, loss_step: int, norm_step: int) -> str:
+        """The one-line report of a non-finite loss or gradient norm."""
+        step = min(s for s in (loss_step, norm_step, self.step) if s)
+        what = "gradient norm" if norm_step == step != loss_step else "loss"
+        cause = (f"lower --learning_rate={self.args.learning_rate}" if step > 1 else
+                 "the first batch's loss overflows: check --class_weights and the model")
+        kept = list_checkpoints(self.args.output_dir)
+        return (f"training diverged: the {what} was not finite at step {step}; {cause}. "
+                + (f"Kept the last good checkpoint, {kept[-1]}; no model was saved" if kept else
+                   "No checkpoint or model was saved"))
 
 
 def _run(loop: _Loop, bar, end_of_epoch, on_log) -> None:

@@ -88,13 +88,15 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
               ) -> Iterator[tuple[int, list[str]]]:
     """Yields (line number, fields) for each row of a TSV/CSV file, streaming.
 
-    Handles a UTF-8 BOM, CRLF line endings and a missing final newline.
-    `quotechar=None` reads quotes as plain characters, as GLUE's TSV files need.
+    Handles a UTF-8 BOM, CRLF line endings and a missing final newline. Rows end at LF
+    only: a lone CR stays in its field, and every `file:line` is the line `grep -n`
+    shows. `quotechar=None` reads quotes as plain characters, as GLUE's TSV files need.
     Blank lines are errors, since a blank row is never a valid example.
     """
     quoting = csv.QUOTE_NONE if quotechar is None else csv.QUOTE_MINIMAL
-    reader = csv.reader(read_lines(path), delimiter=delimiter, quotechar=quotechar,
-                        quoting=quoting, strict=True)
+    lines = _LoneCrHidden(path, read_lines(path))
+    reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, quoting=quoting,
+                        strict=True)
     start = 1
     try:
         for row in reader:
@@ -102,7 +104,7 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
                 if start == 1 and not _has_text(path):
                     raise InputError(f"{path}: file is empty")
                 raise InputError(f"{path}:{start}: blank line")
-            yield start, row
+            yield start, [f.replace("\0", "\r") for f in row] if lines.hidden else row
             start = reader.line_num + 1
     except csv.Error as e:  # reported at the line where the bad row starts
         message = str(e)
@@ -112,6 +114,28 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
         elif "unexpected end of data" in message:
             message = f"the file ends inside a quoted field (an unclosed {quotechar})"
         raise InputError(f"{path}:{start}: {message}") from None
+
+
+class _LoneCrHidden:
+    """Lines with each CR that ends no line made NUL, which no valid text holds (the csv
+    reader would end a row at a lone CR); `read_rows` turns NUL back into CR."""
+
+    def __init__(self, path: str, lines: Iterator[str]):
+        self.path, self.lines, self.hidden, self.first = path, lines, False, True
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        line, first, self.first = next(self.lines), self.first, False
+        if "\r" not in line.replace("\r\n", ""):
+            return line
+        if first and not line.endswith("\n"):  # the whole file is one line
+            raise InputError(f"{self.path}:1: lines end in a lone CR (classic Mac line "
+                             "endings); convert them to LF")
+        self.hidden = True
+        end = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
+        return line[:len(line) - end].replace("\r", "\0") + line[len(line) - end:]
 
 
 def _has_text(path: str) -> bool:
@@ -138,6 +162,7 @@ class DataProcessor(abc.ABC):
     metric: ClassVar[str] = "accuracy"
     problem_type: ClassVar[str] = SINGLE_LABEL
     label_separator: ClassVar[str] = "|"  # joins a multi-label row's names
+    label_range: ClassVar[Optional[tuple[float, float]]] = None  # regression: the scores' scale
     task_name: str = ""  # the registered name; get_processor sets it on each instance
 
     def get_train_examples(self, data_dir: str) -> list[InputExample]:

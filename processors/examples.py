@@ -44,10 +44,16 @@ def _check_label(processor: DataProcessor, label, known: Optional[frozenset]):
             number = math.nan
         if not math.isfinite(number):
             raise InputError(f"label {label!r} is not a finite number")
+        low, high = processor.label_range or (-math.inf, math.inf)
+        if not low <= number <= high:
+            raise InputError(f"score {label!r} is outside the task's range {low:g} to {high:g}")
         return label
     names = (label,)
     if processor.problem_type == MULTI_LABEL:
         names = label if isinstance(label, tuple) else processor.split_labels(label)
+        if "" in names:
+            raise InputError(f"empty label name in {label!r} (labels are "
+                             f"{processor.label_separator!r}-separated)")
     for i, name in enumerate(names):
         if name not in known:
             raise InputError(f"unknown label {name!r}; expected one of "

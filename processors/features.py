@@ -12,6 +12,8 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
+from core import InputError
+
 logger = logging.getLogger(__name__)
 
 Label = Union[int, float, list[float], None]  # class id, score, multi-hot
@@ -113,6 +115,7 @@ def feature_arrays(examples, label_list: Optional[Sequence[str]], max_seq_length
         np.zeros(len(examples), np.int64)
     if ids_b:
         flat_b, start_b[pairs], len_b[pairs] = _flat(ids_b)
+    check_tokens(examples, len_a, np.where(pairs, len_b, 1))
     keep_a, keep_b = truncated_lengths(len_a, len_b, max_seq_length - 3)
     keep_a = np.where(pairs, keep_a, np.minimum(len_a, max_seq_length - 2))
     lengths = keep_a + 2 + np.where(pairs, keep_b + 1, 0)
@@ -132,6 +135,19 @@ def feature_arrays(examples, label_list: Optional[Sequence[str]], max_seq_length
     if labels is not None:
         arrays["label_ids"] = labels
     return arrays
+
+
+def check_tokens(examples, len_a: np.ndarray, len_b: np.ndarray) -> None:
+    """A text that tokenizes to nothing would train as a bare `[CLS] [SEP]`: an error naming
+    the example (its guid: split-index for a task's rows). `len_b` is 1 where there is no b."""
+    empty = np.flatnonzero((len_a == 0) | (len_b == 0))
+    if len(empty):
+        example = examples[int(empty[0])]
+        name, text = (("text_a", example.text_a) if len_a[empty[0]] == 0
+                      else ("text_b", example.text_b))
+        raise InputError(f"example {example.guid}: {name} {text[:40]!r} has no tokens (only "
+                         "characters the tokenizer drops: zero-width, control or combining "
+                         "marks)")
 
 
 def log_examples(examples, arrays: dict, tokenizer, count: int = 5) -> None:

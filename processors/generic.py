@@ -14,6 +14,7 @@ from .registry import register_processor
 from .table import TableProcessor
 
 FORMATS = {"csv": (",", '"'), "tsv": ("\t", None), "jsonl": (None, None)}
+HEADER_NAMES = {"text", "text_a", "text_b", "label", "labels"}  # the columns' default names
 
 
 @register_processor("generic")
@@ -80,9 +81,13 @@ class GenericProcessor(TableProcessor):
         if not os.path.isfile(path):
             raise InputError(f"--labels: not given, and there is no {path} to read them from")
         names = set()
-        for _, (_, _, label) in self.read_split(path, "train"):
+        for line, (_, _, label) in self.read_split(path, "train"):
             if self.problem_type == MULTI_LABEL:
-                names.update(label if isinstance(label, tuple) else self.split_labels(label))
+                row = label if isinstance(label, tuple) else self.split_labels(label)
+                if "" in row:
+                    raise InputError(f"{path}:{line}: empty label name in {label!r} (labels "
+                                     f"are {self.label_separator!r}-separated)")
+                names.update(row)
             elif label:
                 names.add(label)
         return self._checked(sorted(names), f"{path}: labels")
@@ -99,11 +104,25 @@ class GenericProcessor(TableProcessor):
                     raise InputError(f"{path}:1: no column {column!r} (--{flag}) in the "
                                      f"header {', '.join(header)}")
         for line, row in rows:
+            if line == 1 and not self.has_header:
+                self._check_not_header(path, row, split)
             width = width or len(row)  # without a header, the first row sets the width
             if len(row) != width:
                 raise InputError(f"{path}:{line}: expected {width} columns, found {len(row)}")
             lookup = (lambda c: row[index[c]]) if self.has_header else (lambda c: row[int(c)])
             yield line, self._pick(f"{path}:{line}", split, lookup)
+
+    def _check_not_header(self, path: str, row: list[str], split: str) -> None:
+        """With --nohas_header, a first row that names the columns is a header after all
+        (read as data, its `label` would become a class)."""
+        fields = [field.strip().lower() for field in row]
+        index = int(self.columns["label_column"])
+        label = fields[index] if split != "test" and index < len(fields) else None
+        if ((label in ("label", "labels") or set(fields) <= HEADER_NAMES)
+                and not (self.labels and label in self.labels)):
+            raise InputError(f"{path}:1: looks like a header ({', '.join(row)[:80]}), but "
+                             "--nohas_header says there is none; pass --has_header and name "
+                             "the columns")
 
     def _read_jsonl(self, path: str, split: str) -> Iterator[tuple[int, list]]:
         for line, text in enumerate(read_lines(path), 1):
@@ -134,6 +153,10 @@ class GenericProcessor(TableProcessor):
 
     def _value(self, where: str, flag: str, value):
         """A field as text; JSON labels may also be integers, or lists for multi-label."""
+        for text in value if isinstance(value, list) else (value,):
+            if isinstance(text, str) and not _is_unicode(text):
+                raise InputError(f"{where}: --{flag} field is not valid Unicode (a lone "
+                                 "surrogate, such as \\ud800 without its pair)")
         if flag == "label_column":
             if isinstance(value, int) and not isinstance(value, bool):
                 return str(value)
@@ -145,6 +168,15 @@ class GenericProcessor(TableProcessor):
         elif isinstance(value, str):
             return value
         raise InputError(f"{where}: --{flag} field is {json.dumps(value)[:40]}, not text")
+
+
+def _is_unicode(text: str) -> bool:
+    """False for a str that JSON's \\ud800 escapes made, which no UTF-8 encodes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @register_processor("multilabel_csv")

@@ -80,6 +80,7 @@ class StsbProcessor(TableProcessor):
                        "sentence1", "sentence2", label="score")
     problem_type = REGRESSION
     metric = "corr"
+    label_range = (0.0, 5.0)
 
     def get_labels(self):
         return None

@@ -1,10 +1,14 @@
-"""Task metrics, computed by scikit-learn and scipy. A processor names one in `metric`."""
+"""Task metrics, computed by scikit-learn and scipy. A processor names one in `metric`.
+
+scikit-learn and scipy load on the first computation (seconds), not with the table of
+metric names that the flag checks read.
+"""
 
 import math
 
 import numpy as np
-from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
+
+from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 # metric name -> every key it reports; the first is the metric itself (higher is better).
 METRICS = {
@@ -15,6 +19,9 @@ METRICS = {
     "corr": ("corr", "pearson", "spearmanr"),  # regression: the mean of the two
     "micro_f1": ("micro_f1", "macro_f1", "exact_match"),  # multi-label
 }
+# metric name -> the problem type it scores; f1 and acc_and_f1 need exactly two labels.
+PROBLEM_TYPES = {"accuracy": SINGLE_LABEL, "mcc": SINGLE_LABEL, "f1": SINGLE_LABEL,
+                 "acc_and_f1": SINGLE_LABEL, "corr": REGRESSION, "micro_f1": MULTI_LABEL}
 
 
 def _correlation(function, preds: np.ndarray, labels: np.ndarray) -> float:
@@ -29,6 +36,8 @@ def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[
 
     `preds` are class ids, or scores (corr), or 0/1 matrices (micro_f1), as `labels`.
     """
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if metric == "corr":

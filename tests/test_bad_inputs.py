@@ -9,12 +9,15 @@ second), and each case is then checked by its own test.
 import errno
 import hashlib
 import json
+import logging
 import os
+import re
 import resource
 import shutil
 import signal
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional
@@ -22,6 +25,7 @@ from typing import Callable, Optional
 import pytest
 
 from conftest import VOCAB, write_similarity_data
+from core import TrainingDiverged
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
@@ -35,6 +39,13 @@ VALID = {
              "dev.tsv": MRPC_HEAD + "0\t3\t4\tA cat.\tThe car.\n",
              "test.tsv": MRPC_TEST_HEAD + "0\t5\t6\tA man reads.\tA man writes.\n"},
 }
+STSB_HEAD = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\t"
+STSB_ROW = "0\tmain\tf\t2012\t1\ts\ts\tA dog runs.\tThe dog runs.\t{}\n"
+VALID.update({
+    "generic": {"train.csv": "text,label\nthe dog runs,pos\na cat sleeps,neg\n"},
+    "multilabel_csv": {"train.csv": "text,labels\nthe dog runs,sports|travel\na cat,\n"},
+    "sts-b": {"train.tsv": STSB_HEAD + "score\n" + STSB_ROW.format("4.5")},
+})
 MODES = {"train": "--do_train", "dev": "--do_eval", "test": "--do_predict"}
 HUGE = "x" * 1_000_000
 LIMIT = "a field longer than 131072 characters"
@@ -58,6 +69,8 @@ class Case:
     quiet: bool = True  # stderr holds nothing but the error line
     read_only_out: bool = False
     limit_writes: bool = False
+    program: str = "run_classifier.py"
+    interrupt_at: Optional[float] = None  # seconds after the start: Ctrl-C (SIGINT)
 
 
 def row_cases(task, ext, header_case, rows):
@@ -166,7 +179,54 @@ def write_at(relative, text):
 
 
 def finished_model(case_dir, bert):
-    shutil.copytree(bert, os.path.join(case_dir, "out"))
+    """An output_dir as a finished run leaves it: the model, best_model/, the stats."""
+    out = shutil.copytree(bert, os.path.join(case_dir, "out"))
+    shutil.copytree(bert, os.path.join(out, "best_model"))
+    with open(os.path.join(out, "training_stats.json"), "w") as f:
+        f.write('[{"epoch": 1, "step": 1, "train_loss": 0.7}]\n')
+
+
+def nan_weight(path):
+    """One NaN in the word embeddings of a safetensors file."""
+    from safetensors.torch import load_file, save_file
+    weights = load_file(path)
+    weights["embeddings.word_embeddings.weight"][3, 5] = float("nan")
+    save_file(weights, path, metadata={"format": "pt"})
+
+
+def set_config(**values):
+    def edit(path):
+        with open(path) as f:
+            config = json.load(f)
+        with open(path, "w") as f:
+            json.dump({**config, **values}, f)
+    return edit
+
+
+def replaced_model(case_dir, bert):
+    """An unfinished run's checkpoint whose --init_checkpoint directory was then overwritten
+    in place by a model of another size."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from modeling.checkpoint import save_checkpoint
+    from modeling.model import resolve_source
+    from modeling.runs import run_signature
+    from processors import get_processor
+    model_dir = copy_bert(case_dir, bert)
+    signature = run_signature(get_processor(SIM), resolve_source(model_dir, None, None), 128,
+                              True, os.path.join(case_dir, "data", "train.csv"), {})
+    save_checkpoint(os.path.join(case_dir, "out"), torch.nn.Linear(2, 2),
+                    {"global_step": 1, "signature": signature}, keep_max=1)
+    config = BertConfig(vocab_size=len(VOCAB), hidden_size=16, num_hidden_layers=1,
+                        num_attention_heads=2, intermediate_size=32, max_position_embeddings=128)
+    BertModel(config).save_pretrained(model_dir)
+
+
+def processor_module(body):
+    """A module registering task `mine`: CoLA's files, with `body` in its class."""
+    return write_at("mine.py", "from processors import ColaProcessor, register_processor\n\n\n"
+                    "@register_processor('mine')\nclass Mine(ColaProcessor):\n" + body)
 
 
 def truncated_checkpoint(case_dir, bert):
@@ -288,7 +348,101 @@ FLAG_CASES = [
          quiet=False),
 ]
 
-ALL = CASES + FLAG_CASES
+MINE = ("--do_train", "--processor_module={case}/mine.py", "--task_name=mine")
+IN_TXT = write_at("in.txt", "the dog runs\n")
+INTERRUPTED = ("interrupted; run the same command again to go on (training resumes from its "
+               "last checkpoint)")
+NO_TOKENS = ("has no tokens (only characters the tokenizer drops: zero-width, control or "
+             "combining marks)")
+# Issue 15: what the first table missed (data loss, NaN models, library tracebacks, ...).
+ROUND_2 = [
+    Case("overwrite-the-init-checkpoint", "--output_dir={case}/bert: holds --init_checkpoint="
+         "{case}/bert, which --overwrite_output_dir would delete; choose another --output_dir",
+         ("--do_train", "--overwrite_output_dir", "--init_checkpoint={case}/bert",
+          "--output_dir={case}/bert"), prepare=copy_bert),
+    Case("overwrite-the-best-model-read", "--output_dir={out}: holds --init_checkpoint="
+         "{out}/best_model, which --overwrite_output_dir would delete",
+         ("--do_train", "--overwrite_output_dir", "--init_checkpoint={out}/best_model"),
+         prepare=finished_model),
+    Case("overwrite-the-data", "--output_dir={data}: holds --data_dir={data}, which "
+         "--overwrite_output_dir would delete", ("--do_train", "--overwrite_output_dir",
+                                                 "--output_dir={data}")),
+    Case("train-into-a-model-dir", "--output_dir={case}/bert: holds a model that no run trained "
+         "there (config.json and weights, no training_stats.json); to fine-tune it, pass it as "
+         "--init_checkpoint and choose another --output_dir",
+         ("--do_train", "--init_checkpoint={case}/bert", "--output_dir={case}/bert"),
+         prepare=copy_bert),
+    Case("class-weights-overflow", "--class_weights=1e39,1: 1e+39 is infinite in float32 (at "
+         "most 3.403e+38)", ("--do_train", "--class_weights=1e39,1")),
+    Case("learning-rate-inf", "--learning_rate=inf: must be a finite number",
+         ("--do_train", "--learning_rate=inf")),
+    Case("weight-decay-inf", "--weight_decay=inf: must be a finite number",
+         ("--do_train", "--weight_decay=inf")),
+    Case("nan-in-the-weights", "{case}/bert/model.safetensors: "
+         "bert.embeddings.word_embeddings.weight holds 1 NaN or Inf values",
+         ("--do_train", "--init_checkpoint={case}/bert"),
+         prepare=edit_file("model.safetensors", nan_weight), quiet=False),
+    Case("seed-negative", "--seed=-1: must be in [0, 4294967295]", ("--do_train", "--seed=-1")),
+    Case("seed-beyond-64-bits", f"--seed={2**64}: must be in [0, 4294967295]",
+         ("--do_train", f"--seed={2**64}")),
+    Case("epochs-inf", "--num_train_epochs=inf: must be a finite number",
+         ("--do_train", "--num_train_epochs=inf")),
+    Case("epochs-too-many-steps", "--num_train_epochs=1e+30: 1e+30 optimizer steps (2 examples, "
+         "--train_batch_size=32); at most 9223372036854775807 fit",
+         ("--do_train", "--num_train_epochs=1e30")),
+    Case("heads-do-not-divide-hidden", "{case}/bert/config.json: num_attention_heads (3) does "
+         "not divide hidden_size (32)", ("--do_train", "--init_checkpoint={case}/bert"),
+         prepare=edit_file("config.json", set_config(num_attention_heads=3))),
+    Case("processor-unknown-metric", "--task_name=mine: unknown metric 'bleu'; expected one of "
+         "accuracy, mcc, f1, acc_and_f1, corr, micro_f1", MINE,
+         prepare=processor_module("    metric = 'bleu'\n")),
+    Case("processor-metric-for-another-problem", "--task_name=mine: metric 'corr' scores "
+         "regression, not single_label_classification", MINE,
+         prepare=processor_module("    metric = 'corr'\n")),
+    Case("processor-without-labels", "--task_name=mine: get_labels() returned []; expected at "
+         "least 2 distinct, non-empty label names", MINE,
+         prepare=processor_module("    def get_labels(self):\n        return []\n")),
+    Case("checkpoint-model-replaced-in-place", "{out}/checkpoint-1: checkpoint is from a "
+         "different run (model_sha256: '", ("--do_train", "--init_checkpoint={case}/bert"),
+         task=SIM, prepare=replaced_model, quiet=False),
+    Case("text-of-zero-width-characters", f"example train-2: text_a {chr(0x200b) * 2!r} "
+         + NO_TOKENS, files={"train.tsv": COLA_OK + "gj04\t1\t\t\u200b\u200b\n"}, quiet=False),
+    Case("jsonl-lone-surrogate", "{data}/train.jsonl:2: --text_a_column field is not valid "
+         "Unicode (a lone surrogate, such as \\ud800 without its pair)",
+         ("--do_train", "--data_format=jsonl"), task="generic",
+         files={"train.jsonl": '{"text": "a dog", "label": "a"}\n'
+                               '{"text": "\\ud800", "label": "b"}\n'}),
+    Case("nohas-header-on-a-header", "{data}/train.csv:1: looks like a header (text, label), but "
+         "--nohas_header says there is none; pass --has_header and name the columns",
+         ("--do_train", "--nohas_header", "--text_a_column=0", "--label_column=1"),
+         task="generic"),
+    Case("lone-cr-inside-a-text", "{data}/train.tsv:2: unknown label 'yes'; expected one of 0, 1",
+         files={"train.tsv": "gj04\t1\t\tA\rdog.\ngj04\tyes\t\tA cat.\n"}),  # grep -n: 2
+    Case("lone-cr-line-endings", "{data}/train.tsv:1: lines end in a lone CR (classic Mac line "
+         "endings); convert them to LF", files={"train.tsv": COLA_OK.replace("\n", "\r")}),
+    Case("extract-output-file-is-the-vectors", "--output_vectors={case}/v.npy: the same file as "
+         "--output_file={case}/v.npy; choose another path",
+         ("--input_file={case}/in.txt", "--output_file={case}/v.npy",
+          "--output_vectors={case}/v.npy"), prepare=IN_TXT, program="extract_features.py"),
+    Case("extract-output-file-is-the-input", "--output_file={case}/in.txt: the same file as "
+         "--input_file={case}/in.txt; choose another path",
+         ("--input_file={case}/in.txt", "--output_file={case}/in.txt"), prepare=IN_TXT,
+         program="extract_features.py"),
+    Case("multilabel-empty-name-between-bars", "{data}/train.csv:4: empty label name in "
+         "'sports||travel' (labels are '|'-separated)", task="multilabel_csv",
+         files={"train.csv": VALID["multilabel_csv"]["train.csv"] + "a bird,sports||travel\n"}),
+    Case("multilabel-trailing-bar", "{data}/train.csv:2: empty label name in 'sports|' (labels "
+         "are '|'-separated)", task="multilabel_csv",
+         files={"train.csv": "text,labels\nthe dog runs,sports|\n"}),
+    Case("cache-dir-is-a-file", "--cache_dir={case}/file: not a directory",
+         ("--do_train", "--cache_dir={case}/file"), prepare=write_at("file", "x")),
+    Case("stsb-score-below-0", "{data}/train.tsv:3: score '-1' is outside the task's range 0 "
+         "to 5", task="sts-b", files={"train.tsv": VALID["sts-b"]["train.tsv"]
+                                      + STSB_ROW.format("-1")}),
+] + [Case(f"ctrl-c-after-{t}s", INTERRUPTED, ("--do_train", "--num_train_epochs=10000"), task=SIM,
+          code=130, quiet=False, interrupt_at=t) for t in (0.5, 2.5)]
+
+ALL = CASES + FLAG_CASES + ROUND_2
 
 
 def setup(case, case_dir, bert) -> dict:
@@ -325,21 +479,26 @@ def snapshot(folder) -> dict:
 
 def run_case(case, dirs):
     """Runs the command line for one case; returns (exit code, stderr, before, after)."""
-    args = ["--task_name=" + case.task, "--data_dir={data}", "--output_dir={out}",
-            "--init_checkpoint={bert}", "--precision=fp32", *case.args]
+    args = ["--init_checkpoint={bert}", "--precision=fp32", *case.args]
+    if case.program == "run_classifier.py":
+        args = ["--task_name=" + case.task, "--data_dir={data}", "--output_dir={out}", *args]
     before = snapshot(dirs["case"])
     undo = make_read_only(dirs["out"]) if case.read_only_out else []
     if undo is None:
         return None
     try:
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py")] +
-                              [a.format(**dirs) for a in args], capture_output=True, text=True,
-                              env=ENV, cwd=ROOT, timeout=300,
-                              preexec_fn=limit_file_size if case.limit_writes else None)
+        proc = subprocess.Popen([sys.executable, os.path.join(ROOT, case.program)] +
+                                [a.format(**dirs) for a in args], stderr=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT,
+                                preexec_fn=limit_file_size if case.limit_writes else None)
+        if case.interrupt_at is not None:
+            time.sleep(case.interrupt_at)
+            proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=300)
     finally:
         if undo:
             subprocess.run(undo, check=True)
-    return proc.returncode, proc.stderr, before, snapshot(dirs["case"])
+    return proc.returncode, stderr, before, snapshot(dirs["case"])
 
 
 @pytest.fixture(scope="module")
@@ -378,8 +537,11 @@ def test_bad_input(case, results):
     lines = stderr.splitlines()
     assert "Traceback" not in stderr, stderr[-3000:]
     assert code == case.code, stderr[-3000:]
+    program = os.path.splitext(case.program)[0]
     if case.code == 2:
-        assert lines[-1].startswith(f"run_classifier: error: {message}"), lines[-1]
+        assert lines[-1].startswith(f"{program}: error: {message}"), lines[-1]
+    elif case.code == 130:
+        assert lines[-1] == f"{program}: {message}", lines[-1]
     else:
         assert message in stderr
     if case.quiet:
@@ -409,15 +571,22 @@ def test_a_full_disk_mid_write_leaves_the_old_file_and_names_the_path(tmp_path, 
     assert os.listdir(tmp_path) == ["eval_results.txt"] and path.read_text() == "old\n"
 
 
+@pytest.fixture
+def logging_restored():
+    """_main's last line disables logging (nothing may print after it): undone after a test."""
+    yield
+    logging.disable(logging.NOTSET)
+
+
 @pytest.mark.parametrize("error, code, line", [
     (OSError(errno.ENOSPC, "No space left on device", "/out/x.tsv"), 2,
      "run_classifier: error: /out/x.tsv: No space left on device"),
-    (KeyboardInterrupt(), 130,
-     "run_classifier: interrupted; run the same command again to go on (training resumes "
-     "from its last checkpoint)"),
+    (KeyboardInterrupt(), 130, "run_classifier: " + INTERRUPTED),
+    (TrainingDiverged("training diverged: the loss was not finite at step 3"), 3,
+     "run_classifier: error: training diverged: the loss was not finite at step 3"),
 ])
 def test_main_turns_write_errors_and_ctrl_c_into_one_line(error, code, line, monkeypatch,
-                                                          capsys):
+                                                          capsys, logging_restored):
     import run_classifier
 
     def fail(argv):
@@ -427,3 +596,53 @@ def test_main_turns_write_errors_and_ctrl_c_into_one_line(error, code, line, mon
     with pytest.raises(SystemExit) as info:
         run_classifier._main(["run_classifier"])
     assert info.value.code == code and capsys.readouterr().err == line + "\n"
+
+
+def test_ctrl_c_that_a_library_turns_into_another_error_still_exits_130(
+        monkeypatch, capsys, logging_restored):
+    """transformers' lazy import reports a KeyboardInterrupt inside it as ModuleNotFoundError."""
+    import cli
+    import run_classifier
+
+    def main(argv):
+        try:
+            cli.interrupt_handler("run_classifier", run_classifier.INTERRUPTED)(signal.SIGINT,
+                                                                                None)
+        except KeyboardInterrupt:
+            raise ModuleNotFoundError("Could not import module 'BertForSequenceClassification'"
+                                      ) from None
+
+    monkeypatch.setattr(run_classifier, "main", main)
+    with pytest.raises(SystemExit) as info:
+        run_classifier._main(["run_classifier"])
+    assert info.value.code == 130 and capsys.readouterr().err == (
+        "run_classifier: " + INTERRUPTED + "\n")
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tiny_bert, tmp_path):
+    """--learning_rate=1e4 on the tiny model: exit 3 at the first non-finite loss, the last
+    good checkpoint kept, valid JSON stats, no final model (one step an epoch here)."""
+    from safetensors.torch import load_file
+    data, out = write_similarity_data(tmp_path / "data", n_train=32, n_dev=8), tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "run_classifier.py"), f"--task_name={SIM}",
+         f"--data_dir={data}", f"--output_dir={out}", f"--init_checkpoint={tiny_bert}",
+         "--precision=fp32", "--do_train", "--do_eval", "--learning_rate=1e4",
+         "--num_train_epochs=20", "--save_checkpoints_steps=1", "--keep_checkpoint_max=2"],
+        capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=300)
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    found = re.fullmatch(r"run_classifier: error: training diverged: the loss was not finite "
+                         r"at step (\d+); lower --learning_rate=10000\.0\. Kept the last good "
+                         r"checkpoint, (\S+); no model was saved", proc.stderr.splitlines()[-1])
+    step = int(found[1])
+    assert step > 2 and found[2] == str(out / f"checkpoint-{step - 1}")
+    assert not {"model.safetensors", "config.json"} & set(os.listdir(out))
+    assert not os.path.exists(out / f"checkpoint-{step}")
+
+    def no_nan(constant):
+        raise AssertionError(f"{constant} in training_stats.json")
+
+    stats = json.loads((out / "training_stats.json").read_text(), parse_constant=no_nan)
+    assert [row["step"] for row in stats] == list(range(1, step))
+    weights = load_file(out / f"checkpoint-{step - 1}" / "model.safetensors")
+    assert all(bool(w.isfinite().all()) for w in weights.values())

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import VOCAB, WORDS, glue_dir
 from modeling.tokenization import load_tokenizer
-from processors import InputExample, get_processor
+from processors import InputError, InputExample, get_processor
 from processors.base import SPLITS
 from processors.features import collate, convert_examples_to_features, truncated_lengths
 
@@ -137,9 +137,13 @@ any_text = st.one_of(vocab_text, st.text(max_size=120))
 @settings(max_examples=100, deadline=None)
 @given(text_a=any_text, text_b=st.none() | any_text, max_len=st.integers(3, 64))
 def test_layout_properties(tokenizer, text_a, text_b, max_len):
+    ids_a = tokenizer(text_a, add_special_tokens=False)["input_ids"]
+    if not ids_a or (text_b is not None and not tokenizer(text_b)["input_ids"][1:-1]):
+        with pytest.raises(InputError, match=r"^example train-0: text_[ab] .* has no tokens"):
+            convert(tokenizer, text_a, text_b, max_len=max_len)
+        return
     f = convert(tokenizer, text_a, text_b, max_len=max_len)
     ids = f.input_ids
-    ids_a = tokenizer(text_a, add_special_tokens=False)["input_ids"]
     assert len(ids) <= max_len
     assert ids[0] == CLS and ids.count(CLS) == 1
     assert ids[-1] == SEP and f.input_mask == [1] * len(ids)
@@ -156,7 +160,7 @@ def test_layout_properties(tokenizer, text_a, text_b, max_len):
     assert len(ids) == min(max_len, len(ids_a) + len(ids_b) + 3)
     assert f.segment_ids == [0] * (kept_a + 2) + [1] * (kept_b + 1)
     assert ids[1:seps[0]] == ids_a[:kept_a] and ids[seps[0] + 1:-1] == ids_b[:kept_b]
-    if ids_a and ids_b and max_len >= 5:
+    if max_len >= 5:
         assert kept_a >= 1 and kept_b >= 1
 
 
@@ -177,3 +181,12 @@ def test_fast_tokenizer_matches_reference_on_glue():
     mismatches = [(text, ids) for text, ids in zip(texts, fast)
                   if slow.encode(text, add_special_tokens=False) != ids]
     assert mismatches[:3] == []
+
+
+@pytest.mark.parametrize("text", ["\u200b\u200c\u2060", "\u0301\u0308", "\ufeff \u00ad"])
+def test_a_text_without_tokens_is_an_error_naming_the_example(tokenizer, text):
+    """Zero-width characters, lone combining marks (dropped with the accents when
+    lower-casing), soft hyphens: WordPiece keeps nothing, and [CLS] [SEP] is no example."""
+    examples = [InputExample("dev-0", "the dog runs", "a cat"), InputExample("dev-1", "a", text)]
+    with pytest.raises(InputError, match=r"^example dev-1: text_b .* has no tokens"):
+        convert_examples_to_features(examples, ["0", "1"], 32, tokenizer)

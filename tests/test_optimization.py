@@ -145,3 +145,30 @@ def test_training_with_sparse_embedding_gradients_equals_dense(tiny_bert, tmp_pa
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=name)
     initial = _tiny_model(tiny_bert).bert.embeddings.word_embeddings.weight.detach()
     assert not torch.equal(sparse.bert.embeddings.word_embeddings.weight[5:60], initial[5:60])
+
+
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_non_finite_gradient_norm_skips_the_step(sparse):
+    """The weights, moments and step count stay as they were; the next step goes on."""
+    ours = _params()
+    opt = BertAdamW(_groups(ours), lr=1e-2, fused=True)
+    for p, g in zip(ours, _grads(0)):
+        p.grad = g.clone() if sparse or not g.is_sparse else g.to_dense()
+    opt.clip_and_step(1.0)
+    saved, weights = copy.deepcopy(opt.state_dict()), [p.detach().clone() for p in ours]
+    emb, w, b = _grads(1)
+    w[2, 3] = float("nan")
+    for p, g in zip(ours, (emb if sparse else emb.to_dense(), w, b)):
+        p.grad = g
+    assert not torch.isfinite(opt.clip_and_step(1.0))
+    for p, q in zip(ours, weights):
+        assert torch.equal(p.detach(), q)
+    after = opt.state_dict()["state"]
+    for i, state in saved["state"].items():
+        for key in ("step", "exp_avg", "exp_avg_sq"):
+            assert torch.equal(after[i][key], state[key]), (i, key)
+    for p, g in zip(ours, _grads(2)):
+        p.grad = g.clone() if sparse or not g.is_sparse else g.to_dense()
+    opt.clip_and_step(1.0)
+    assert all(torch.isfinite(p).all() and not torch.equal(p.detach(), q)
+               for p, q in zip(ours, weights))

@@ -63,9 +63,11 @@ def test_csv_rows_round_trip_or_fail_with_file_and_line(rows):
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.text(st.one_of(ANY, TRICKY).filter(lambda c: c not in "\t\r\n"),
+@given(st.lists(st.lists(st.text(st.one_of(ANY, TRICKY).filter(lambda c: c not in "\t\n"),
                                  max_size=12), min_size=1, max_size=4), min_size=1, max_size=6))
 def test_tsv_rows_round_trip_or_fail_with_file_and_line(rows):
+    """Line numbers are `grep -n`'s (one row per LF) even with lone CRs in the texts: a CR
+    is text, but for one right before the LF, which makes a CRLF line ending."""
     assume(not rows[0][0].startswith("\ufeff"))
     with tempfile.TemporaryDirectory() as folder:
         path = write_file(folder, "f.tsv", tsv_text(rows))
@@ -75,7 +77,8 @@ def test_tsv_rows_round_trip_or_fail_with_file_and_line(rows):
             assert_names_the_file(e, path)
             assert not readable(rows)
             return
-        assert readable(rows) and got == list(enumerate(rows, start=1))
+        expected = [row[:-1] + [re.sub("\r$", "", row[-1])] for row in rows]
+        assert readable(rows) and got == list(enumerate(expected, start=1))
 
 
 LABELS = st.sampled_from(["0", "1", "0", "1", "2", "", "label", " 1"])

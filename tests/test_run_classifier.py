@@ -172,3 +172,28 @@ def test_output_dir_that_is_a_file(tiny_bert, similarity_dir, tmp_path):
     with pytest.raises(InputError, match="--output_dir=.*: not a directory"):
         run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=str(path),
                  do_train=True)
+
+
+def test_training_stops_at_the_first_non_finite_loss(tiny_bert, tmp_path, monkeypatch):
+    """The loss is checked only when pending losses are flushed (every few steps), yet the
+    report names the first bad step, and nothing trained after it is saved."""
+    from conftest import write_similarity_data
+    from core import TrainingDiverged
+    from safetensors.torch import load_file
+    data = write_similarity_data(tmp_path / "data", n_train=64)
+    out = tmp_path / "out"
+    real, calls = training.training_loss, []
+
+    def nan_at_step_7(*args):
+        calls.append(1)
+        return real(*args) * (float("nan") if len(calls) == 7 else 1.0)
+
+    monkeypatch.setattr(training, "training_loss", nan_at_step_7)
+    with pytest.raises(TrainingDiverged, match=r"^training diverged: the loss was not finite at "
+                       r"step 7; lower --learning_rate=0\.001\. Kept the last good checkpoint, "
+                       + str(out / "checkpoint-5") + "; no model was saved$"):
+        run_main(init_checkpoint=tiny_bert, data_dir=data, output_dir=str(out), do_train=True,
+                 do_eval=True)  # 8 steps an epoch: checked at 5 (a checkpoint) and at 8
+    assert sorted(os.listdir(out)) == ["cache", "checkpoint-5", "run_config.json"]
+    weights = load_file(out / "checkpoint-5" / "model.safetensors")
+    assert all(bool(w.isfinite().all()) for w in weights.values())

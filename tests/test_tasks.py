@@ -344,7 +344,7 @@ def test_multilabel_jsonl_lists(tmp_path):
 @pytest.mark.parametrize("row,message", [
     ("A.,x|z", "train.csv:3: unknown label 'z'; expected one of x, y"),
     ("A.,x|x", "train.csv:3: label 'x' given twice"),
-    ("A.,x||y", "train.csv:3: unknown label ''"),
+    ("A.,x||y", "train.csv:3: empty label name in 'x||y' (labels are '|'-separated)"),
 ])
 def test_multilabel_bad_labels(tmp_path, row, message):
     write(tmp_path, "train.csv", f"text,labels\nB.,x|y\n{row}\n")
