@@ -10,6 +10,7 @@ inside functions): a user error is reported in a fraction of a second, not after
 seconds of imports.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -17,8 +18,9 @@ import sys
 
 from absl import app, flags
 
-from core import InputError, atomic_write_text, remove_temp_files
+from core import InputError, atomic_write_text, folder_lock, remove_temp_files
 from modeling import PRECISIONS, plot
+import run_search
 from processors import describe_tasks, load_processor_module
 from run_checks import SPLIT_MODES, check, validate
 
@@ -85,20 +87,41 @@ flags.DEFINE_bool("has_header", None, "Whether CSV/TSV files start with a header
 flags.DEFINE_bool("tensorboard", False, "Write TensorBoard events to <output_dir>/tensorboard: "
                   "loss and learning rate every few steps, dev results every epoch.")
 
-def do_train(run) -> int:
-    """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model.
+# Tuning.
+flags.DEFINE_integer("early_stopping_patience", 0, "With --do_eval: stop training after this "
+                     "many epochs without a better dev score (0: never); the final outputs "
+                     "then come from the best epoch.")
+flags.DEFINE_float("early_stopping_threshold", 0.0, "The gain in dev score that counts as "
+                   "better for --early_stopping_patience.")
+flags.DEFINE_integer("search_trials", 0, "Hyperparameter search (needs optuna): run this many "
+                     "trials, each a run in <output_dir>/trial-<n>, and make the best one "
+                     "output_dir's model.")
+flags.DEFINE_string("search_space", None, "The flags --search_trials varies, comma-separated: "
+                    "name=low:high[:log][:int], name=a|b|c, or a bare name (its default range). "
+                    "Default: learning_rate,num_train_epochs,train_batch_size.")
+flags.DEFINE_string("search_storage", None, "Database URL of the search's study; workers that "
+                    "share it (and output_dir) split the trials. Default: "
+                    "sqlite:///<output_dir>/search.db.")
+
+
+def do_train(run, on_dev_score=None) -> int:
+    """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model (with early
+    stopping, the final model too). Returns the final model's step.
 
     Under torchrun every rank trains and evaluates; only rank 0 writes files.
+    `on_dev_score(epoch, score)` hears each epoch's dev score (a search prunes with it).
     """
     from modeling import distributed
+    from modeling.early_stopping import best_epoch, is_better, should_stop
     from modeling.evaluation import evaluate
-    from modeling.export import save_model
+    from modeling.export import load_weights, save_model
     from modeling.losses import resolve_class_weights
     from modeling.runs import format_table, run_signature
     from modeling.training import TrainArgs, train
 
     dev_set = run.datasets.get("dev")
     metric = run.processor.metric
+    key, best_dir = f"dev_{metric}", os.path.join(FLAGS.output_dir, "best_model")
     writes = distributed.is_main()
     tensorboard = (plot.TensorBoardLog(os.path.join(FLAGS.output_dir, "tensorboard"))
                    if FLAGS.tensorboard and writes else None)
@@ -107,11 +130,9 @@ def do_train(run) -> int:
         if dev_set is not None:
             results = evaluate(run.model, dev_set, metric, FLAGS.eval_batch_size, run.device,
                                run.precision, FLAGS.multi_label_threshold)
-            row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
-            best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
-            if results[metric] > best and writes:  # history: a resumed run remembers
-                save_model(run.model, run.tokenizer, run.source.vocab_file,
-                           os.path.join(FLAGS.output_dir, "best_model"))
+            row.update(dev_loss=results["loss"], **{key: results[metric]})
+            if is_better(results[metric], [r[key] for r in history]) and writes:  # (resumed too)
+                save_model(run.model, run.tokenizer, run.source.vocab_file, best_dir)
         stats = history + [row]
         if writes:
             atomic_write_text(os.path.join(FLAGS.output_dir, plot.STATS_FILE),
@@ -119,7 +140,13 @@ def do_train(run) -> int:
         if tensorboard:
             tensorboard.log_epoch(row)
         logging.info("Per-epoch results:\n%s", format_table(stats))
+        if on_dev_score and dev_set is not None:
+            on_dev_score(row["epoch"], row[key])
         return row
+
+    def stop(stats: list[dict]) -> bool:
+        return should_stop([r[key] for r in stats], FLAGS.early_stopping_patience,
+                           FLAGS.early_stopping_threshold)
 
     args = TrainArgs(FLAGS.output_dir, FLAGS.train_batch_size, FLAGS.gradient_accumulation_steps,
                      FLAGS.learning_rate, FLAGS.num_train_epochs, FLAGS.warmup_proportion,
@@ -134,12 +161,21 @@ def do_train(run) -> int:
                               run.processor.get_file_path(FLAGS.data_dir, "train"),
                               {name: FLAGS[name].value for name in TRAINING_FLAGS})
     stats = train(run.model, run.datasets["train"], args, run.device, signature, end_of_epoch,
-                  tensorboard.log_step if tensorboard else None)
+                  tensorboard.log_step if tensorboard else None,
+                  stop if FLAGS.early_stopping_patience else None)
     if tensorboard:
         tensorboard.close()
     if writes and plot.has_matplotlib():
         logging.info("Learning curves: %s", plot.write_learning_curves(FLAGS.output_dir))
-    return stats[-1]["step"]
+    if not FLAGS.early_stopping_patience:
+        return stats[-1]["step"]
+    best = stats[best_epoch([r[key] for r in stats])]
+    logging.info("%s after epoch %d; the final model is epoch %d's (%s %.4f)",
+                 "Stopped early" if stop(stats) else "Finished", stats[-1]["epoch"],
+                 best["epoch"], key, best[key])
+    distributed.barrier()  # rank 0 wrote best_model
+    load_weights(run.model, best_dir)
+    return best["step"]
 
 
 def do_eval(run, global_step: int) -> None:
@@ -174,8 +210,9 @@ def _make_output_dir(out: str) -> None:
         raise InputError(f"--output_dir={out}: cannot create: {e.strerror}") from None
 
 
-def start_run(processor, source, trained: bool):
-    """The device (and --precision check), tokenizer and model; then the output_dir."""
+def start_run(processor, source, trained: bool, stack: contextlib.ExitStack):
+    """The device (and --precision check), tokenizer and model; then the output_dir, locked
+    (into `stack`) before anything is written there."""
     import torch
     import transformers
 
@@ -195,6 +232,7 @@ def start_run(processor, source, trained: bool):
     model = build_model(source, config, keep_head=trained).to(device)
     _make_output_dir(FLAGS.output_dir)
     if distributed.is_main():  # the barrier of local_main_first() waits for this
+        stack.enter_context(folder_lock(FLAGS.output_dir, f"--output_dir={FLAGS.output_dir}"))
         if FLAGS.do_train and FLAGS.overwrite_output_dir:
             clear_run_outputs(FLAGS.output_dir)
         for folder in (FLAGS.output_dir, os.path.join(FLAGS.output_dir, "best_model")):
@@ -211,9 +249,20 @@ def main(argv) -> None:
         load_processor_module(FLAGS.processor_module)
     if (FLAGS.task_name or "").lower() == "help":
         print(describe_tasks())
-        return
+    elif FLAGS.search_trials:
+        run_search.search(FLAGS, train_eval_predict)
+    else:
+        train_eval_predict()
+
+
+def train_eval_predict(on_dev_score=None) -> None:
+    """One run: every check, then (output_dir locked) what the --do_* flags ask for."""
     processor, source, trained = validate(FLAGS)
-    run = start_run(processor, source, trained)
+    with contextlib.ExitStack() as stack:
+        _run_modes(start_run(processor, source, trained, stack), on_dev_score)
+
+
+def _run_modes(run, on_dev_score) -> None:
     from modeling import distributed  # (imported once every check has passed)
     from modeling.export import save_model
     from modeling.losses import label_distribution
@@ -224,22 +273,22 @@ def main(argv) -> None:
         for split, mode in SPLIT_MODES:
             if FLAGS[mode].value:
                 run.datasets[split] = load_features(
-                    processor, FLAGS.data_dir, split, run.tokenizer, source.vocab_file,
+                    run.processor, FLAGS.data_dir, split, run.tokenizer, run.source.vocab_file,
                     FLAGS.do_lower_case, FLAGS.max_seq_length, run.cache_dir,
                     FLAGS.overwrite_cache and distributed.is_local_main())
                 if split != "test":
                     logging.info("%s label distribution: %s", split, label_distribution(
-                        run.datasets[split].labels, processor.get_labels()))
+                        run.datasets[split].labels, run.processor.get_labels()))
     if distributed.is_main():
         write_run_config(run, {f.name: f.value for f in FLAGS.get_key_flags_for_module(
             sys.modules[__name__])})
-    global_step = do_train(run) if FLAGS.do_train else 0
+    global_step = do_train(run, on_dev_score) if FLAGS.do_train else 0
     if FLAGS.do_eval:
         do_eval(run, global_step)
     if FLAGS.do_predict:
         do_predict(run)
     if FLAGS.do_train and distributed.is_main():  # last: a saved model marks it finished
-        save_model(run.model, run.tokenizer, source.vocab_file, FLAGS.output_dir)
+        save_model(run.model, run.tokenizer, run.source.vocab_file, FLAGS.output_dir)
     distributed.shutdown()
 
 

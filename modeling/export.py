@@ -4,9 +4,11 @@ import os
 import shutil
 
 from safetensors import SafetensorError
+from safetensors.torch import load_file
 from transformers import BertForSequenceClassification
 
 MODEL_FILES_LAST = "config.json"  # written last: its presence marks a complete model
+WEIGHTS_FILE = "model.safetensors"
 
 
 def save_model(model: BertForSequenceClassification, tokenizer, vocab_file: str,
@@ -34,3 +36,8 @@ def save_model(model: BertForSequenceClassification, tokenizer, vocab_file: str,
     for name in sorted(os.listdir(tmp), key=lambda name: name == MODEL_FILES_LAST):
         os.replace(os.path.join(tmp, name), os.path.join(out_dir, name))
     os.rmdir(tmp)
+
+
+def load_weights(model: BertForSequenceClassification, model_dir: str) -> None:
+    """Loads the weights `save_model` wrote to `model_dir` into `model` (same architecture)."""
+    model.load_state_dict(load_file(os.path.join(model_dir, WEIGHTS_FILE)))
