@@ -19,8 +19,8 @@ import sys
 from absl import app, flags
 
 from core import InputError, atomic_write_text, folder_lock, remove_temp_files
-from modeling import PRECISIONS, plot
 import run_search
+from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
 from run_checks import SPLIT_MODES, check, validate
 

@@ -18,6 +18,7 @@ from absl.testing import flagsaver
 import run_classifier
 from conftest import write_keyword_data
 from modeling.search import DATABASE, RESULTS, STUDY_NAME
+from processors import InputError
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -80,6 +81,14 @@ def test_search_prunes_and_makes_the_best_trial_the_model(tiny_bert, tmp_path):
     table = read(os.path.join(out, RESULTS))
     assert len(re.findall(r"^ +\d +(complete|pruned) ", table, re.M)) == 4
     assert f"best: trial {best} (dev_accuracy {complete[best]:.4f}): --learning_rate=" in table
+    with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                             **SEARCH):  # the same search again: done, nothing runs
+        run_classifier.main(["run_classifier"])
+    assert by_trial(load_study(out)) == trials and read(os.path.join(out, RESULTS)) == table
+    with pytest.raises(InputError, match="the study in .* searches learning_rate=0.0001:0.01"):
+        with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                                 **{**SEARCH, "search_space": "seed"}):
+            run_classifier.main(["run_classifier"])
 
 
 def command(tiny_bert, data, out):
