@@ -52,14 +52,18 @@ def trial_dir(output_dir: str, n: int) -> str:
 
 def open_study(output_dir: str, storage: Optional[str], space: tuple[Param, ...],
                n_trials: int) -> optuna.Study:
-    """The study (created, or loaded to continue it); refused if its search space differs."""
+    """The study (created, or loaded to continue it); refused if its search space differs.
+
+    Restarts (a space of `seed` alone) are not pruned: their spread is every seed's.
+    """
     url = storage or f"sqlite:///{os.path.abspath(os.path.join(output_dir, DATABASE))}"
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    pruner = (optuna.pruners.NopPruner() if [p.name for p in space] == ["seed"] else
+              optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, n_trials // 4))))
     try:
         study = optuna.create_study(
             storage=optuna.storages.RDBStorage(url, engine_kwargs=engine),
-            study_name=STUDY_NAME, direction="maximize", load_if_exists=True,
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, n_trials // 4))))
+            study_name=STUDY_NAME, direction="maximize", load_if_exists=True, pruner=pruner)
     except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError
             ) as e:  # a URL that does not parse, a driver not installed, no connection
         raise InputError(f"--search_storage={url}: {str(e).splitlines()[0]}") from None

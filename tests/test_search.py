@@ -5,6 +5,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -39,6 +40,32 @@ def parsed_flags():
 def read(path, mode="r"):
     with open(path, mode) as f:
         return f.read()
+
+
+def test_restarts_report_the_spread_over_seeds_and_keep_the_best(tiny_bert, tmp_path):
+    data, out = write_keyword_data(tmp_path / "data"), str(tmp_path / "out")
+    with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                             **{**SEARCH, "search_trials": 3, "search_space": "seed",
+                                "learning_rate": 1e-2, "num_train_epochs": 2.0}):
+        run_classifier.main(["run_classifier"])
+    trials = by_trial(load_study(out))
+    assert [s.name for s, *_ in trials.values()] == ["COMPLETE"] * 3  # restarts: no pruning
+    seeds = [params["seed"] for _, _, params, _ in trials.values()]
+    assert len(set(seeds)) == 3 and all(1 <= s <= 10000 for s in seeds)
+    for n, (_, _, params, _) in trials.items():
+        assert read_stats(os.path.join(out, f"trial-{n}"))[0]["epoch"] == 1
+        assert f'"seed": {params["seed"]}' in read(os.path.join(out, f"trial-{n}",
+                                                                "run_config.json"))
+    scores = [value for _, value, *_ in trials.values()]
+    assert min(scores) < max(scores)  # at this rate, some seeds learn the task in 2 epochs
+    table = read(os.path.join(out, RESULTS))
+    assert (f"dev_accuracy over 3 finished trials: median {statistics.median(scores):.4f}, "
+            f"min {min(scores):.4f}, max {max(scores):.4f}, "
+            f"std {statistics.stdev(scores):.4f}") in table
+    best = max(trials, key=lambda n: (trials[n][1], -n))
+    assert f"best: trial {best} (dev_accuracy {max(scores):.4f}): --seed={seeds[best]}" in table
+    assert read(os.path.join(out, "model.safetensors"), "rb") == read(
+        os.path.join(out, f"trial-{best}", "model.safetensors"), "rb")
 
 
 def read_stats(folder):
