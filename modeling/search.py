@@ -9,8 +9,9 @@ checkpoint, as the same trial number `n`), or asks Optuna for a new trial while 
 than `n_trials` exist, and locks the trial's directory before letting go.
 
 Trials are compared on their final dev score (maximized) and pruned on each epoch's
-(median pruner). TPE's random draws come from (seed, n), so a search that was killed
-and restarted suggests what an uninterrupted one would have.
+(median pruner; restarts, a search over seed alone, are not pruned). TPE's random draws
+come from (seed, n), so a search that was killed and restarted suggests what an
+uninterrupted one would have.
 """
 
 import contextlib
@@ -199,7 +200,8 @@ def _finish(study: optuna.Study, output_dir: str, space, score_name: str) -> dic
     rows = _rows(study, score_name)
     done = [r for r in rows if r["state"] == "complete"]
     if not done:
-        raise InputError(f"{output_dir}: no trial of the search finished (see {RESULTS})")
+        raise InputError(f"--output_dir={output_dir}: no trial of the search finished "
+                         "(each failed or was pruned)")
     best = max(done, key=lambda r: (r[score_name], -r["trial"]))
     scores = [r[score_name] for r in done]
     summary = (f"{score_name} over {len(done)} finished trials: median "
