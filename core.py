@@ -8,11 +8,13 @@ entry, which `remove_temp_files` clears.
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import os
 import shutil
+import socket
 import tempfile
 
 # transformers' `problem_type` names; a processor's sets the loss, metrics and outputs.
@@ -101,3 +103,36 @@ def sha256_file(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+LOCK_FILE = ".lock"
+_locked: set[str] = set()  # the folders this process holds
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str, name: str):
+    """Holds `folder` for the block, so that no other process runs into it meanwhile.
+
+    Another process holding it is not waited for: InputError `<name>: in use by pid N on
+    host H`. The lock is the OS's (flock on `folder/.lock`), so it ends with its process: a
+    folder a killed run held is free at once. Re-entrant within a process.
+    """
+    key = os.path.realpath(folder)
+    if key in _locked:
+        yield
+        return
+    fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+        os.close(fd)
+        raise InputError(f"{name}: in use by {holder or 'another process'}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+    _locked.add(key)
+    try:
+        yield
+    finally:
+        _locked.discard(key)
+        os.close(fd)

@@ -5,12 +5,14 @@ only it imports `flags`), and import no torch: a user error is reported in a
 fraction of a second, with nothing written.
 """
 
+import importlib.util
 import math
 import os
 
 from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from modeling import plot
 from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
+from modeling.search_space import parse_search_space
 from modeling.tokenization import load_vocab
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
@@ -66,6 +68,12 @@ def check_numbers(f) -> None:
     check(f.train_batch_size >= processes,
           f"--train_batch_size={f.train_batch_size}: smaller than the "
           f"{processes} processes torchrun started (it is the global batch)")
+    check(f.early_stopping_patience >= 0,
+          f"--early_stopping_patience={f.early_stopping_patience}: must be >= 0")
+    check(f.early_stopping_threshold >= 0,
+          f"--early_stopping_threshold={f.early_stopping_threshold}: must be >= 0")
+    check(not f.early_stopping_patience or (f.do_train and f.do_eval),
+          "--early_stopping_patience needs --do_train and --do_eval (it watches the dev score)")
     if f.tensorboard:
         plot.check_tensorboard()
 
@@ -129,7 +137,8 @@ def check_paths(f) -> bool:
     check(os.path.isdir(f.data_dir), f"--data_dir={f.data_dir}: not a directory")
     out = f.output_dir
     check_output_dir(out)
-    trained = is_model_dir(out) and not (f.do_train and f.overwrite_output_dir)
+    trained = is_model_dir(out) and not (  # (a search's is its best trial's: it goes on)
+        f.do_train and (f.overwrite_output_dir or f.search_trials))
     check(not (trained and f.do_train), _finished_message(out))
     check(trained or f.do_train or f.init_checkpoint is not None,
           f"--output_dir={out}: holds no trained model to evaluate or predict with; "
@@ -202,6 +211,48 @@ def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
           f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
 
 
+class _With:
+    """`f` with one flag's value replaced."""
+
+    def __init__(self, f, name: str, value):
+        self._f, self._name, self._value = f, name, value
+
+    def __getattr__(self, name: str):
+        return self._value if name == self._name else getattr(self._f, name)
+
+
+def check_class_weights(f, processor) -> None:
+    if f.class_weights != "none":  # (imports torch, as a weighted run will anyway)
+        from modeling.losses import parse_class_weights
+        parse_class_weights(f.class_weights, processor.get_labels(), processor.problem_type)
+
+
+def check_search(f, processor, source) -> None:
+    """--search_*: what a search needs, and every searched flag at the ends of its range."""
+    check(f.search_trials >= 0, f"--search_trials={f.search_trials}: must be >= 0")
+    if not f.search_trials:
+        check(f.search_space is None and f.search_storage is None,
+              "--search_space and --search_storage need --search_trials")
+        return
+    check(f.do_train and f.do_eval, "--search_trials needs --do_train and --do_eval (trials "
+          "are compared on the dev score)")
+    check(not f.overwrite_output_dir, "--overwrite_output_dir: not with --search_trials (a "
+          "search goes on where it stopped; to start over, use another --output_dir)")
+    check(int(os.environ.get("WORLD_SIZE", "1")) == 1, "--search_trials: not under torchrun "
+          "(start one search worker per machine instead)")
+    check(importlib.util.find_spec("optuna") is not None,
+          "--search_trials needs optuna: pip install 'bert-run-classifier[search]'")
+    for param in parse_search_space(f.search_space):
+        for value in param.extremes():
+            try:
+                variant = _With(f, param.name, value)
+                check_numbers(variant)
+                check_model(source, variant.do_lower_case, variant.max_seq_length)
+                check_class_weights(variant, processor)
+            except InputError as e:
+                raise InputError(f"--search_space: {param}: {e}") from None
+
+
 def validate(f):
     """The checks that need no torch: flags, paths, the model's files, every example.
 
@@ -220,10 +271,9 @@ def validate(f):
                             f.bert_config_file, f.vocab_file)
     if trained:
         check_trained_labels(f.output_dir, processor.get_labels(), processor.problem_type)
-    if f.class_weights != "none":  # (imports torch, as a weighted run will anyway)
-        from modeling.losses import parse_class_weights
-        parse_class_weights(f.class_weights, processor.get_labels(), processor.problem_type)
+    check_class_weights(f, processor)
     check_model(source, f.do_lower_case, f.max_seq_length)
+    check_search(f, processor, source)
     examples = {split: SplitExamples(processor, f.data_dir, split)
                 for split, mode in SPLIT_MODES if getattr(f, mode)}
     if "train" in examples:

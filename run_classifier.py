@@ -12,6 +12,7 @@ seconds of imports.
 Ctrl-C is handled from the first lines on, before the heavy imports (`cli.interrupt_handler`).
 """
 
+import contextlib
 import signal
 import sys
 
@@ -27,8 +28,9 @@ import os
 
 from absl import flags
 
+import run_search
 from cli import settings
-from core import InputError, remove_temp_files
+from core import InputError, folder_lock, remove_temp_files
 from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
 from run_checks import SPLIT_MODES, check, validate
@@ -98,20 +100,42 @@ flags.DEFINE_bool("has_header", None, "Whether CSV/TSV files start with a header
 flags.DEFINE_bool("tensorboard", False, "Write TensorBoard events to <output_dir>/tensorboard: "
                   "loss and learning rate every few steps, dev results every epoch.")
 
-def do_train(run, s) -> int:
-    """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model.
+# Tuning.
+flags.DEFINE_integer("early_stopping_patience", 0, "With --do_eval: stop training after this "
+                     "many epochs without a better dev score (0: never); the final outputs "
+                     "then come from the best epoch.")
+flags.DEFINE_float("early_stopping_threshold", 0.0, "The gain in dev score that counts as "
+                   "better for --early_stopping_patience.")
+flags.DEFINE_integer("search_trials", 0, "Hyperparameter search (needs optuna): run this many "
+                     "trials, each a run in <output_dir>/trial-<n>, and make the best one "
+                     "output_dir's model.")
+flags.DEFINE_string("search_space", None, "The flags --search_trials varies, comma-separated: "
+                    "name=low:high[:log][:int], name=a|b|c, or a bare name (its default range). "
+                    "Default: learning_rate,num_train_epochs,train_batch_size.")
+flags.DEFINE_string("search_storage", None, "Database URL of the search's study; workers that "
+                    "share it (and output_dir) split the trials. Default: "
+                    "sqlite:///<output_dir>/search.db.")
+
+
+def do_train(run, s, on_dev_score=None) -> int:
+    """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model (with early
+    stopping, the final model too). Returns the final model's step.
 
     Under torchrun every rank trains and evaluates; only rank 0 writes files.
+    `on_dev_score(epoch, score)` hears each epoch's dev score (a search prunes with it).
     """
     from modeling import distributed
+    from modeling.early_stopping import best_epoch, should_stop
+    from modeling.export import load_weights
     from modeling.losses import resolve_class_weights
     from modeling.runs import run_signature
-    from modeling.selection import EpochEnd
+    from modeling.selection import BEST_MODEL, EpochEnd
     from modeling.training import TrainArgs, train
 
     tensorboard = (plot.TensorBoardLog(os.path.join(s.output_dir, "tensorboard"))
                    if s.tensorboard and distributed.is_main() else None)
     processor = run.processor
+    key = f"dev_{processor.metric}"
     args = TrainArgs.from_settings(s, precision=run.precision, problem_type=processor.problem_type,
                                    class_weights=resolve_class_weights(
                                        s.class_weights, processor.get_labels(),
@@ -119,14 +143,28 @@ def do_train(run, s) -> int:
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
                               {name: getattr(s, name) for name in TRAINING_FLAGS})
+
+    def stop(stats: list[dict]) -> bool:
+        return should_stop([r[key] for r in stats], s.early_stopping_patience,
+                           s.early_stopping_threshold)
+
     stats = train(run.model, run.datasets["train"], args, run.device, signature,
-                  EpochEnd(run, s.eval_batch_size, s.multi_label_threshold, tensorboard),
-                  tensorboard.log_step if tensorboard else None)
+                  EpochEnd(run, s.eval_batch_size, s.multi_label_threshold, tensorboard,
+                           on_dev_score), tensorboard.log_step if tensorboard else None,
+                  stop if s.early_stopping_patience else None)
     if tensorboard:
         tensorboard.close()
     if distributed.is_main() and plot.has_matplotlib():
         logging.info("Learning curves: %s", plot.write_learning_curves(s.output_dir))
-    return stats[-1]["step"]
+    if not s.early_stopping_patience:
+        return stats[-1]["step"]
+    best = stats[best_epoch([r[key] for r in stats])]
+    logging.info("%s after epoch %d; the final model is epoch %d's (%s %.4f)",
+                 "Stopped early" if stop(stats) else "Finished", stats[-1]["epoch"],
+                 best["epoch"], key, best[key])
+    distributed.barrier()  # rank 0 wrote best_model
+    load_weights(run.model, os.path.join(s.output_dir, BEST_MODEL))
+    return best["step"]
 
 
 def do_eval(run, s, global_step: int) -> None:
@@ -162,8 +200,10 @@ def _make_output_dir(out: str) -> None:
         raise InputError(f"--output_dir={out}: cannot create: {e.strerror}") from None
 
 
-def start_run(s, processor, source, trained: bool, examples: dict):
-    """The device (and --precision check), tokenizer and model; then the output_dir."""
+def start_run(s, processor, source, trained: bool, examples: dict,
+              stack: contextlib.ExitStack):
+    """The device (and --precision check), tokenizer and model; then the output_dir, locked
+    (into `stack`) before anything is written there."""
     import torch
     import transformers
 
@@ -183,6 +223,7 @@ def start_run(s, processor, source, trained: bool, examples: dict):
     model = build_model(source, config, keep_head=trained).to(device)
     _make_output_dir(s.output_dir)
     if distributed.is_main():  # the barrier of local_main_first() waits for this
+        stack.enter_context(folder_lock(s.output_dir, f"--output_dir={s.output_dir}"))
         if s.do_train and s.overwrite_output_dir:
             clear_run_outputs(s.output_dir)
         for folder in (s.output_dir, os.path.join(s.output_dir, "best_model")):
@@ -219,24 +260,39 @@ def main(argv) -> None:
     if (s.task_name or "").lower() == "help":
         print(describe_tasks())
         return
+    if s.search_trials:
+        run_search.search(FLAGS, train_eval_predict)
+    else:
+        train_eval_predict()
+
+
+def train_eval_predict(on_dev_score=None) -> None:
+    """One run, with the flags as set now (a search sets each trial's): every check, then
+    (output_dir locked) what the --do_* flags ask for."""
+    s = settings(FLAGS, sys.modules[__name__])
     processor, source, trained, examples = validate(s)
-    run = start_run(s, processor, source, trained, examples)
+    with contextlib.ExitStack() as stack:
+        _run_modes(s, start_run(s, processor, source, trained, examples, stack), on_dev_score)
+
+
+def _run_modes(s, run, on_dev_score) -> None:
     from modeling import distributed  # (imported once every check has passed)
     from modeling.export import save_model, saved_global_step
     from modeling.runs import describe_run, write_run_config
 
-    for line in describe_run(run, s.precision, {k: v.count for k, v in examples.items()}):
+    for line in describe_run(run, s.precision, {k: v.count for k, v in run.examples.items()}):
         logging.info("%s", line)
     load_datasets(run, s)
     if distributed.is_main():
         write_run_config(run, vars(s))
-    global_step = do_train(run, s) if s.do_train else saved_global_step(source.config_file)
+    global_step = (do_train(run, s, on_dev_score) if s.do_train
+                   else saved_global_step(run.source.config_file))
     if s.do_eval:
         do_eval(run, s, global_step)
     if s.do_predict:
         do_predict(run, s)
     if s.do_train and distributed.is_main():  # last: a saved model marks it finished
-        save_model(run.model, run.tokenizer, source.vocab_file, s.output_dir, global_step)
+        save_model(run.model, run.tokenizer, run.source.vocab_file, s.output_dir, global_step)
     distributed.shutdown()
 
 

@@ -4,6 +4,7 @@ import os
 import shutil
 
 from safetensors import SafetensorError
+from safetensors.torch import load_file
 from transformers import BertForSequenceClassification
 
 from core import FILE_MODE
@@ -12,6 +13,7 @@ from .model import read_config
 
 MODEL_FILES_LAST = "config.json"  # written last: its presence marks a complete model
 GLOBAL_STEP = "global_step"  # config.json's key for the step the weights were saved at
+WEIGHTS_FILE = "model.safetensors"
 
 
 def save_model(model: BertForSequenceClassification, tokenizer, vocab_file: str,
@@ -49,3 +51,8 @@ def saved_global_step(config_file: str) -> int:
     """The step a model saved by `save_model` was trained to; 0 for any other model."""
     step = read_config(config_file).get(GLOBAL_STEP)
     return step if isinstance(step, int) and step >= 0 else 0
+
+
+def load_weights(model: BertForSequenceClassification, model_dir: str) -> None:
+    """Loads the weights `save_model` wrote to `model_dir` into `model` (same architecture)."""
+    model.load_state_dict(load_file(os.path.join(model_dir, WEIGHTS_FILE)))

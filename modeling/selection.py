@@ -2,17 +2,19 @@
 
 The per-epoch stats (train loss, dev loss and metric, time) go to
 `training_stats.json`, the log and TensorBoard; the epoch with the best dev
-metric so far is saved to `best_model/`. The history passed in holds the
+metric so far is saved to `best_model/` (the test early stopping also uses), and
+a search hears each epoch's score (to prune). The history passed in holds the
 epochs before a resume too, so a resumed run compares against all of them.
 """
 
 import logging
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 from core import atomic_write_text, finite_json
 
 from . import distributed, plot
+from .early_stopping import is_better
 from .evaluation import evaluate
 from .export import save_model
 from .runs import format_table
@@ -26,9 +28,10 @@ class EpochEnd:
     """The training loop's end-of-epoch callback: `row` in, `row` with dev results out."""
 
     def __init__(self, run, eval_batch_size: int, threshold: float,
-                 tensorboard: Optional[plot.TensorBoardLog] = None):
+                 tensorboard: Optional[plot.TensorBoardLog] = None,
+                 on_dev_score: Optional[Callable[[int, float], None]] = None):
         self.run, self.eval_batch_size, self.threshold = run, eval_batch_size, threshold
-        self.tensorboard = tensorboard
+        self.tensorboard, self.on_dev_score = tensorboard, on_dev_score
         self.writes = distributed.is_main()
 
     def __call__(self, row: dict, history: list[dict]) -> dict:
@@ -38,8 +41,7 @@ class EpochEnd:
             results = evaluate(run.model, dev_set, metric, self.eval_batch_size, run.device,
                                run.precision, self.threshold)
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
-            best = max((r[f"dev_{metric}"] for r in history), default=float("-inf"))
-            if results[metric] > best and self.writes:
+            if is_better(results[metric], [r[f"dev_{metric}"] for r in history]) and self.writes:
                 save_model(run.model, run.tokenizer, run.source.vocab_file,
                            os.path.join(run.output_dir, BEST_MODEL), row["step"])
         stats = history + [row]
@@ -48,4 +50,6 @@ class EpochEnd:
         if self.tensorboard:
             self.tensorboard.log_epoch(row)
         logger.info("Per-epoch results:\n%s", format_table(stats))
+        if self.on_dev_score and dev_set is not None:
+            self.on_dev_score(row["epoch"], row[f"dev_{run.processor.metric}"])
         return row

@@ -138,11 +138,11 @@ class _Loop:
             self.pending_count = 0
         return self.loss_sum / max(1, self.loss_count)
 
-    def checkpoint(self) -> None:
-        """Saves the run; the last one skips the optimizer's moments (2x the weights' size),
-        which nothing reads once the run has finished."""
+    def checkpoint(self, last: bool = False) -> None:
+        """Saves the run; the last one (`last`: stopped early) skips the optimizer's moments
+        (2x the weights' size), which nothing reads once the run has finished."""
         self.flush()
-        done = self.step == self.num_steps
+        done = last or self.step == self.num_steps
         state = {"global_step": self.step,
                  "optimizer": None if done else self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
@@ -181,10 +181,10 @@ class _Loop:
                    "No checkpoint or model was saved"))
 
 
-def _run(loop: _Loop, bar, end_of_epoch, on_log) -> None:
-    """Trains from `loop.step` to the end: epoch ends, checkpoints, progress."""
-    args, start = loop.args, time.perf_counter()
-    while loop.step < loop.num_steps:
+def _run(loop: _Loop, bar, end_of_epoch, on_log, should_stop) -> None:
+    """Trains from `loop.step` to the end (or a stop): epoch ends, checkpoints, progress."""
+    args, start, stop = loop.args, time.perf_counter(), False
+    while loop.step < loop.num_steps and not (should_stop and should_stop(loop.stats)):
         shares, scales = distributed.shard_batches(loop.epoch_batches())
         for batch, scale in zip(iterate(loop.train_set, shares, loop.device), scales):
             loop.train_on(batch, scale)
@@ -200,8 +200,11 @@ def _run(loop: _Loop, bar, end_of_epoch, on_log) -> None:
                 loop.stats.append(end_of_epoch(row, list(loop.stats)) if end_of_epoch else row)
                 loop.model.train()
                 loop.loss_sum, loop.loss_count, start = 0.0, 0, time.perf_counter()
-            if loop.step % args.save_checkpoints_steps == 0 or loop.step == loop.num_steps:
-                loop.checkpoint()
+                stop = bool(should_stop and should_stop(loop.stats))
+            if loop.step % args.save_checkpoints_steps == 0 or loop.step == loop.num_steps or stop:
+                loop.checkpoint(last=stop)
+            if stop:
+                return
 
 
 @contextlib.contextmanager
@@ -220,12 +223,15 @@ def sparse_word_embeddings(model, device: torch.device):
 
 def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
           end_of_epoch: Optional[Callable[[dict, list[dict]], dict]] = None,
-          on_log: Optional[Callable[[int, float, float], None]] = None) -> list[dict]:
+          on_log: Optional[Callable[[int, float, float], None]] = None,
+          should_stop: Optional[Callable[[list[dict]], bool]] = None) -> list[dict]:
     """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
 
     `end_of_epoch(row, history)` may add dev results to each epoch's stats row;
     `history` holds the earlier epochs' rows, those before a resume included.
     `on_log(step, loss, learning_rate)` gets what the progress bar shows.
+    `should_stop(stats)`, asked after each epoch (and on resuming), ends training early;
+    the epoch it stops at is checkpointed as the last.
     """
     keep_freed_memory()
     loop = _Loop(model, train_set, args, device, signature)
@@ -238,5 +244,5 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
     with tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
               dynamic_ncols=True, disable=not distributed.is_main()) as bar, \
             sparse_word_embeddings(model, device):
-        _run(loop, bar, end_of_epoch, on_log)  # the bar closes even on an error
+        _run(loop, bar, end_of_epoch, on_log, should_stop)  # the bar closes even on an error
     return loop.stats

@@ -73,3 +73,20 @@ def glue_dir(task_dir: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(f"GLUE_DIR must point at the GLUE data in CI (missing {task_dir})")
     pytest.skip("GLUE_DIR not set (real-data test)")
+
+
+def write_keyword_data(data_dir, n_train: int = 128, n_dev: int = 48, n_test: int = 20,
+                       seed: int = 0) -> str:
+    """`generic` CSV files (`text,label`): pos when the text holds "good", neg when "bad"; the
+    tiny BERT learns it in two epochs at a learning rate of 1e-2, and not at 1e-4."""
+    rng = random.Random(seed)
+    os.makedirs(data_dir, exist_ok=True)
+    for split, n in (("train", n_train), ("dev", n_dev), ("test", n_test)):
+        with open(os.path.join(data_dir, f"{split}.csv"), "w") as f:
+            f.write("text,label\n")
+            for _ in range(n):
+                pos = rng.random() < 0.5
+                words = [rng.choice(WORDS[:18]) for _ in range(rng.randint(3, 8))]
+                words.insert(rng.randrange(len(words) + 1), "good" if pos else "bad")
+                f.write(f"{' '.join(words)},{'pos' if pos else 'neg'}\n")
+    return str(data_dir)

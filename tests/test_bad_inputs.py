@@ -551,7 +551,8 @@ def test_bad_input(case, results):
         assert after == before  # failed before writing anything
     elif case.code == 2:  # failed while working: only whole records of work done remain
         made = set(after) - set(before)
-        assert made <= {"out", "out/run_config.json", "out/training_stats.json", "out/cache"} | {
+        assert made <= {"out", "out/.lock", "out/run_config.json", "out/training_stats.json",
+                        "out/cache"} | {
             p for p in made if p.startswith("out/cache/")}, sorted(made)
     assert_caches_complete(dirs["case"])
 

@@ -194,6 +194,6 @@ def test_training_stops_at_the_first_non_finite_loss(tiny_bert, tmp_path, monkey
                        + str(out / "checkpoint-5") + "; no model was saved$"):
         run_main(init_checkpoint=tiny_bert, data_dir=data, output_dir=str(out), do_train=True,
                  do_eval=True)  # 8 steps an epoch: checked at 5 (a checkpoint) and at 8
-    assert sorted(os.listdir(out)) == ["cache", "checkpoint-5", "run_config.json"]
+    assert sorted(os.listdir(out)) == [".lock", "cache", "checkpoint-5", "run_config.json"]
     weights = load_file(out / "checkpoint-5" / "model.safetensors")
     assert all(bool(w.isfinite().all()) for w in weights.values())

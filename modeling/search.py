@@ -1,0 +1,246 @@
+"""Hyperparameter search with Optuna: each trial an ordinary run in <output_dir>/trial-<n>.
+
+The study lives in storage (by default SQLite in output_dir), so a search killed at any
+moment continues when the same command runs again, and workers that share the storage
+(and output_dir) split the trials between them. Whatever a worker decides, it decides
+holding `<output_dir>/.search.lock`: it either takes over a trial left running by a
+worker that died (its directory's lock is free; the rerun resumes from the trial's
+checkpoint, as the same trial number `n`), or asks Optuna for a new trial while fewer
+than `n_trials` exist, and locks the trial's directory before letting go.
+
+Trials are compared on their final dev score (maximized) and pruned on each epoch's
+(median pruner; restarts, a search over seed alone, are not pruned). TPE's random draws
+come from (seed, n), so a search that was killed and restarted suggests what an
+uninterrupted one would have.
+"""
+
+import contextlib
+import logging
+import os
+import shutil
+import statistics
+import time
+from typing import Callable, Optional
+
+import optuna
+from filelock import FileLock
+from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
+
+from core import InputError, atomic_open, atomic_write_text, folder_lock
+
+from .export import MODEL_FILES_LAST
+from .runs import format_table
+from .search_space import Param
+
+logger = logging.getLogger(__name__)
+
+STUDY_NAME = "run_classifier"
+DATABASE = "search.db"
+RESULTS = "search_results.txt"
+SCHEDULE_LOCK = ".search.lock"
+POLL_S = 2.0  # how often a worker with nothing to run looks again for unfinished trials
+NOT_COPIED = ("run_config.json",)  # the best trial's flags stay in its trial directory
+
+# What a trial runner gets: (trial directory, flag values, report(epoch, dev score)); it
+# returns the final dev score. `report` raises optuna.TrialPruned to stop a trial.
+TrialRunner = Callable[[str, dict, Callable[[int, float], None]], float]
+
+
+def trial_dir(output_dir: str, n: int) -> str:
+    return os.path.join(output_dir, f"trial-{n}")
+
+
+def open_study(output_dir: str, storage: Optional[str], space: tuple[Param, ...],
+               n_trials: int) -> optuna.Study:
+    """The study (created, or loaded to continue it); refused if its search space differs.
+
+    Restarts (a space of `seed` alone) are not pruned: their spread is every seed's.
+    """
+    url = storage or f"sqlite:///{os.path.abspath(os.path.join(output_dir, DATABASE))}"
+    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    pruner = (optuna.pruners.NopPruner() if [p.name for p in space] == ["seed"] else
+              optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, n_trials // 4))))
+    try:
+        study = optuna.create_study(
+            storage=optuna.storages.RDBStorage(url, engine_kwargs=engine),
+            study_name=STUDY_NAME, direction="maximize", load_if_exists=True, pruner=pruner)
+    except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError
+            ) as e:  # a URL that does not parse, a driver not installed, no connection
+        raise InputError(f"--search_storage={url}: {str(e).splitlines()[0]}") from None
+    text, recorded = ",".join(str(p) for p in space), study.user_attrs.get("search_space")
+    if recorded is None:
+        study.set_user_attr("search_space", text)
+    elif recorded != text:
+        raise InputError(f"--search_space={text}: the study in {url} searches {recorded}; "
+                         "use another --output_dir")
+    return study
+
+
+def _sampler(seed: int, n: int, n_trials: int) -> optuna.samplers.TPESampler:
+    """TPE with random draws from (seed, n): random for the first half of the trials (at
+    most 10), then guided by the finished ones."""
+    return optuna.samplers.TPESampler(seed=(seed * 1_000_003 + n) % 2**32,
+                                      n_startup_trials=min(10, max(1, n_trials // 2)))
+
+
+def _is_free(folder: str) -> bool:
+    try:
+        with folder_lock(folder, folder):
+            return True
+    except FileNotFoundError:  # its worker died before making it
+        return True
+    except InputError:
+        return False
+
+
+def _slot(trial) -> Optional[int]:
+    return trial.user_attrs.get("trial")
+
+
+def _take_over_orphans(study: optuna.Study, output_dir: str) -> None:
+    """A trial RUNNING with its directory free lost its worker: it fails, and a copy of it
+    (same n, same params) waits to be run again."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        n = _slot(t)
+        if n is None or _is_free(trial_dir(output_dir, n)):
+            study.tell(t.number, state=TrialState.FAIL)
+            if n is not None:
+                logger.info("Trial %d lost its worker; it runs again (resuming)", n)
+                study.enqueue_trial(t.params, user_attrs={"trial": n, "retry_of": t.number})
+
+
+def _claim(study: optuna.Study, output_dir: str, space, seed: int, n_trials: int, stack):
+    """Under the schedule lock: (trial, n, params) to run now, its directory locked into
+    `stack`; or None when every trial is taken."""
+    _take_over_orphans(study, output_dir)
+    trials = study.get_trials(deepcopy=False)
+    taken = {_slot(t) for t in trials} - {None}
+    retry = [t for t in trials if t.state == TrialState.WAITING]
+    if not retry and len(taken) >= n_trials:
+        return None
+    study.sampler = _sampler(seed, len(taken), n_trials)
+    trial = study.ask()
+    n = _slot(trial)
+    if n is None:
+        n = len(taken)
+        trial.set_user_attr("trial", n)
+    os.makedirs(trial_dir(output_dir, n), exist_ok=True)
+    stack.enter_context(folder_lock(trial_dir(output_dir, n), f"trial {n}"))
+    if "retry_of" in trial.user_attrs:
+        for step, value in trials[trial.user_attrs["retry_of"]].intermediate_values.items():
+            trial.report(value, step)
+    return trial, n, {p.name: p.suggest(trial) for p in space}
+
+
+def _run_trial(study, trial, n: int, params: dict, output_dir: str, run: TrialRunner) -> None:
+    """Runs one claimed trial and tells the study how it ended (an interrupt tells
+    nothing: the trial stays RUNNING, and is resumed by the next worker)."""
+    reported = set(study.get_trials(deepcopy=False)[trial.number].intermediate_values)
+
+    def report(epoch: int, score: float) -> None:
+        if epoch not in reported:
+            trial.report(score, epoch)
+            reported.add(epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"trial {n} pruned at epoch {epoch}")
+
+    logger.info("***** Trial %d: %s *****", n, " ".join(f"--{k}={v}" for k, v in params.items()))
+    try:
+        value = run(trial_dir(output_dir, n), params, report)
+    except optuna.TrialPruned as e:
+        logger.info("%s", e)
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    except Exception:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    study.tell(trial, value)
+    logger.info("Trial %d: dev score %.4f", n, value)
+
+
+def _rows(study: optuna.Study, score_name: str) -> list[dict]:
+    """A row per trial n (its last attempt): state, dev score (when pruned: its last
+    epoch's), epochs, seconds, params."""
+    latest = {_slot(t): t for t in study.get_trials(deepcopy=False) if _slot(t) is not None}
+    rows = []
+    for n, t in sorted(latest.items()):
+        scores = t.intermediate_values
+        score = t.value if t.value is not None else scores[max(scores)] if scores else None
+        end = t.datetime_complete or t.datetime_start
+        rows.append({"trial": n, "state": t.state.name.lower(), score_name: score,
+                     "epochs": len(scores),
+                     "time_s": round((end - t.datetime_start).total_seconds()) if end else None,
+                     **t.params})
+    return rows
+
+
+def _table(rows: list[dict]) -> str:
+    return format_table([{k: f"{v:.4g}" if isinstance(v, float) else v
+                          for k, v in row.items()} for row in rows])
+
+
+def _copy_outputs(src: str, dst: str) -> None:
+    """The best trial's model and results into output_dir, each file whole; config.json
+    (which marks a finished model) removed first and copied last."""
+    names = sorted((n for n in os.listdir(src) if os.path.isfile(os.path.join(src, n))
+                    and not n.startswith(".") and n not in NOT_COPIED),
+                   key=lambda n: n == MODEL_FILES_LAST)
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(dst, MODEL_FILES_LAST))
+    for name in names:
+        with open(os.path.join(src, name), "rb") as f, \
+                atomic_open(os.path.join(dst, name), "wb") as out:
+            shutil.copyfileobj(f, out)
+
+
+def _finish(study: optuna.Study, output_dir: str, space, score_name: str) -> dict:
+    """The table of trials (logged, and written to search_results.txt); the best finished
+    trial's model and results copied into output_dir. Returns the best trial's row."""
+    rows = _rows(study, score_name)
+    done = [r for r in rows if r["state"] == "complete"]
+    if not done:
+        raise InputError(f"--output_dir={output_dir}: no trial of the search finished "
+                         "(each failed or was pruned)")
+    best = max(done, key=lambda r: (r[score_name], -r["trial"]))
+    scores = [r[score_name] for r in done]
+    summary = (f"{score_name} over {len(done)} finished trials: median "
+               f"{statistics.median(scores):.4f}, min {min(scores):.4f}, max {max(scores):.4f}"
+               + (f", std {statistics.stdev(scores):.4f}" if len(scores) > 1 else ""))
+    params = " ".join(f"--{p.name}={best[p.name]}" for p in space)
+    text = (f"{_table(rows)}\n\n{summary}\nbest: trial {best['trial']} ({score_name} "
+            f"{best[score_name]:.4f}): {params}\n")
+    _copy_outputs(trial_dir(output_dir, best["trial"]), output_dir)
+    atomic_write_text(os.path.join(output_dir, RESULTS), text)
+    logger.info("***** Search results *****\n%s", text)
+    return best
+
+
+def search(output_dir: str, storage: Optional[str], space: tuple[Param, ...], n_trials: int,
+           seed: int, score_name: str, run: TrialRunner,
+           finish: Optional[Callable[[dict], None]] = None) -> dict:
+    """Runs trials (alongside any other workers) until `n_trials` have ended, then makes the
+    best one output_dir's model and calls `finish(its params)`, holding the schedule lock.
+    Returns the best trial's row: trial, state, score, epochs, time_s, params."""
+    os.makedirs(output_dir, exist_ok=True)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    schedule = FileLock(os.path.join(output_dir, SCHEDULE_LOCK))
+    with schedule:
+        study = open_study(output_dir, storage, space, n_trials)
+    while True:
+        with contextlib.ExitStack() as stack:
+            with schedule:
+                claim = _claim(study, output_dir, space, seed, n_trials, stack)
+                others = claim is None and study.get_trials(
+                    deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+            if claim:
+                _run_trial(study, *claim, output_dir, run)
+                continue
+        if not others:
+            break
+        time.sleep(POLL_S)  # trials that other workers run (or that one left behind)
+    with schedule:
+        best = _finish(study, output_dir, space, score_name)
+        if finish:
+            finish({p.name: best[p.name] for p in space})
+    return best

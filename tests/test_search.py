@@ -1,0 +1,185 @@
+"""--search_trials on a tiny BERT: pruning, the best trial as output_dir's model, a search
+SIGKILLed mid-trial and restarted, and two workers sharing one study."""
+
+import json
+import os
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import optuna
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+import run_classifier
+from conftest import write_keyword_data
+from modeling.search import DATABASE, RESULTS, STUDY_NAME
+from processors import InputError
+
+FLAGS = flags.FLAGS
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ENV = dict(os.environ, OMP_NUM_THREADS="1")  # steady speed on a shared, busy CPU
+# Trials of 3 epochs of 16 steps: seed 1 picks rates that learn (1.0) and some that do not,
+# which the median pruner stops after an epoch or two.
+SEARCH = dict(task_name="generic", train_batch_size=8, eval_batch_size=16, precision="fp32",
+              num_train_epochs=3.0, save_checkpoints_steps=5, do_train=True, do_eval=True,
+              search_trials=4, search_space="learning_rate=1e-4:1e-2:log", seed=1)
+
+
+@pytest.fixture(autouse=True)
+def parsed_flags():
+    if not FLAGS.is_parsed():
+        FLAGS.mark_as_parsed()
+
+
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
+def test_restarts_report_the_spread_over_seeds_and_keep_the_best(tiny_bert, tmp_path):
+    data, out = write_keyword_data(tmp_path / "data"), str(tmp_path / "out")
+    with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                             **{**SEARCH, "search_trials": 3, "search_space": "seed",
+                                "learning_rate": 1e-2, "num_train_epochs": 2.0}):
+        run_classifier.main(["run_classifier"])
+    trials = by_trial(load_study(out))
+    assert [s.name for s, *_ in trials.values()] == ["COMPLETE"] * 3  # restarts: no pruning
+    seeds = [params["seed"] for _, _, params, _ in trials.values()]
+    assert len(set(seeds)) == 3 and all(1 <= s <= 10000 for s in seeds)
+    for n, (_, _, params, _) in trials.items():
+        assert read_stats(os.path.join(out, f"trial-{n}"))[0]["epoch"] == 1
+        assert f'"seed": {params["seed"]}' in read(os.path.join(out, f"trial-{n}",
+                                                                "run_config.json"))
+    scores = [value for _, value, *_ in trials.values()]
+    assert min(scores) < max(scores)  # at this rate, some seeds learn the task in 2 epochs
+    table = read(os.path.join(out, RESULTS))
+    assert (f"dev_accuracy over 3 finished trials: median {statistics.median(scores):.4f}, "
+            f"min {min(scores):.4f}, max {max(scores):.4f}, "
+            f"std {statistics.stdev(scores):.4f}") in table
+    best = max(trials, key=lambda n: (trials[n][1], -n))
+    assert f"best: trial {best} (dev_accuracy {max(scores):.4f}): --seed={seeds[best]}" in table
+    assert read(os.path.join(out, "model.safetensors"), "rb") == read(
+        os.path.join(out, f"trial-{best}", "model.safetensors"), "rb")
+
+
+def read_stats(folder):
+    return json.loads(read(os.path.join(folder, "training_stats.json")))
+
+
+def load_study(out):
+    return optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out}/{DATABASE}")
+
+
+def by_trial(study):
+    """Trial n (its last attempt) -> (state, value, params, intermediate values)."""
+    return {t.user_attrs["trial"]: (t.state, t.value, t.params, t.intermediate_values)
+            for t in study.get_trials()}
+
+
+def test_search_prunes_and_makes_the_best_trial_the_model(tiny_bert, tmp_path):
+    data, out = write_keyword_data(tmp_path / "data"), str(tmp_path / "out")
+    with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                             do_predict=True, **SEARCH):
+        run_classifier.main(["run_classifier"])
+    trials = by_trial(load_study(out))
+    assert sorted(trials) == [0, 1, 2, 3]
+    states = [state for state, *_ in trials.values()]
+    assert optuna.trial.TrialState.PRUNED in states and all(
+        s in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED) for s in states)
+    complete = {n: v for n, (s, v, *_) in trials.items() if s.name == "COMPLETE"}
+    best = max(complete, key=lambda n: (complete[n], -n))
+    for n, (state, _, _, reports) in trials.items():
+        folder = os.path.join(out, f"trial-{n}")
+        finished = os.path.exists(os.path.join(folder, "config.json"))
+        assert finished == (state.name == "COMPLETE")  # a pruned trial stopped mid-run
+        assert len(reports) == (3 if finished else len(read_stats(folder)))
+        if not finished:
+            assert len(reports) < 3 and max(reports.values()) < complete[best]
+    for name in ("model.safetensors", "eval_results.json", "training_stats.json"):
+        assert read(os.path.join(out, name), "rb") == read(
+            os.path.join(out, f"trial-{best}", name), "rb"), name
+    assert len(read(os.path.join(out, "test_results.tsv")).splitlines()) == 20
+    table = read(os.path.join(out, RESULTS))
+    assert len(re.findall(r"^ +\d +(complete|pruned) ", table, re.M)) == 4
+    assert f"best: trial {best} (dev_accuracy {complete[best]:.4f}): --learning_rate=" in table
+    with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                             **SEARCH):  # the same search again: done, nothing runs
+        run_classifier.main(["run_classifier"])
+    assert by_trial(load_study(out)) == trials and read(os.path.join(out, RESULTS)) == table
+    with pytest.raises(InputError, match="the study in .* searches learning_rate=0.0001:0.01"):
+        with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                                 **{**SEARCH, "search_space": "seed"}):
+            run_classifier.main(["run_classifier"])
+
+
+def command(tiny_bert, data, out):
+    flags_ = [f"--{k}={v}" if not isinstance(v, bool) else f"--{k}" for k, v in SEARCH.items()]
+    return [sys.executable, os.path.join(ROOT, "run_classifier.py"), f"--data_dir={data}",
+            f"--init_checkpoint={tiny_bert}", f"--output_dir={out}", *flags_]
+
+
+def run_to_end(cmd, log):
+    with open(log, "w") as err:
+        return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, env=ENV, cwd=ROOT,
+                              timeout=300).returncode
+
+
+def kill_in_trial_2(cmd, out, log):
+    """Runs the search and SIGKILLs it once trial 2 has written its first checkpoint."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=ENV, cwd=ROOT)
+    folder, deadline = os.path.join(out, "trial-2"), time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        if os.path.isdir(folder) and any(n.startswith("checkpoint-") for n in os.listdir(folder)):
+            break
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait()
+
+
+def without_times(table):
+    return re.sub(r"^( +\d +\w+ +\S+ +\d+) +\d+", r"\1", table, flags=re.M)
+
+
+def test_killed_search_restarts_to_the_same_result(tiny_bert, tmp_path):
+    data = write_keyword_data(tmp_path / "data")
+    plain, killed = str(tmp_path / "plain"), str(tmp_path / "killed")
+    logs = [str(tmp_path / name) for name in ("plain.log", "killed.log", "restart.log")]
+    with ThreadPoolExecutor(2) as pool:
+        reference = pool.submit(run_to_end, command(tiny_bert, data, plain), logs[0])
+        assert kill_in_trial_2(command(tiny_bert, data, killed), killed, logs[1]) == -9
+        assert reference.result() == 0, read(logs[0])[-3000:]
+    assert not os.path.exists(os.path.join(killed, "trial-3"))
+    assert run_to_end(command(tiny_bert, data, killed), logs[2]) == 0, read(logs[2])[-3000:]
+    restart = read(logs[2])
+    assert "Trial 2 lost its worker" in restart
+    assert "Resuming from " + os.path.join(killed, "trial-2", "checkpoint-") in restart
+    assert re.findall(r"\*\*\*\*\* Trial (\d)", restart) == ["2", "3"]
+    assert by_trial(load_study(killed)) == by_trial(load_study(plain))
+    assert without_times(read(os.path.join(killed, RESULTS))) == without_times(
+        read(os.path.join(plain, RESULTS)))
+    assert read(os.path.join(killed, "model.safetensors"), "rb") == read(
+        os.path.join(plain, "model.safetensors"), "rb")
+
+
+def test_two_workers_share_one_study(tiny_bert, tmp_path):
+    data, out = write_keyword_data(tmp_path / "data"), str(tmp_path / "out")
+    logs = [str(tmp_path / f"worker{i}.log") for i in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(run_to_end, [command(tiny_bert, data, out)] * 2, logs))
+    assert codes == [0, 0], read(logs[0])[-3000:] + read(logs[1])[-3000:]
+    ran = [re.findall(r"\*\*\*\*\* Trial (\d)", read(log)) for log in logs]
+    assert sorted(ran[0] + ran[1]) == ["0", "1", "2", "3"]  # each trial run once, by one worker
+    study = load_study(out)
+    assert len(study.trials) == 4 and all(t.state.is_finished() and t.state.name != "FAIL"
+                                          for t in study.trials)
+    for log in logs:
+        text = read(log)
+        assert "Resuming from" not in text and "lost its worker" not in text
+        assert "***** Search results *****" in text  # both end with the table
