@@ -21,6 +21,7 @@ from .base import (MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputEr
                    InputExample)
 
 CHUNK = 4096  # examples hashed and tokenized together
+KEEP_EXAMPLES = 2_000_000  # a streamed split up to this size is parsed once (~0.3 KB each)
 
 
 def known_labels(processor: DataProcessor) -> Optional[frozenset]:
@@ -222,22 +223,26 @@ def chunks(examples: Iterable[InputExample], size: int = CHUNK) -> Iterator[list
 class SplitExamples:
     """One split's examples for a run: checked and hashed once, replayable for a build.
 
-    A streaming processor is read again for a features build (a second pass,
-    constant memory); another processor's list is kept from the first pass, so
-    its `get_*_examples` runs once.
+    The examples of the first pass are kept for a features build (the file is parsed
+    once), up to `keep` of them; a longer streaming split is read again instead (a
+    second pass, constant memory). A processor's own list is always kept: it is in
+    memory anyway, and its `get_*_examples` runs once.
     """
 
-    def __init__(self, processor: DataProcessor, data_dir: str, split: str):
+    def __init__(self, processor: DataProcessor, data_dir: str, split: str,
+                 keep: int = KEEP_EXAMPLES):
         self.split = split
-        self._replay: Callable[[], Iterable[InputExample]]
         digest, kept, streams = ExamplesDigest(), [], _streams(processor, split)
         for chunk in chunks(split_examples(processor, data_dir, split)):
             digest.update(chunk)
-            if not streams:
+            if kept is not None:
                 kept += chunk
+                if streams and len(kept) > keep:
+                    kept = None
         self.digest, self.count = digest.hexdigest(), digest.count
-        self._replay = ((lambda: split_examples(processor, data_dir, split)) if streams
-                        else (lambda: kept))
+        self._replay: Callable[[], Iterable[InputExample]] = (
+            (lambda: kept) if kept is not None
+            else (lambda: split_examples(processor, data_dir, split)))
 
     def __iter__(self) -> Iterator[InputExample]:
         return iter(self._replay())

@@ -257,3 +257,22 @@ def test_three_column_test_csv_predicts_as_two_column(tiny_bert, similarity_dir,
     assert two.returncode == three.returncode == 0, two.stderr[-1000:] + three.stderr[-1000:]
     for name in ("test_results.tsv", "predictions.tsv"):
         assert (tmp_path / "two" / name).read_bytes() == (tmp_path / "three" / name).read_bytes()
+
+
+def test_a_long_streamed_split_is_read_again_instead_of_kept(similarity_dir, monkeypatch):
+    from processors import examples as examples_module
+    reads = []
+    real = SentenceSimilarityProcessor.iter_examples
+
+    def counting(self, data_dir, split):
+        reads.append(split)
+        return real(self, data_dir, split)
+
+    monkeypatch.setattr(SentenceSimilarityProcessor, "iter_examples", counting)
+    processor = SentenceSimilarityProcessor()
+    kept = examples_module.SplitExamples(processor, similarity_dir, "train")
+    streamed = examples_module.SplitExamples(processor, similarity_dir, "train", keep=10)
+    assert reads == ["train", "train"]
+    assert list(kept) == list(streamed) and len(list(kept)) == kept.count == 64
+    assert reads == ["train", "train", "train"]  # only the long one was read again
+    assert kept.digest == streamed.digest
