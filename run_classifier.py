@@ -33,7 +33,7 @@ from cli import settings
 from core import InputError, folder_lock, remove_temp_files
 from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
-from run_checks import SPLIT_MODES, check, validate
+from run_checks import check, validate
 
 FLAGS = flags.FLAGS
 
@@ -230,9 +230,8 @@ def start_run(s, processor, source, trained: bool, examples: dict,
             remove_temp_files(folder)  # what a killed run was writing
     return Run(processor=processor, source=source, device=device, precision=precision,
                tokenizer=load_tokenizer(source.vocab_file, s.do_lower_case), model=model,
-               output_dir=s.output_dir, cache_dir=s.cache_dir or os.path.join(s.output_dir,
-                                                                             "cache"),
-               examples=examples)
+               output_dir=s.output_dir,
+               cache_dir=s.cache_dir or os.path.join(s.output_dir, "cache"), examples=examples)
 
 
 def load_datasets(run, s) -> None:

@@ -148,7 +148,8 @@ def measure(rows: int, work: str, sample: int) -> None:
               f"peak RSS {r['peak_rss_mb']:7.0f} MB{extra}")
     print(f"  cold build / tokenizer rate: {rows / cold['seconds'] / token_rate:.2f} "
           f"(goal >= 0.70); cached load / cold build: {cached['seconds'] / cold['seconds']:.3f}"
-          f" (goal < 0.05); peak RSS max {max(cold['peak_rss_mb'], cached['peak_rss_mb'], step['peak_rss_mb']):.0f} MB (goal < 3000)")
+          f" (goal < 0.05); peak RSS max {max(r['peak_rss_mb'] for r in (cold, cached, step)):.0f}"
+          " MB (goal < 3000)")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 import os
 import random
+import sys
 
 import pytest
 import torch
@@ -90,3 +91,15 @@ def write_keyword_data(data_dir, n_train: int = 128, n_dev: int = 48, n_test: in
                 words.insert(rng.randrange(len(words) + 1), "good" if pos else "bad")
                 f.write(f"{' '.join(words)},{'pos' if pos else 'neg'}\n")
     return str(data_dir)
+
+
+@pytest.fixture
+def registry():
+    """Restores the registry (and drops the user modules) after a test."""
+    from processors import PROCESSORS
+    saved = dict(PROCESSORS)
+    yield PROCESSORS
+    PROCESSORS.clear()
+    PROCESSORS.update(saved)
+    for name in [n for n in sys.modules if n.startswith(("user_processors_", "tmp_procs_"))]:
+        del sys.modules[name]

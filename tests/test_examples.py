@@ -20,17 +20,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOWTO = os.path.join(ROOT, "tests", "google_howto_processor.py")
 
 
-@pytest.fixture
-def registry():
-    """Restores the registry (and drops the user modules) after a test."""
-    saved = dict(PROCESSORS)
-    yield PROCESSORS
-    PROCESSORS.clear()
-    PROCESSORS.update(saved)
-    for name in [n for n in sys.modules if n.startswith("user_processors_")]:
-        del sys.modules[name]
-
-
 def cli(*args, cwd=ROOT):
     return subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *args],
                           cwd=cwd, capture_output=True, text=True, timeout=300)

@@ -1,7 +1,6 @@
 """File readers, the GLUE and sentence_similarity processors, and the task registry."""
 
 import dataclasses
-import sys
 
 import pytest
 
@@ -149,17 +148,6 @@ def test_input_example_is_frozen():
 
 
 # ---------------------------------------------------------------- registry
-
-@pytest.fixture
-def registry():
-    """Restores the registry (and drops the user modules) after a test."""
-    saved = dict(PROCESSORS)
-    yield PROCESSORS
-    PROCESSORS.clear()
-    PROCESSORS.update(saved)
-    for name in [n for n in sys.modules if n.startswith(("user_processors_", "tmp_procs_"))]:
-        del sys.modules[name]
-
 
 USER_MODULE = '''
 from processors import TableProcessor, register_processor
