@@ -103,3 +103,17 @@ def registry():
     PROCESSORS.update(saved)
     for name in [n for n in sys.modules if n.startswith(("user_processors_", "tmp_procs_"))]:
         del sys.modules[name]
+
+
+@pytest.fixture
+def feature_builds(monkeypatch) -> list:
+    """The arguments of every features build (a chunk's `feature_arrays` call) from now on."""
+    from processors import cache
+    builds, real = [], cache.feature_arrays
+
+    def counting(*args):
+        builds.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(cache, "feature_arrays", counting)
+    return builds

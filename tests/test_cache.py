@@ -23,16 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture
-def env(tiny_bert, similarity_dir, tmp_path, monkeypatch):
+def env(tiny_bert, similarity_dir, tmp_path, feature_builds):
     """Paths, a tokenizer, and `builds`: the arguments of every features build."""
-    builds = []
-    real = cache.feature_arrays
-
-    def counting(*args):
-        builds.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(cache, "feature_arrays", counting)
+    builds = feature_builds
     vocab = os.path.join(tiny_bert, "vocab.txt")
     return SimpleNamespace(data_dir=similarity_dir, vocab=vocab, cache_dir=str(tmp_path / "cache"),
                            tokenizer=load_tokenizer(vocab, True), builds=builds)

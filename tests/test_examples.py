@@ -13,7 +13,6 @@ from modeling.tokenization import load_tokenizer
 from processors import (PROCESSORS, DataProcessor, InputError, InputExample,
                         SentenceSimilarityProcessor, get_processor, load_processor_module,
                         split_examples, tokenization)
-from processors import cache as cache_module
 from processors.cache import load_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -185,15 +184,8 @@ def test_an_exception_in_the_users_code_is_one_line_naming_its_line(
 
 
 @pytest.fixture
-def env(tiny_bert, tmp_path, monkeypatch):
-    builds = []
-    real = cache_module.feature_arrays
-
-    def counting(*args):
-        builds.append(args)
-        return real(*args)
-
-    monkeypatch.setattr(cache_module, "feature_arrays", counting)
+def env(tiny_bert, tmp_path, feature_builds):
+    builds = feature_builds
     vocab = os.path.join(tiny_bert, "vocab.txt")
     args = dict(split="train", tokenizer=load_tokenizer(vocab, True), vocab_file=vocab,
                 do_lower_case=True, max_seq_length=32, cache_dir=str(tmp_path / "cache"))
