@@ -10,7 +10,7 @@ import math
 import os
 
 from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL
-from modeling import plot
+from modeling import families, plot
 from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
 from modeling.search_space import parse_search_space
 from modeling.tokenization import load_vocab
@@ -195,6 +195,8 @@ def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
 
     Shared by run_classifier.py and extract_features.py.
     """
+    if source.family != "bert":
+        return check_family_model(source, do_lower_case, max_seq_length)
     check(source.do_lower_case is None or source.do_lower_case == do_lower_case,
           f"--do_lower_case={do_lower_case}: the checkpoint's tokenizer has "
           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
@@ -209,6 +211,20 @@ def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
     vocab_size = len(load_vocab(source.vocab_file))
     check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
           f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
+
+
+def check_family_model(source, do_lower_case: bool, max_seq_length: int) -> None:
+    """Another family's files against the flags: what its tokenizer does with case, and the
+    longest input it takes."""
+    model_dir = os.path.dirname(source.config_file)
+    families.check_casing(model_dir, do_lower_case)
+    config = read_config(source.config_file)
+    check_config(config, source.config_file)
+    limit = families.max_length(config, model_dir)
+    check(max_seq_length >= 6, f"--max_seq_length={max_seq_length}: must be at least 6 (a "
+          "pair's special tokens and a token of each text)")
+    check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most "
+          f"{limit}, the longest input of {model_dir}")
 
 
 class _With:

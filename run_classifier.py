@@ -210,7 +210,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     from modeling.device import resolve_precision, select_device
     from modeling.model import build_model, load_config
     from modeling.runs import Run, clear_run_outputs
-    from modeling.tokenization import load_tokenizer
+    from modeling.tokenization import source_tokenizer
 
     transformers.utils.logging.disable_progress_bar()
     from modeling import distributed
@@ -229,7 +229,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
         for folder in (s.output_dir, os.path.join(s.output_dir, "best_model")):
             remove_temp_files(folder)  # what a killed run was writing
     return Run(processor=processor, source=source, device=device, precision=precision,
-               tokenizer=load_tokenizer(source.vocab_file, s.do_lower_case), model=model,
+               tokenizer=source_tokenizer(source, s.do_lower_case), model=model,
                output_dir=s.output_dir,
                cache_dir=s.cache_dir or os.path.join(s.output_dir, "cache"), examples=examples)
 
@@ -245,7 +245,8 @@ def load_datasets(run, s) -> None:
             run.datasets[split] = load_features(
                 run.processor, s.data_dir, split, run.tokenizer, run.source.vocab_file,
                 s.do_lower_case, s.max_seq_length, run.cache_dir,
-                s.overwrite_cache and distributed.is_local_main(), examples)
+                s.overwrite_cache and distributed.is_local_main(), examples,
+                run.source.tokenizer_files)
             if split != "test":
                 logging.info("%s label distribution: %s", split, label_distribution(
                     run.datasets[split].labels, run.processor.get_labels()))

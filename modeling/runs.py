@@ -53,11 +53,12 @@ def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length:
 
 
 def model_digest(source: ModelSource) -> str:
-    """sha256 over the model's config, vocab and weights files: a model replaced in place
+    """sha256 over the model's config, tokenizer and weights files: a model replaced in place
     (same path, another size) is another model. A TF checkpoint is its prefix's files."""
     weights = [source.weights_file] if os.path.isfile(source.weights_file) else sorted(
         glob.glob(glob.escape(source.weights_file) + ".*"))
-    digests = [sha256_file(path) for path in [source.config_file, source.vocab_file, *weights]]
+    files = [source.config_file, source.vocab_file, *source.tokenizer_files[1:], *weights]
+    digests = [sha256_file(path) for path in files]
     return hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 
