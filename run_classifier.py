@@ -308,7 +308,7 @@ def _run_modes(s, run, on_dev_score) -> None:
         save_model(run.model, run.tokenizer, run.source.vocab_file, s.output_dir, global_step)
     if s.export:
         from modeling.onnx_export import export_onnx
-        export_onnx(run.model, s.output_dir, s.export == "onnx_int8")
+        export_onnx(run.model, run.tokenizer, s.output_dir, s.export == "onnx_int8")
     if s.do_predict and s.predict_backend != "torch":  # the model just exported
         do_predict(run, s)
     distributed.shutdown()

@@ -38,15 +38,17 @@ class _Logits(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask, **types).logits
 
 
-def input_names(model: torch.nn.Module) -> list[str]:
-    return ["input_ids", "attention_mask"] + (
-        ["token_type_ids"] if takes_token_types(type(model)) else [])
+def input_names(model: torch.nn.Module, tokenizer) -> list[str]:
+    """What the graph takes: what the tokenizer gives (token types only where the model
+    takes them too), so that `session.run(..., tokenizer(...))` feeds it as is."""
+    types = "token_type_ids" in tokenizer.model_input_names and takes_token_types(type(model))
+    return ["input_ids", "attention_mask"] + (["token_type_ids"] if types else [])
 
 
-def export_onnx(model: torch.nn.Module, output_dir: str, int8: bool) -> list[str]:
+def export_onnx(model: torch.nn.Module, tokenizer, output_dir: str, int8: bool) -> list[str]:
     """Writes model.onnx (and model_int8.onnx) to output_dir, each moved in by rename;
     returns their paths."""
-    names = input_names(model)
+    names = input_names(model, tokenizer)
     model = model.float().eval().cpu()
     # Real-looking ids, and a padded row: transformers skips an all-ones mask when tracing.
     generator = torch.Generator().manual_seed(0)

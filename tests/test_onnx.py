@@ -108,3 +108,15 @@ def test_onnx_flag_checks(exported, tmp_path):
         with pytest.raises(InputError, match=message):
             run_main(data_dir=data, **values)
     assert not os.path.exists(fresh)
+
+
+def test_readme_onnxruntime_snippet(exported):
+    """The README's 5 lines run on an exported model as printed (its path replaced)."""
+    import re
+    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")) as f:
+        code = re.search(r"```python\n(import numpy as np, onnxruntime.*?)```", f.read(),
+                         re.S).group(1)
+    assert len(code.splitlines()) == 5
+    namespace = {}
+    exec(code.replace("/tmp/mrpc", exported[0]), namespace)
+    assert namespace["logits"].shape == (1, 2) and np.isfinite(namespace["logits"]).all()
