@@ -196,3 +196,22 @@ def test_features_equal_the_tokenizers_pair_encoding(family, tiny):
                 assert arrays["input_ids"][row].tolist() == expected["input_ids"], e.guid
                 types = expected.get("token_type_ids", [0] * len(expected["input_ids"]))
                 assert arrays["segment_ids"][row].tolist() == types, e.guid
+
+
+def test_missing_encoder_weight_is_an_error(tiny, data, tmp_path):
+    """A family's checkpoint without one encoder weight is refused (not trained at random)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+    broken = str(tmp_path / "broken")
+    shutil.copytree(tiny["electra"], broken)
+    path = os.path.join(broken, "model.safetensors")
+    weights = load_file(path)
+    dropped = next(k for k in sorted(weights) if "layer.1" in k)
+    del weights[dropped]
+    save_file(weights, path, metadata={"format": "pt"})
+    with pytest.raises(InputError, match=f"^{broken}: 1 missing encoder weights, e.g. "
+                       f"electra.{dropped}$"):
+        run_main(**dict(TRAIN, init_checkpoint=broken, data_dir=data,
+                        output_dir=str(tmp_path / "out")))
+    assert not os.path.exists(tmp_path / "out")
