@@ -21,6 +21,9 @@ import tempfile
 SINGLE_LABEL = "single_label_classification"
 MULTI_LABEL = "multi_label_classification"
 REGRESSION = "regression"
+# The exported models in output_dir, by --export value and by --predict_backend value.
+ONNX_FILES = {"onnx": "model.onnx", "onnx_int8": "model_int8.onnx",
+              "onnxruntime": "model.onnx", "onnxruntime_int8": "model_int8.onnx"}
 
 
 class InputError(ValueError):

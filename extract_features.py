@@ -24,7 +24,7 @@ from modeling.device import resolve_precision, select_device
 from modeling.extraction import (POOLINGS, VECTOR_SUFFIXES, ExtractArgs, extract_to_files,
                                  guids_path, load_encoder, parse_layers, read_input_file)
 from modeling.model import load_config, resolve_source
-from modeling.tokenization import load_tokenizer
+from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
 from processors.base import SPLITS
 from run_checks import check_model
@@ -126,8 +126,8 @@ def main(argv) -> None:
     layers = parse_layers(s.layers, config.num_hidden_layers)
     check_model(source, s.do_lower_case, s.max_seq_length)
     examples = read_examples(s)
-    tokenizer = load_tokenizer(source.vocab_file, s.do_lower_case)
-    model = load_encoder(source, config).to(device)
+    tokenizer = source_tokenizer(source, s.do_lower_case)
+    model = load_encoder(source, config, s.pooling).to(device)
     args = ExtractArgs(tuple(layers), s.pooling, s.max_seq_length, s.batch_size,
                        s.output_file, s.output_vectors)
     metadata = {"pooling": s.pooling, "model": source.weights_file,

@@ -9,8 +9,8 @@ import importlib.util
 import math
 import os
 
-from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL
-from modeling import plot
+from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL
+from modeling import families, plot
 from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
 from modeling.search_space import parse_search_space
 from modeling.tokenization import load_vocab
@@ -49,8 +49,8 @@ def check_finite(f) -> None:
 
 def check_numbers(f) -> None:
     """The flags one by one and against each other."""
-    check(f.do_train or f.do_eval or f.do_predict,
-          "at least one of --do_train, --do_eval or --do_predict must be set")
+    check(f.do_train or f.do_eval or f.do_predict or f.export,
+          "at least one of --do_train, --do_eval, --do_predict or --export must be set")
     check_finite(f)
     for name in POSITIVE:
         check(getattr(f, name) > 0, f"--{name}={getattr(f, name)}: must be positive")
@@ -146,6 +146,27 @@ def check_paths(f) -> bool:
     return trained
 
 
+def check_deployment(f, trained: bool) -> None:
+    """--export and --predict_backend: the packages, and a model to export or run."""
+    backend = f.predict_backend
+    if not (f.export or backend != "torch"):
+        return
+    flag = f"--export={f.export}" if f.export else f"--predict_backend={backend}"
+    check(all(importlib.util.find_spec(m) for m in ("onnx", "onnxruntime", "onnxscript")),
+          f"{flag}: needs onnx, onnxscript and onnxruntime: pip install "
+          "'bert-run-classifier[onnx]'")
+    check(int(os.environ.get("WORLD_SIZE", "1")) == 1, f"{flag}: not under torchrun")
+    check(not f.export or f.do_train or trained, f"--export={f.export}: needs --do_train or a "
+          f"trained model in --output_dir={f.output_dir}")
+    if backend == "torch":
+        return
+    check(f.do_predict, f"--predict_backend={backend}: needs --do_predict")
+    made = f.export == "onnx_int8" or f.export == "onnx" and backend == "onnxruntime"
+    path = os.path.join(f.output_dir, ONNX_FILES[backend])
+    check(made or trained and os.path.isfile(path), f"--predict_backend={backend}: no {path}; "
+          f"add --export={'onnx_int8' if backend.endswith('int8') else 'onnx'}")
+
+
 def check_processor(processor) -> None:
     """What a processor declares, checked before any work: a metric scikit-learn cannot
     compute would otherwise fail after a whole epoch of training."""
@@ -195,6 +216,8 @@ def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
 
     Shared by run_classifier.py and extract_features.py.
     """
+    if source.family != "bert":
+        return check_family_model(source, do_lower_case, max_seq_length)
     check(source.do_lower_case is None or source.do_lower_case == do_lower_case,
           f"--do_lower_case={do_lower_case}: the checkpoint's tokenizer has "
           f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
@@ -209,6 +232,20 @@ def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
     vocab_size = len(load_vocab(source.vocab_file))
     check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
           f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
+
+
+def check_family_model(source, do_lower_case: bool, max_seq_length: int) -> None:
+    """Another family's files against the flags: what its tokenizer does with case, and the
+    longest input it takes."""
+    model_dir = os.path.dirname(source.config_file)
+    families.check_casing(model_dir, do_lower_case)
+    config = read_config(source.config_file)
+    check_config(config, source.config_file)
+    limit = families.max_length(config, model_dir)
+    check(max_seq_length >= 6, f"--max_seq_length={max_seq_length}: must be at least 6 (a "
+          "pair's special tokens and a token of each text)")
+    check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most "
+          f"{limit}, the longest input of {model_dir}")
 
 
 class _With:
@@ -264,6 +301,7 @@ def validate(f):
     check_numbers(f)
     trained = check_paths(f)
     check_overwrite(f)
+    check_deployment(f, trained)
     if f.cache_dir:
         check_output_dir(f.cache_dir, "cache_dir")
     check_processor(processor)

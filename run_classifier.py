@@ -30,7 +30,7 @@ from absl import flags
 
 import run_search
 from cli import settings
-from core import InputError, folder_lock, remove_temp_files
+from core import ONNX_FILES, InputError, folder_lock, remove_temp_files
 from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
 from run_checks import check, validate
@@ -116,6 +116,14 @@ flags.DEFINE_string("search_storage", None, "Database URL of the search's study;
                     "share it (and output_dir) split the trials. Default: "
                     "sqlite:///<output_dir>/search.db.")
 
+# Deployment.
+flags.DEFINE_enum("export", None, ["onnx", "onnx_int8"], "After training (or, without "
+                  "--do_train, of the model in --output_dir): write model.onnx (dynamic batch "
+                  "and length); onnx_int8 adds model_int8.onnx, dynamically quantized.")
+flags.DEFINE_enum("predict_backend", "torch", ["torch", "onnxruntime", "onnxruntime_int8"],
+                  "What --do_predict runs: the PyTorch model, or the exported model.onnx "
+                  "(model_int8.onnx) in onnxruntime; the same output files.")
+
 
 def do_train(run, s, on_dev_score=None) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model (with early
@@ -179,8 +187,13 @@ def do_eval(run, s, global_step: int) -> None:
 def do_predict(run, s) -> None:
     from modeling import distributed
     from modeling.evaluation import predict_logits, write_predictions
-    logits = predict_logits(run.model, run.datasets["test"], s.predict_batch_size, run.device,
-                            run.precision)
+    if s.predict_backend == "torch":
+        logits = predict_logits(run.model, run.datasets["test"], s.predict_batch_size,
+                                run.device, run.precision)
+    else:
+        from modeling.onnx_export import onnx_logits
+        logits = onnx_logits(os.path.join(s.output_dir, ONNX_FILES[s.predict_backend]),
+                             run.datasets["test"], s.predict_batch_size)
     if distributed.is_main():
         write_predictions(s.output_dir, logits, run.processor.get_labels(),
                           run.processor.problem_type, s.multi_label_threshold,
@@ -210,7 +223,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     from modeling.device import resolve_precision, select_device
     from modeling.model import build_model, load_config
     from modeling.runs import Run, clear_run_outputs
-    from modeling.tokenization import load_tokenizer
+    from modeling.tokenization import source_tokenizer
 
     transformers.utils.logging.disable_progress_bar()
     from modeling import distributed
@@ -229,7 +242,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
         for folder in (s.output_dir, os.path.join(s.output_dir, "best_model")):
             remove_temp_files(folder)  # what a killed run was writing
     return Run(processor=processor, source=source, device=device, precision=precision,
-               tokenizer=load_tokenizer(source.vocab_file, s.do_lower_case), model=model,
+               tokenizer=source_tokenizer(source, s.do_lower_case), model=model,
                output_dir=s.output_dir,
                cache_dir=s.cache_dir or os.path.join(s.output_dir, "cache"), examples=examples)
 
@@ -245,7 +258,8 @@ def load_datasets(run, s) -> None:
             run.datasets[split] = load_features(
                 run.processor, s.data_dir, split, run.tokenizer, run.source.vocab_file,
                 s.do_lower_case, s.max_seq_length, run.cache_dir,
-                s.overwrite_cache and distributed.is_local_main(), examples)
+                s.overwrite_cache and distributed.is_local_main(), examples,
+                run.source.tokenizer_files)
             if split != "test":
                 logging.info("%s label distribution: %s", split, label_distribution(
                     run.datasets[split].labels, run.processor.get_labels()))
@@ -288,10 +302,15 @@ def _run_modes(s, run, on_dev_score) -> None:
                    else saved_global_step(run.source.config_file))
     if s.do_eval:
         do_eval(run, s, global_step)
-    if s.do_predict:
+    if s.do_predict and s.predict_backend == "torch":
         do_predict(run, s)
-    if s.do_train and distributed.is_main():  # last: a saved model marks it finished
+    if s.do_train and distributed.is_main():  # a saved model marks it finished
         save_model(run.model, run.tokenizer, run.source.vocab_file, s.output_dir, global_step)
+    if s.export:
+        from modeling.onnx_export import export_onnx
+        export_onnx(run.model, run.tokenizer, s.output_dir, s.export == "onnx_int8")
+    if s.do_predict and s.predict_backend != "torch":  # the model just exported
+        do_predict(run, s)
     distributed.shutdown()
 
 

@@ -33,7 +33,8 @@ def save_model(model: BertForSequenceClassification, tokenizer, vocab_file: str,
     try:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
+        if model.config.model_type == "bert":  # other families' tokenizers save their own
+            shutil.copyfile(vocab_file, os.path.join(tmp, "vocab.txt"))
         for name in os.listdir(tmp):
             os.chmod(os.path.join(tmp, name), FILE_MODE)
             with open(os.path.join(tmp, name), "rb") as f:

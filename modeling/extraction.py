@@ -1,4 +1,5 @@
-"""Feature extraction: BERT's per-token hidden states and one vector per text.
+"""Feature extraction: BERT's (or another family's) per-token hidden states and one vector
+per text.
 
 Two outputs. Google's extract_features.py JSON lines, one line per input:
     {"linex_index": 0, "features": [{"token": "[CLS]",
@@ -25,7 +26,9 @@ from core import InputError, atomic_open, atomic_write_bytes, atomic_write_text
 from processors.base import InputExample, read_rows
 from processors.cache import FeatureSet
 from processors.features import convert_examples_to_features
+from processors.hf_features import tokenizer_features
 
+from . import families
 from .data import inference_batches, iterate
 from .device import autocast
 from .model import ModelSource, build_model
@@ -63,13 +66,18 @@ def parse_layers(spec: str, num_layers: int) -> list[int]:
     return layers
 
 
-def load_encoder(source: ModelSource, config: BertConfig) -> BertModel:
-    """The pretrained encoder, pooler included (every weight checked by build_model)."""
+def load_encoder(source: ModelSource, config: BertConfig, pooling: str = "cls") -> BertModel:
+    """The pretrained encoder, pooler included (every weight checked by build_model); another
+    family's base model, whose pooler (where it has one) --pooling=pooler needs."""
+    if source.family != "bert":
+        return families.load_encoder(os.path.dirname(source.config_file), pooling == "pooler")
     return build_model(source, config).bert
 
 
 def _encode(model, batch: dict, layers: list[int], pooling: str, device, precision: str):
     """Yields (layers x tokens x hidden float32 states, pooled vector) per row of a batch."""
+    if not families.takes_token_types(type(model)):
+        batch = {k: v for k, v in batch.items() if k != "token_type_ids"}
     with autocast(device, precision):
         out = model(**batch, output_hidden_states=True)
     mask = batch["attention_mask"]
@@ -145,7 +153,9 @@ def extract_to_files(model, tokenizer, examples: Sequence[InputExample], args: E
                      device, precision: str, metadata: dict) -> None:
     """Writes the JSON lines and/or the vectors of `examples`: both whole, or neither."""
     unlabeled = [InputExample(e.guid, e.text_a, e.text_b) for e in examples]
-    features = convert_examples_to_features(unlabeled, None, args.max_seq_length, tokenizer)
+    convert = (convert_examples_to_features if model.config.model_type == "bert"
+               else tokenizer_features)
+    features = convert(unlabeled, None, args.max_seq_length, tokenizer)
     dataset = FeatureSet.from_features(features)
     layers = list(args.layers) if args.output_file else []
     vectors = []

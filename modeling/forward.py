@@ -22,6 +22,8 @@ saved model is unchanged and its logits are the same):
 import torch
 import torch.nn.functional as F
 
+from . import families
+
 
 def _kept_scale(x: torch.Tensor, p: float) -> torch.Tensor:
     """Float32 dropout mask for x: 0 with probability p, else the exact 1/(1-p) rate."""
@@ -119,7 +121,10 @@ def _rest(layer, context: torch.Tensor, queries: torch.Tensor, training: bool) -
 
 def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                       token_type_ids: torch.Tensor) -> torch.Tensor:
-    """Logits of a BertForSequenceClassification, computed as described above."""
+    """Logits of a BertForSequenceClassification, computed as described above; any other
+    family's model runs its own forward."""
+    if model.config.model_type != "bert":
+        return families.logits(model, input_ids, attention_mask, token_type_ids)
     bert, training = model.bert, model.training
     hidden = _embed(bert.embeddings, input_ids, token_type_ids, training)
     mask = _attention_mask(attention_mask)

@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING, Optional
 
 from core import SINGLE_LABEL, InputError
 
+from . import families
+from .families import TOKENIZER_FILES, model_type, tokenizer_files
+
 if TYPE_CHECKING:
     import torch
     from transformers import BertConfig, BertForSequenceClassification
@@ -40,6 +43,8 @@ class ModelSource:
     vocab_file: str
     weights_file: str
     do_lower_case: Optional[bool]  # the checkpoint's own casing, when it records one
+    family: str = "bert"  # config.json's model_type; any other goes through `families`
+    tokenizer_files: tuple[str, ...] = ()  # another family's tokenizer files (hashed)
 
 
 def default_model_dir() -> str:
@@ -75,6 +80,9 @@ def resolve_source(init_checkpoint: Optional[str], bert_config_file: Optional[st
 
 def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional[str]
                 ) -> ModelSource:
+    family = model_type(os.path.join(model_dir, "config.json"))
+    if family != "bert":
+        return _family_source(model_dir, family, config_file, vocab_file)
     weights = next(os.path.join(model_dir, w) for w in WEIGHT_FILES
                    if os.path.isfile(os.path.join(model_dir, w)))
     vocab = vocab_file or os.path.join(model_dir, "vocab.txt")
@@ -87,6 +95,23 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
             do_lower_case = json.load(f).get("do_lower_case")
     return ModelSource(config_file or os.path.join(model_dir, "config.json"), vocab, weights,
                        do_lower_case)
+
+
+def _family_source(model_dir: str, family: str, config_file: Optional[str],
+                   vocab_file: Optional[str]) -> ModelSource:
+    """Another family's directory: its own config and tokenizer files, no BERT flags."""
+    for flag, value in (("bert_config_file", config_file), ("vocab_file", vocab_file)):
+        if value:
+            raise InputError(f"--{flag}: only for BERT; {model_dir} holds a {family} model "
+                             "(its own config and tokenizer files are used)")
+    files = tokenizer_files(model_dir)
+    if not files:
+        raise InputError(f"--init_checkpoint={model_dir}: no tokenizer files "
+                         f"({', '.join(TOKENIZER_FILES[:2])}, ...)")
+    weights = next(os.path.join(model_dir, w) for w in WEIGHT_FILES
+                   if os.path.isfile(os.path.join(model_dir, w)))
+    return ModelSource(os.path.join(model_dir, "config.json"), files[0], weights, None, family,
+                       files)
 
 
 def read_config(config_file: str) -> dict:
@@ -110,6 +135,9 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
     """
     from transformers import BertConfig
     values = read_config(config_file)
+    if values.get("model_type", "bert") != "bert":
+        return families.load_config(os.path.dirname(config_file), num_labels, labels,
+                                    problem_type)
     for key in ("id2label", "label2id", "num_labels", "problem_type", "architectures"):
         values.pop(key, None)
     config = BertConfig(**values)
@@ -168,6 +196,8 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
 
     `keep_head` also loads the classifier head (for a fine-tuned model dir).
     """
+    if source.family != "bert":
+        return families.build_model(os.path.dirname(source.weights_file), config, keep_head)
     from transformers import BertForSequenceClassification
     config._attn_implementation = "sdpa"
     model = BertForSequenceClassification(config)

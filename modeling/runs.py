@@ -20,7 +20,8 @@ from .model import ModelSource, default_model_dir
 
 RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
-               "test_results.tsv", "predictions.tsv", "run_config.json", "learning_curves.png")
+               "test_results.tsv", "predictions.tsv", "run_config.json", "learning_curves.png",
+               "model.onnx", "model_int8.onnx")
 
 
 @dataclass
@@ -53,11 +54,12 @@ def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length:
 
 
 def model_digest(source: ModelSource) -> str:
-    """sha256 over the model's config, vocab and weights files: a model replaced in place
+    """sha256 over the model's config, tokenizer and weights files: a model replaced in place
     (same path, another size) is another model. A TF checkpoint is its prefix's files."""
     weights = [source.weights_file] if os.path.isfile(source.weights_file) else sorted(
         glob.glob(glob.escape(source.weights_file) + ".*"))
-    digests = [sha256_file(path) for path in [source.config_file, source.vocab_file, *weights]]
+    files = [source.config_file, source.vocab_file, *source.tokenizer_files[1:], *weights]
+    digests = [sha256_file(path) for path in files]
     return hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 

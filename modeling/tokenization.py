@@ -1,5 +1,7 @@
-"""The fast WordPiece tokenizer, built from a checkpoint's vocab.txt."""
+"""The fast WordPiece tokenizer, built from a checkpoint's vocab.txt (BERT); other families
+bring their own (`families.load_tokenizer`)."""
 
+import os
 from typing import TYPE_CHECKING
 
 from core import InputError
@@ -37,3 +39,11 @@ def load_tokenizer(vocab_file: str, do_lower_case: bool) -> "BertTokenizer":
     from transformers import BertTokenizer  # here: load_vocab serves the quick flag checks
     return BertTokenizer(vocab=load_vocab(vocab_file), do_lower_case=do_lower_case,
                          split_special_tokens=True)
+
+
+def source_tokenizer(source, do_lower_case: bool):
+    """A model source's tokenizer: BERT's from vocab.txt, another family's its own."""
+    if source.family != "bert":
+        from .families import load_tokenizer as family_tokenizer
+        return family_tokenizer(os.path.dirname(source.config_file))
+    return load_tokenizer(source.vocab_file, do_lower_case)

@@ -212,7 +212,7 @@ def sparse_word_embeddings(model, device: torch.device):
     """Sparse word-embedding gradients while training in one CPU process (see
     optimization.BertAdamW). A GPU zero-fills the dense one in microseconds, and DDP
     all-reduces dense gradients."""
-    embeddings = model.bert.embeddings.word_embeddings
+    embeddings = model.get_input_embeddings()
     before = embeddings.sparse
     embeddings.sparse = device.type == "cpu" and distributed.world_size() == 1
     try:

@@ -28,6 +28,7 @@ from core import atomic_write_text, remove_temp_files, sha256_file
 
 from .examples import SplitExamples, chunks
 from .features import InputFeatures, feature_arrays, log_examples
+from .hf_features import tokenizer_feature_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -187,10 +188,14 @@ def load_or_build(cache_dir: str, name: str, key_parts: dict,
 
 
 def build_chunks(examples, label_list: Optional[Sequence[str]], max_seq_length: int,
-                 tokenizer) -> Iterator[dict]:
-    """Feature arrays of successive chunks of examples; the first few rows are logged."""
+                 tokenizer, tokenizer_layout: bool = False) -> Iterator[dict]:
+    """Feature arrays of successive chunks of examples; the first few rows are logged.
+
+    `tokenizer_layout`: the tokenizer's own layout (another family's), not Google's.
+    """
     for i, chunk in enumerate(chunks(examples)):
-        arrays = feature_arrays(chunk, label_list, max_seq_length, tokenizer)
+        build = tokenizer_feature_arrays if tokenizer_layout else feature_arrays
+        arrays = build(chunk, label_list, max_seq_length, tokenizer)
         if i == 0:
             log_examples(chunk, arrays, tokenizer)
         yield arrays
@@ -198,15 +203,19 @@ def build_chunks(examples, label_list: Optional[Sequence[str]], max_seq_length: 
 
 def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: str,
                   do_lower_case: bool, max_seq_length: int, cache_dir: str,
-                  overwrite: bool = False, examples: Optional[SplitExamples] = None
-                  ) -> FeatureSet:
+                  overwrite: bool = False, examples: Optional[SplitExamples] = None,
+                  tokenizer_files: Sequence[str] = ()) -> FeatureSet:
     """One split's features for a processor, from the cache or freshly built.
 
     `examples`: the split as the pre-run checks already read and hashed it.
+    `tokenizer_files`: another family's tokenizer files: the features take that
+    tokenizer's own layout, and the key hashes every one of its files.
     """
     examples = examples or SplitExamples(processor, data_dir, split)
     labels = processor.get_labels()
     key = cache_key_parts(examples.digest, labels, vocab_file, do_lower_case, max_seq_length)
+    if tokenizer_files:
+        key.update(layout="tokenizer", tokenizer_sha256=[sha256_file(p) for p in tokenizer_files])
     name = f"{processor.task_name or type(processor).__name__}_{split}"
     return load_or_build(cache_dir, name, key, lambda: build_chunks(
-        examples, labels, max_seq_length, tokenizer), overwrite)
+        examples, labels, max_seq_length, tokenizer, bool(tokenizer_files)), overwrite)

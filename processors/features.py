@@ -173,6 +173,11 @@ def convert_examples_to_features(examples, label_list: Optional[Sequence[str]],
     examples = list(examples)
     arrays = feature_arrays(examples, label_list, max_seq_length, tokenizer)
     log_examples(examples, arrays, tokenizer)
+    return features_from_arrays(arrays)
+
+
+def features_from_arrays(arrays: dict) -> list[InputFeatures]:
+    """`feature_arrays`' flat arrays as one InputFeatures per row."""
     ends = np.cumsum(arrays["lengths"]).tolist()
     labels = arrays.get("label_ids")
     features = []

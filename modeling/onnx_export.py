@@ -1,0 +1,107 @@
+"""Deployment: the fine-tuned model as ONNX (fp32, and dynamically quantized int8), and
+predictions with onnxruntime.
+
+torch's ONNX exporter (torch.export based: its graph gives PyTorch's logits to ~1e-7,
+where the TorchScript tracer's did not) writes the graph, batch and sequence length
+dynamic, and
+onnxruntime's `quantize_dynamic` makes the int8 copy (int8 weights of the matrix
+multiplies, activations quantized on the fly). Nothing here builds graph nodes by
+hand. Needs the `onnx` extra: pip install 'bert-run-classifier[onnx]'.
+"""
+
+import logging
+import os
+
+import numpy as np
+import torch
+
+from core import ONNX_FILES
+from processors.features import collate
+
+from .data import inference_batches
+from .families import takes_token_types
+
+logger = logging.getLogger(__name__)
+
+OPSET = 18
+
+
+class _Logits(torch.nn.Module):
+    """The classifier's logits from plain tensors (what the ONNX graph takes and gives)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        types = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        return self.model(input_ids=input_ids, attention_mask=attention_mask, **types).logits
+
+
+def input_names(model: torch.nn.Module, tokenizer) -> list[str]:
+    """What the graph takes: what the tokenizer gives (token types only where the model
+    takes them too), so that `session.run(..., tokenizer(...))` feeds it as is."""
+    types = "token_type_ids" in tokenizer.model_input_names and takes_token_types(type(model))
+    return ["input_ids", "attention_mask"] + (["token_type_ids"] if types else [])
+
+
+def export_onnx(model: torch.nn.Module, tokenizer, output_dir: str, int8: bool) -> list[str]:
+    """Writes model.onnx (and model_int8.onnx) to output_dir, each moved in by rename;
+    returns their paths."""
+    names = input_names(model, tokenizer)
+    model = model.float().eval().cpu()
+    # Real-looking ids, and a padded row: transformers skips an all-ones mask when tracing.
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, model.config.vocab_size, (2, 8), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    example = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    path = os.path.join(output_dir, ONNX_FILES["onnx"])
+    tmp = os.path.join(output_dir, f".{ONNX_FILES['onnx']}.tmp")  # (a killed run's: removed)
+    batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # (notes about torchvision's ops, which it lacks)
+    try:
+        torch.onnx.export(_Logits(model).eval(), tuple(example[name] for name in names), tmp,
+                          dynamo=True, verbose=False, input_names=names, output_names=["logits"],
+                          opset_version=OPSET, external_data=False,
+                          dynamic_shapes=tuple({0: batch, 1: sequence} for _ in names))
+    finally:
+        quiet.setLevel(level)
+    os.replace(tmp, path)
+    written = [path]
+    if int8:
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        path8 = os.path.join(output_dir, ONNX_FILES["onnx_int8"])
+        tmp8 = os.path.join(output_dir, f".{ONNX_FILES['onnx_int8']}.tmp")
+        quantize_dynamic(path, tmp8, weight_type=QuantType.QInt8)
+        os.replace(tmp8, path8)
+        written.append(path8)
+    logger.info("Exported %s", " and ".join(written))
+    return written
+
+
+def session(path: str, threads: int = 0):
+    """An onnxruntime CPU session of an exported model."""
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def onnx_logits(path: str, dataset, batch_size: int) -> np.ndarray:
+    """Float32 logits of every row from the exported model, in the dataset's order."""
+    runner = session(path)
+    wanted = [i.name for i in runner.get_inputs()]
+    batches = inference_batches(dataset.lengths(), batch_size)
+    outputs = []
+    for indices in batches:
+        batch = collate([dataset[i] for i in indices])
+        feed = {name: batch[name].numpy() for name in wanted}
+        outputs.append(runner.run(["logits"], feed)[0])
+    logits = np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
+    restored = np.empty_like(logits)
+    restored[np.asarray([i for b in batches for i in b], dtype=np.int64)] = logits
+    return restored
