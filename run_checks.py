@@ -74,8 +74,22 @@ def check_numbers(f) -> None:
           f"--early_stopping_threshold={f.early_stopping_threshold}: must be >= 0")
     check(not f.early_stopping_patience or (f.do_train and f.do_eval),
           "--early_stopping_patience needs --do_train and --do_eval (it watches the dev score)")
+    check_long_text(f)
     if f.tensorboard:
         plot.check_tensorboard()
+
+
+def check_long_text(f) -> None:
+    """--doc_stride and --window_pooling belong to --long_text=windows; a stride past a
+    window's room would skip tokens. (extract_features has no --window_pooling.)"""
+    pooling = getattr(f, "window_pooling", None)
+    if f.long_text != "windows":
+        for name, value in (("doc_stride", f.doc_stride), ("window_pooling", pooling)):
+            check(value is None, f"--{name}={value}: needs --long_text=windows")
+        return
+    room = f.max_seq_length - 2
+    check(f.doc_stride is None or 1 <= f.doc_stride <= room, f"--doc_stride={f.doc_stride}: "
+          f"must be in [1, {room}] (a window holds at most --max_seq_length - 2 tokens)")
 
 
 def check_output_dir(out: str, flag: str = "output_dir") -> None:

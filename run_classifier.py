@@ -33,6 +33,8 @@ from cli import settings
 from core import InputError, folder_lock, remove_temp_files
 from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
+from processors.windows import LONG_TEXT, Windows, windows_key
+from processors.windows import POOLINGS as WINDOW_POOLINGS
 from run_checks import check, validate
 
 FLAGS = flags.FLAGS
@@ -116,6 +118,16 @@ flags.DEFINE_string("search_storage", None, "Database URL of the search's study;
                     "share it (and output_dir) split the trials. Default: "
                     "sqlite:///<output_dir>/search.db.")
 
+# Long documents.
+flags.DEFINE_enum("long_text", "truncate", LONG_TEXT, "Texts longer than --max_seq_length: "
+                  "truncate them (Google's way), or split text_a into overlapping windows "
+                  "(each window trains with its document's label; a document's prediction "
+                  "pools its windows').")
+flags.DEFINE_integer("doc_stride", None, "With --long_text=windows: tokens between the starts "
+                     "of consecutive windows. Default: (max_seq_length - 2) // 2.")
+flags.DEFINE_enum("window_pooling", None, WINDOW_POOLINGS, "With --long_text=windows: a "
+                  "document's logits are the mean or the max of its windows'. Default: mean.")
+
 
 def do_train(run, s, on_dev_score=None) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model (with early
@@ -142,7 +154,8 @@ def do_train(run, s, on_dev_score=None) -> int:
                                        processor.problem_type, run.datasets["train"].labels))
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
-                              {name: getattr(s, name) for name in TRAINING_FLAGS})
+                              {name: getattr(s, name) for name in TRAINING_FLAGS}
+                              | windows_key(Windows.from_settings(s)))
 
     def stop(stats: list[dict]) -> bool:
         return should_stop([r[key] for r in stats], s.early_stopping_patience,
@@ -245,7 +258,8 @@ def load_datasets(run, s) -> None:
             run.datasets[split] = load_features(
                 run.processor, s.data_dir, split, run.tokenizer, run.source.vocab_file,
                 s.do_lower_case, s.max_seq_length, run.cache_dir,
-                s.overwrite_cache and distributed.is_local_main(), examples)
+                s.overwrite_cache and distributed.is_local_main(), examples,
+                Windows.from_settings(s))
             if split != "test":
                 logging.info("%s label distribution: %s", split, label_distribution(
                     run.datasets[split].labels, run.processor.get_labels()))
