@@ -33,8 +33,7 @@ from cli import settings
 from core import InputError, folder_lock, remove_temp_files
 from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
-from processors.windows import LONG_TEXT, Windows, windows_key
-from processors.windows import POOLINGS as WINDOW_POOLINGS
+from processors.windows import LONG_TEXT, WINDOW_POOLINGS, Windows, windows_key
 from run_checks import check, validate
 
 FLAGS = flags.FLAGS
@@ -120,13 +119,11 @@ flags.DEFINE_string("search_storage", None, "Database URL of the search's study;
 
 # Long documents.
 flags.DEFINE_enum("long_text", "truncate", LONG_TEXT, "Texts longer than --max_seq_length: "
-                  "truncate them (Google's way), or split text_a into overlapping windows "
-                  "(each window trains with its document's label; a document's prediction "
-                  "pools its windows').")
-flags.DEFINE_integer("doc_stride", None, "With --long_text=windows: tokens between the starts "
-                     "of consecutive windows. Default: (max_seq_length - 2) // 2.")
-flags.DEFINE_enum("window_pooling", None, WINDOW_POOLINGS, "With --long_text=windows: a "
-                  "document's logits are the mean or the max of its windows'. Default: mean.")
+                  "truncate them, or split text_a into overlapping windows (see README).")
+flags.DEFINE_integer("doc_stride", None, "Windows: tokens between window starts. Default: "
+                     "(max_seq_length - 2) // 2.")
+flags.DEFINE_enum("window_pooling", None, WINDOW_POOLINGS, "Windows: a document's logits are "
+                  "the mean (default) or the max of its windows'.")
 
 
 def do_train(run, s, on_dev_score=None) -> int:

@@ -2,15 +2,15 @@
 
 The key hashes everything that shapes the features: the examples (guid,
 text_a, text_b, label, in order, as the processor produced them), the label
-list, the vocab's bytes, `do_lower_case`, `max_seq_length`, the features
-format version, and with `--long_text=windows` the stride; no file path and no
-file bytes, so a changed processor or a file only an override reads can never
-give stale features. An entry is a folder of
-raw arrays, built chunk by chunk (bounded memory at any size) in a temp folder
-that is renamed when whole. `features.json`, written last, records the key and
-each array's dtype, shape and sha256, so a corrupt or truncated entry is
-detected and rebuilt. Windowed entries add `doc_offsets` (window rows -> documents)
-and `doc_lengths`. Arrays are memory-mapped on load. A file lock lets two
+list, the vocab's bytes, `do_lower_case`, `max_seq_length`, the features format
+version and, with `--long_text=windows`, the stride; no file path and no file
+bytes, so a changed processor or a file only an override reads can never give
+stale features. An entry is a folder of raw arrays, built chunk by chunk
+(bounded memory at any size) in a temp folder that is renamed when whole.
+`features.json`, written last, records the key and each array's dtype, shape and
+sha256, so a corrupt or truncated entry is detected and rebuilt. Windowed
+entries add `doc_offsets` (window rows -> documents) and `doc_lengths`. Arrays
+are memory-mapped on load. A file lock lets two
 processes ask for the same entry at once.
 """
 

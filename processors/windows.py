@@ -23,7 +23,7 @@ from core import InputError
 logger = logging.getLogger(__name__)
 
 LONG_TEXT = ("truncate", "windows")
-POOLINGS = ("mean", "max")
+WINDOW_POOLINGS = ("mean", "max")
 
 
 @dataclass(frozen=True)
