@@ -12,15 +12,12 @@ Light (numpy only): run_classifier.py reads the flags' choices from here before
 its checks, which run before torch is imported (`features` imports it).
 """
 
-import logging
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 
 from core import InputError
-
-logger = logging.getLogger(__name__)
 
 LONG_TEXT = ("truncate", "windows")
 WINDOW_POOLINGS = ("mean", "max")
