@@ -27,7 +27,8 @@ from modeling.model import load_config, resolve_source
 from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
 from processors.base import SPLITS
-from run_checks import check_model
+from processors.windows import LONG_TEXT, Windows, windows_key
+from run_checks import check_long_text, check_model, check_windows_model
 
 FLAGS = flags.FLAGS
 
@@ -59,6 +60,13 @@ flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
 flags.DEFINE_enum("precision", "auto", PRECISIONS, "Numeric precision: auto is bf16 where the "
                   "hardware runs it fast (CUDA, avx512_bf16 CPUs), else fp32; fp16 is CUDA-only.")
 
+# Long documents.
+flags.DEFINE_enum("long_text", "truncate", LONG_TEXT, "Texts longer than --max_seq_length: "
+                  "truncate them, or embed overlapping windows of text_a and write the mean "
+                  "of their vectors (--output_vectors only).")
+flags.DEFINE_integer("doc_stride", None, "With --long_text=windows: tokens between the starts "
+                     "of consecutive windows. Default: (max_seq_length - 2) // 2.")
+
 
 def _check(ok: bool, message: str) -> None:
     if not ok:
@@ -75,6 +83,9 @@ def check_outputs(s) -> None:
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         _check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
     _check(s.batch_size > 0, f"--batch_size={s.batch_size}: must be positive")
+    check_long_text(s)
+    _check(s.long_text != "windows" or not s.output_file, "--output_file: not with "
+           "--long_text=windows (a document's tokens span windows); use --output_vectors")
     check_distinct(s, [(f"--input_file={s.input_file}", s.input_file)])
 
 
@@ -125,13 +136,15 @@ def main(argv) -> None:
     config = load_config(source.config_file, 2, None)
     layers = parse_layers(s.layers, config.num_hidden_layers)
     check_model(source, s.do_lower_case, s.max_seq_length)
+    check_windows_model(s, source)
     examples = read_examples(s)
     tokenizer = source_tokenizer(source, s.do_lower_case)
     model = load_encoder(source, config, s.pooling).to(device)
+    windows = Windows.from_settings(s)
     args = ExtractArgs(tuple(layers), s.pooling, s.max_seq_length, s.batch_size,
-                       s.output_file, s.output_vectors)
+                       s.output_file, s.output_vectors, windows and windows.doc_stride)
     metadata = {"pooling": s.pooling, "model": source.weights_file,
-                "max_seq_length": s.max_seq_length}
+                "max_seq_length": s.max_seq_length, **windows_key(windows)}
     extract_to_files(model, tokenizer, examples, args, device, precision, metadata)
     logging.info("Extracted features of %d inputs to %s", len(examples),
                  " and ".join(p for p in (s.output_file, s.output_vectors) if p))

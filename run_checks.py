@@ -74,8 +74,34 @@ def check_numbers(f) -> None:
           f"--early_stopping_threshold={f.early_stopping_threshold}: must be >= 0")
     check(not f.early_stopping_patience or (f.do_train and f.do_eval),
           "--early_stopping_patience needs --do_train and --do_eval (it watches the dev score)")
+    check_long_text(f)
     if f.tensorboard:
         plot.check_tensorboard()
+
+
+def check_long_text(f) -> None:
+    """--doc_stride and --window_pooling belong to --long_text=windows; a stride past a
+    window's room would skip tokens. (extract_features has no --window_pooling.)"""
+    pooling = getattr(f, "window_pooling", None)
+    if f.long_text != "windows":
+        for name, value in (("doc_stride", f.doc_stride), ("window_pooling", pooling)):
+            check(value is None, f"--{name}={value}: needs --long_text=windows")
+        return
+    room = f.max_seq_length - 2
+    check(f.doc_stride is None or 1 <= f.doc_stride <= room, f"--doc_stride={f.doc_stride}: "
+          f"must be in [1, {room}] (a window holds at most --max_seq_length - 2 tokens)")
+
+
+def check_windows_model(f, source) -> None:
+    """Windows are cut in BERT's [CLS] A [SEP] B [SEP] layout and pooled by the PyTorch
+    predict path: other families and the onnxruntime backends are refused."""
+    if f.long_text != "windows":
+        return
+    check(source.family == "bert", f"--long_text=windows: BERT models only for now "
+          f"({os.path.dirname(source.config_file)} has model_type {source.family})")
+    backend = getattr(f, "predict_backend", "torch")
+    check(backend == "torch", f"--predict_backend={backend}: not with --long_text=windows "
+          "(pooling windows into documents runs in the PyTorch predict)")
 
 
 def check_output_dir(out: str, flag: str = "output_dir") -> None:
@@ -311,6 +337,7 @@ def validate(f):
         check_trained_labels(f.output_dir, processor.get_labels(), processor.problem_type)
     check_class_weights(f, processor)
     check_model(source, f.do_lower_case, f.max_seq_length)
+    check_windows_model(f, source)
     check_search(f, processor, source)
     examples = {split: SplitExamples(processor, f.data_dir, split)
                 for split, mode in SPLIT_MODES if getattr(f, mode)}

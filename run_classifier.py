@@ -33,6 +33,7 @@ from cli import settings
 from core import ONNX_FILES, InputError, folder_lock, remove_temp_files
 from modeling import PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
+from processors.windows import LONG_TEXT, WINDOW_POOLINGS, Windows, windows_key
 from run_checks import check, validate
 
 FLAGS = flags.FLAGS
@@ -124,6 +125,14 @@ flags.DEFINE_enum("predict_backend", "torch", ["torch", "onnxruntime", "onnxrunt
                   "What --do_predict runs: the PyTorch model, or the exported model.onnx "
                   "(model_int8.onnx) in onnxruntime; the same output files.")
 
+# Long documents.
+flags.DEFINE_enum("long_text", "truncate", LONG_TEXT, "Texts longer than --max_seq_length: "
+                  "truncate them, or split text_a into overlapping windows (see README).")
+flags.DEFINE_integer("doc_stride", None, "Windows: tokens between window starts. Default: "
+                     "(max_seq_length - 2) // 2.")
+flags.DEFINE_enum("window_pooling", None, WINDOW_POOLINGS, "Windows: a document's logits are "
+                  "the mean (default) or the max of its windows'.")
+
 
 def do_train(run, s, on_dev_score=None) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model (with early
@@ -150,7 +159,8 @@ def do_train(run, s, on_dev_score=None) -> int:
                                        processor.problem_type, run.datasets["train"].labels))
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
-                              {name: getattr(s, name) for name in TRAINING_FLAGS})
+                              {name: getattr(s, name) for name in TRAINING_FLAGS}
+                              | windows_key(Windows.from_settings(s)))
 
     def stop(stats: list[dict]) -> bool:
         return should_stop([r[key] for r in stats], s.early_stopping_patience,
@@ -259,7 +269,7 @@ def load_datasets(run, s) -> None:
                 run.processor, s.data_dir, split, run.tokenizer, run.source.vocab_file,
                 s.do_lower_case, s.max_seq_length, run.cache_dir,
                 s.overwrite_cache and distributed.is_local_main(), examples,
-                run.source.tokenizer_files)
+                run.source.tokenizer_files, Windows.from_settings(s))
             if split != "test":
                 logging.info("%s label distribution: %s", split, label_distribution(
                     run.datasets[split].labels, run.processor.get_labels()))

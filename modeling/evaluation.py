@@ -12,6 +12,7 @@ import torch
 
 from core import MULTI_LABEL, REGRESSION, atomic_write_text, finite_json
 from processors.metrics import compute_metrics
+from processors.windows import document_labels, pool_windows
 
 from . import distributed
 from .data import inference_batches, iterate
@@ -27,8 +28,9 @@ def predict_logits(model, dataset, batch_size: int, device: torch.device, precis
                    ) -> np.ndarray:
     """Float32 logits for every row, in the dataset's order (under torchrun: on every rank).
 
-    One autocast region around all batches: the weights are cast to bf16/fp16
-    once and reused, instead of once per batch.
+    With windows, one row per document: its windows' logits pooled (`dataset.pooling`),
+    once every rank's windows are gathered. One autocast region around all batches: the
+    weights are cast to bf16/fp16 once and reused, instead of once per batch.
     """
     model.eval()
     batches = distributed.my_share(inference_batches(dataset.lengths(), batch_size))
@@ -42,7 +44,8 @@ def predict_logits(model, dataset, batch_size: int, device: torch.device, precis
     logits, order = distributed.gather_rows(logits, order)
     restored = np.empty_like(logits)
     restored[order] = logits
-    return restored
+    return pool_windows(restored, getattr(dataset, "doc_offsets", None),
+                        getattr(dataset, "pooling", "mean"))
 
 
 def outputs(logits: np.ndarray, problem_type: str) -> np.ndarray:
@@ -64,9 +67,10 @@ def decide(logits: np.ndarray, problem_type: str, threshold: float) -> np.ndarra
 
 def evaluate(model, dataset, metric: str, batch_size: int, device, precision: str,
              threshold: float = 0.5) -> dict:
-    """Dev-set loss (unweighted) and metrics (keys without Google's `eval_` prefix)."""
+    """Dev-set loss (unweighted) and metrics (keys without Google's `eval_` prefix), per
+    document with windows."""
     logits = predict_logits(model, dataset, batch_size, device, precision)
-    labels = np.asarray(dataset.labels)
+    labels = np.asarray(document_labels(dataset))
     problem_type = model.config.problem_type
     loss = compute_loss(torch.from_numpy(logits), torch.from_numpy(labels), problem_type).item()
     results = compute_metrics(metric, decide(logits, problem_type, threshold), labels)

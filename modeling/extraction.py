@@ -13,6 +13,7 @@ chunks of rows, and every chunk comes out in the input's order.
 import contextlib
 import io
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from processors.base import InputExample, read_rows
 from processors.cache import FeatureSet
 from processors.features import convert_examples_to_features
 from processors.hf_features import tokenizer_features
+from processors.windows import describe, pool_windows, window_arrays
 
 from . import families
 from .data import inference_batches, iterate
@@ -37,6 +39,8 @@ POOLINGS = ("cls", "mean", "pooler")
 VECTOR_SUFFIXES = (".npy", ".safetensors")
 CHUNK_BATCHES = 64  # rows are length-sorted within chunks of this many batches
 PAIR = re.compile(r"^(.*) \|\|\| (.*)$")  # Google's `text_a ||| text_b`
+
+logger = logging.getLogger(__name__)
 
 
 def read_input_file(path: str) -> list[InputExample]:
@@ -147,12 +151,30 @@ class ExtractArgs:
     batch_size: int
     output_file: Optional[str]  # Google's JSON lines
     output_vectors: Optional[str]  # .npy or .safetensors
+    doc_stride: Optional[int] = None  # long texts as windows this far apart (None: truncated)
+
+
+def document_vectors(model, examples: Sequence[InputExample], args: ExtractArgs, tokenizer,
+                     device, precision: str) -> np.ndarray:
+    """One vector per example from its windows: the mean of their pooled vectors."""
+    arrays = window_arrays(examples, None, args.max_seq_length, tokenizer, args.doc_stride)
+    dataset = FeatureSet.from_arrays(arrays)
+    logger.info("%s", describe("input", dataset, args.max_seq_length))
+    rows = extract(model, dataset, [], args.pooling, args.batch_size, device, precision)
+    return pool_windows(np.stack([vector for _, vector in rows]), dataset.doc_offsets, "mean")
 
 
 def extract_to_files(model, tokenizer, examples: Sequence[InputExample], args: ExtractArgs,
                      device, precision: str, metadata: dict) -> None:
-    """Writes the JSON lines and/or the vectors of `examples`: both whole, or neither."""
+    """Writes the JSON lines and/or the vectors of `examples`: both whole, or neither.
+
+    With windows (`args.doc_stride`), only the vectors: one per example.
+    """
     unlabeled = [InputExample(e.guid, e.text_a, e.text_b) for e in examples]
+    if args.doc_stride:
+        vectors = document_vectors(model, unlabeled, args, tokenizer, device, precision)
+        write_vectors(args.output_vectors, vectors, [e.guid for e in examples], metadata)
+        return
     convert = (convert_examples_to_features if model.config.model_type == "bert"
                else tokenizer_features)
     features = convert(unlabeled, None, args.max_seq_length, tokenizer)

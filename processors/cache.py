@@ -2,13 +2,15 @@
 
 The key hashes everything that shapes the features: the examples (guid,
 text_a, text_b, label, in order, as the processor produced them), the label
-list, the vocab's bytes, `do_lower_case`, `max_seq_length` and the features
-format version; no file path and no file bytes, so a changed processor or a file
-only an override reads can never give stale features. An entry is a folder of
-raw arrays, built chunk by chunk (bounded memory at any size) in a temp folder
-that is renamed when whole. `features.json`, written last, records the key and
-each array's dtype, shape and sha256, so a corrupt or truncated entry is
-detected and rebuilt. Arrays are memory-mapped on load. A file lock lets two
+list, the vocab's bytes, `do_lower_case`, `max_seq_length`, the features format
+version and, with `--long_text=windows`, the stride; no file path and no file
+bytes, so a changed processor or a file only an override reads can never give
+stale features. An entry is a folder of raw arrays, built chunk by chunk
+(bounded memory at any size) in a temp folder that is renamed when whole.
+`features.json`, written last, records the key and each array's dtype, shape and
+sha256, so a corrupt or truncated entry is detected and rebuilt. Windowed
+entries add `doc_offsets` (window rows -> documents) and `doc_lengths`. Arrays
+are memory-mapped on load. A file lock lets two
 processes ask for the same entry at once.
 """
 
@@ -29,6 +31,7 @@ from core import atomic_write_text, remove_temp_files, sha256_file
 from .examples import SplitExamples, chunks
 from .features import InputFeatures, feature_arrays, log_examples
 from .hf_features import tokenizer_feature_arrays
+from .windows import Windows, describe, window_arrays, windows_key
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +43,27 @@ class FeatureSet(torch.utils.data.Dataset):
     """Variable-length features stored flat: ids, segment ids, row offsets, labels.
 
     `labels` is a numpy array (class ids, scores or multi-hot rows), None for test.
+    With windows, rows are windows: `doc_offsets` maps them to documents (else None),
+    and `pooling` is how predictions pool a document's windows.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray]):
-        self.tensors = {name: torch.from_numpy(array) for name, array in arrays.items()}
+    def __init__(self, arrays: dict[str, np.ndarray], pooling: str = "mean"):
+        self.tensors = {name: torch.from_numpy(array) for name, array in arrays.items()
+                        if name not in ("doc_offsets", "doc_lengths")}
         self.offsets = arrays["offsets"]
         self.labels = arrays.get("label_ids")
+        self.doc_offsets, self.doc_lengths = arrays.get("doc_offsets"), arrays.get("doc_lengths")
+        self.pooling = pooling
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], pooling: str = "mean") -> "FeatureSet":
+        """From `feature_arrays` or `window_arrays` output (in memory, not cached)."""
+        stored = {name: arrays[name] for name in arrays if name not in ("lengths", "windows")}
+        stored["offsets"] = np.concatenate([[0], np.cumsum(arrays["lengths"])]).astype(np.int64)
+        if "windows" in arrays:
+            stored["doc_offsets"] = np.concatenate([[0], np.cumsum(arrays["windows"])]).astype(
+                np.int64)
+        return cls(stored, pooling)
 
     @classmethod
     def from_features(cls, features: Sequence[InputFeatures]) -> "FeatureSet":
@@ -72,12 +90,15 @@ class FeatureSet(torch.utils.data.Dataset):
 
 
 def cache_key_parts(examples_sha256: str, label_list: Optional[Sequence[str]],
-                    vocab_file: str, do_lower_case: bool, max_seq_length: int) -> dict:
-    """The readable parts of the key; the vocab enters as its sha256."""
+                    vocab_file: str, do_lower_case: bool, max_seq_length: int,
+                    windows: Optional[Windows] = None) -> dict:
+    """The readable parts of the key; the vocab enters as its sha256. Truncated features
+    keep the key they had before windows existed (their entries stay valid)."""
     return {"examples_sha256": examples_sha256,
             "label_list": None if label_list is None else list(label_list),
             "vocab_sha256": sha256_file(vocab_file), "do_lower_case": bool(do_lower_case),
-            "max_seq_length": int(max_seq_length), "features_version": FEATURES_VERSION}
+            "max_seq_length": int(max_seq_length), "features_version": FEATURES_VERSION,
+            **windows_key(windows)}
 
 
 class _Writer:
@@ -98,9 +119,14 @@ class _Writer:
         offsets = self.end + np.cumsum(arrays["lengths"])
         self.end = int(offsets[-1]) if len(offsets) else self.end
         self._append("offsets", offsets.astype(np.int64))
-        for name in ("input_ids", "segment_ids", "label_ids"):
+        for name in ("input_ids", "segment_ids", "label_ids", "doc_lengths"):
             if name in arrays:
                 self._append(name, arrays[name])
+        if "windows" in arrays:
+            if "doc_offsets" not in self.files:
+                self._append("doc_offsets", np.zeros(1, np.int64))
+            self._append("doc_offsets", (self.rows + np.cumsum(arrays["windows"])).astype(
+                np.int64))
         self.rows += len(arrays["lengths"])
 
     def close(self) -> dict:
@@ -188,14 +214,17 @@ def load_or_build(cache_dir: str, name: str, key_parts: dict,
 
 
 def build_chunks(examples, label_list: Optional[Sequence[str]], max_seq_length: int,
-                 tokenizer, tokenizer_layout: bool = False) -> Iterator[dict]:
+                 tokenizer, tokenizer_layout: bool = False, windows: Optional[Windows] = None
+                 ) -> Iterator[dict]:
     """Feature arrays of successive chunks of examples; the first few rows are logged.
 
     `tokenizer_layout`: the tokenizer's own layout (another family's), not Google's.
+    `windows`: long texts become windows (BERT's layout only).
     """
+    build = tokenizer_feature_arrays if tokenizer_layout else feature_arrays
     for i, chunk in enumerate(chunks(examples)):
-        build = tokenizer_feature_arrays if tokenizer_layout else feature_arrays
-        arrays = build(chunk, label_list, max_seq_length, tokenizer)
+        arrays = (window_arrays(chunk, label_list, max_seq_length, tokenizer, windows.doc_stride)
+                  if windows else build(chunk, label_list, max_seq_length, tokenizer))
         if i == 0:
             log_examples(chunk, arrays, tokenizer)
         yield arrays
@@ -204,18 +233,25 @@ def build_chunks(examples, label_list: Optional[Sequence[str]], max_seq_length: 
 def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: str,
                   do_lower_case: bool, max_seq_length: int, cache_dir: str,
                   overwrite: bool = False, examples: Optional[SplitExamples] = None,
-                  tokenizer_files: Sequence[str] = ()) -> FeatureSet:
+                  tokenizer_files: Sequence[str] = (), windows: Optional[Windows] = None
+                  ) -> FeatureSet:
     """One split's features for a processor, from the cache or freshly built.
 
     `examples`: the split as the pre-run checks already read and hashed it.
     `tokenizer_files`: another family's tokenizer files: the features take that
     tokenizer's own layout, and the key hashes every one of its files.
+    `windows`: long texts become windows (None: they are truncated).
     """
     examples = examples or SplitExamples(processor, data_dir, split)
     labels = processor.get_labels()
-    key = cache_key_parts(examples.digest, labels, vocab_file, do_lower_case, max_seq_length)
+    key = cache_key_parts(examples.digest, labels, vocab_file, do_lower_case, max_seq_length,
+                          windows)
     if tokenizer_files:
         key.update(layout="tokenizer", tokenizer_sha256=[sha256_file(p) for p in tokenizer_files])
     name = f"{processor.task_name or type(processor).__name__}_{split}"
-    return load_or_build(cache_dir, name, key, lambda: build_chunks(
-        examples, labels, max_seq_length, tokenizer, bool(tokenizer_files)), overwrite)
+    features = load_or_build(cache_dir, name, key, lambda: build_chunks(
+        examples, labels, max_seq_length, tokenizer, bool(tokenizer_files), windows), overwrite)
+    if windows:
+        features.pooling = windows.pooling
+        logger.info("%s", describe(split, features, max_seq_length))
+    return features

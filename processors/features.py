@@ -90,6 +90,53 @@ def label_ids(examples, label_list: Optional[Sequence[str]]) -> Optional[np.ndar
     return np.array([label_map[e.label] for e in examples], np.int64)
 
 
+@dataclass(frozen=True)
+class TokenArrays:
+    """The token ids of many examples, flat: text_a's, and text_b's where there is one."""
+
+    flat_a: np.ndarray
+    start_a: np.ndarray
+    len_a: np.ndarray
+    pairs: np.ndarray  # bool: the example has a text_b
+    flat_b: np.ndarray
+    start_b: np.ndarray
+    len_b: np.ndarray  # 0 where there is no text_b
+
+
+def token_arrays(examples, tokenizer) -> TokenArrays:
+    """Both texts of every example tokenized (two batched calls); empty texts are errors."""
+    flat_a, start_a, len_a = _flat(tokenize(tokenizer, [e.text_a for e in examples]))
+    pairs = np.array([e.text_b is not None for e in examples], bool)
+    ids_b = tokenize(tokenizer, [e.text_b for e in examples if e.text_b is not None])
+    flat_b, start_b, len_b = np.zeros(0, np.int32), np.zeros(len(examples), np.int64), \
+        np.zeros(len(examples), np.int64)
+    if ids_b:
+        flat_b, start_b[pairs], len_b[pairs] = _flat(ids_b)
+    check_tokens(examples, len_a, np.where(pairs, len_b, 1))
+    return TokenArrays(flat_a, start_a, len_a, pairs, flat_b, start_b, len_b)
+
+
+def layout(t: TokenArrays, rows: np.ndarray, a_from: np.ndarray, keep_a: np.ndarray,
+           keep_b: np.ndarray, tokenizer) -> dict[str, np.ndarray]:
+    """`[CLS] a [SEP] (b [SEP])` rows, end to end: row i holds example `rows[i]`'s text_a
+    tokens `a_from[i]` to `a_from[i] + keep_a[i]` and its first `keep_b[i]` text_b tokens."""
+    pairs = t.pairs[rows]
+    lengths = keep_a + 2 + np.where(pairs, keep_b + 1, 0)
+    row = np.cumsum(lengths) - lengths
+    input_ids = np.empty(int(lengths.sum()), np.int32)
+    segment_ids = np.zeros(len(input_ids), np.int8)
+    input_ids[row] = tokenizer.cls_token_id
+    input_ids[_spans(row + 1, keep_a)] = t.flat_a[_spans(t.start_a[rows] + a_from, keep_a)]
+    input_ids[row + 1 + keep_a] = tokenizer.sep_token_id
+    b_rows = np.flatnonzero(pairs)
+    b_start = row[b_rows] + keep_a[b_rows] + 2
+    b_from = t.start_b[rows[b_rows]]
+    input_ids[_spans(b_start, keep_b[b_rows])] = t.flat_b[_spans(b_from, keep_b[b_rows])]
+    input_ids[b_start + keep_b[b_rows]] = tokenizer.sep_token_id
+    segment_ids[_spans(b_start, keep_b[b_rows] + 1)] = 1
+    return {"input_ids": input_ids, "segment_ids": segment_ids, "lengths": lengths}
+
+
 def feature_arrays(examples, label_list: Optional[Sequence[str]], max_seq_length: int,
                    tokenizer) -> dict[str, np.ndarray]:
     """Examples as flat arrays in BERT's layout, rows unpadded.
@@ -108,29 +155,11 @@ def feature_arrays(examples, label_list: Optional[Sequence[str]], max_seq_length
     Returns input_ids (int32) and segment_ids (int8) of all rows end to end, each
     row's length, and label_ids (absent for test). Pure; vectorized past the tokenizer.
     """
-    flat_a, start_a, len_a = _flat(tokenize(tokenizer, [e.text_a for e in examples]))
-    pairs = np.array([e.text_b is not None for e in examples], bool)
-    ids_b = tokenize(tokenizer, [e.text_b for e in examples if e.text_b is not None])
-    flat_b, start_b, len_b = np.zeros(0, np.int32), np.zeros(len(examples), np.int64), \
-        np.zeros(len(examples), np.int64)
-    if ids_b:
-        flat_b, start_b[pairs], len_b[pairs] = _flat(ids_b)
-    check_tokens(examples, len_a, np.where(pairs, len_b, 1))
-    keep_a, keep_b = truncated_lengths(len_a, len_b, max_seq_length - 3)
-    keep_a = np.where(pairs, keep_a, np.minimum(len_a, max_seq_length - 2))
-    lengths = keep_a + 2 + np.where(pairs, keep_b + 1, 0)
-    row = np.cumsum(lengths) - lengths
-    input_ids = np.empty(int(lengths.sum()), np.int32)
-    segment_ids = np.zeros(len(input_ids), np.int8)
-    input_ids[row] = tokenizer.cls_token_id
-    input_ids[_spans(row + 1, keep_a)] = flat_a[_spans(start_a, keep_a)]
-    input_ids[row + 1 + keep_a] = tokenizer.sep_token_id
-    b_rows = np.flatnonzero(pairs)
-    b_start = row[b_rows] + keep_a[b_rows] + 2
-    input_ids[_spans(b_start, keep_b[b_rows])] = flat_b[_spans(start_b[b_rows], keep_b[b_rows])]
-    input_ids[b_start + keep_b[b_rows]] = tokenizer.sep_token_id
-    segment_ids[_spans(b_start, keep_b[b_rows] + 1)] = 1
-    arrays = {"input_ids": input_ids, "segment_ids": segment_ids, "lengths": lengths}
+    t = token_arrays(examples, tokenizer)
+    keep_a, keep_b = truncated_lengths(t.len_a, t.len_b, max_seq_length - 3)
+    keep_a = np.where(t.pairs, keep_a, np.minimum(t.len_a, max_seq_length - 2))
+    rows = np.arange(len(examples))
+    arrays = layout(t, rows, np.zeros(len(examples), np.int64), keep_a, keep_b, tokenizer)
     labels = label_ids(examples, label_list)
     if labels is not None:
         arrays["label_ids"] = labels
@@ -151,9 +180,11 @@ def check_tokens(examples, len_a: np.ndarray, len_b: np.ndarray) -> None:
 
 
 def log_examples(examples, arrays: dict, tokenizer, count: int = 5) -> None:
-    """Google's "*** Example ***" log of the first rows."""
+    """Google's "*** Example ***" log of the first rows (windows: a row per window)."""
     ends = np.cumsum(arrays["lengths"])
-    for i, example in enumerate(examples[:count]):
+    documents = np.repeat(np.arange(len(examples)), arrays.get("windows", 1))
+    for i, document in enumerate(documents[:count].tolist()):
+        example = examples[document]
         ids = arrays["input_ids"][ends[i] - arrays["lengths"][i]:ends[i]].tolist()
         segments = arrays["segment_ids"][ends[i] - arrays["lengths"][i]:ends[i]].tolist()
         label = arrays["label_ids"][i].tolist() if "label_ids" in arrays else None

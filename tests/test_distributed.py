@@ -46,9 +46,13 @@ def read_outputs(out):
     return results, stats, np.loadtxt(os.path.join(out, "test_results.tsv"), delimiter="\t")
 
 
-def test_two_gloo_processes_match_one_process(tiny_bert_without_dropout, tmp_path):
+# Windows: torchrun shards the windows and gathers each document's once (20 test rows).
+@pytest.mark.parametrize("long_text", [{}, dict(long_text="windows", max_seq_length=20,
+                                                doc_stride=6)], ids=["truncate", "windows"])
+def test_two_gloo_processes_match_one_process(tiny_bert_without_dropout, tmp_path, long_text):
     data = write_similarity_data(tmp_path / "data")
-    values = dict(FLAG_VALUES, data_dir=data, init_checkpoint=tiny_bert_without_dropout)
+    values = dict(FLAG_VALUES, data_dir=data, init_checkpoint=tiny_bert_without_dropout,
+                  **long_text)
     if not flags.FLAGS.is_parsed():
         flags.FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(output_dir=str(tmp_path / "one"), **values):
@@ -69,6 +73,7 @@ def test_two_gloo_processes_match_one_process(tiny_bert_without_dropout, tmp_pat
     for row_one, row_two in zip(one[1], two[1]):
         assert row_two == pytest.approx(row_one, abs=1e-5)
     assert two[2].shape == (20, 2)
+    assert (one[0]["global_step"] > 2 * 10) == bool(long_text)  # 64 rows: 10 batches an epoch
     np.testing.assert_allclose(two[2], one[2], atol=1e-5)
     with open(tmp_path / "two" / "run_config.json") as f:
         assert json.load(f)["resolved"]["world_size"] == 2

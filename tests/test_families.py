@@ -163,6 +163,14 @@ def test_bert_flags_are_refused_for_other_families(tiny, data, tmp_path):
                         vocab_file=os.path.join(tiny["bert"], "vocab.txt")))
 
 
+def test_windows_are_refused_for_other_families(tiny, data, tmp_path):
+    with pytest.raises(InputError, match=r"^--long_text=windows: BERT models only for now "
+                                         r"\(.* has model_type roberta\)$"):
+        run_main(**dict(TRAIN, init_checkpoint=tiny["roberta"], data_dir=data,
+                        output_dir=str(tmp_path / "out"), long_text="windows"))
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_cache_key_hashes_every_tokenizer_file(tiny, data, tmp_path):
     """A changed tokenizer_config.json (not only the vocab) makes another cache entry."""
     import shutil
