@@ -106,6 +106,11 @@ def load_config(model_dir: str, num_labels: int, labels: Optional[list[str]],
     """The directory's config (AutoConfig), set up for a task's labels."""
     import transformers
     config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    return set_task(config, num_labels, labels, problem_type)
+
+
+def set_task(config, num_labels: int, labels: Optional[list[str]], problem_type: str):
+    """`config` (any family's) set up for a task's labels and problem type."""
     config.num_labels = num_labels
     config.problem_type = problem_type
     if labels is not None:

@@ -140,13 +140,7 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
                                     problem_type)
     for key in ("id2label", "label2id", "num_labels", "problem_type", "architectures"):
         values.pop(key, None)
-    config = BertConfig(**values)
-    config.num_labels = num_labels
-    config.problem_type = problem_type
-    if labels is not None:
-        config.id2label = dict(enumerate(labels))
-        config.label2id = {label: i for i, label in enumerate(labels)}
-    return config
+    return families.set_task(BertConfig(**values), num_labels, labels, problem_type)
 
 
 def check_trained_labels(model_dir: str, labels: Optional[list[str]], problem_type: str) -> None:

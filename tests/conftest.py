@@ -2,7 +2,9 @@
 
 import os
 import random
+import signal
 import sys
+import time
 
 import pytest
 import torch
@@ -117,3 +119,14 @@ def feature_builds(monkeypatch) -> list:
 
     monkeypatch.setattr(cache, "feature_arrays", counting)
     return builds
+
+
+def kill_after_checkpoint(proc, folder: str, seconds: float = 120) -> int:
+    """SIGKILLs a running command as soon as `folder` holds a checkpoint; its exit code."""
+    deadline = time.monotonic() + seconds
+    while proc.poll() is None and time.monotonic() < deadline:
+        if os.path.isdir(folder) and any(n.startswith("checkpoint-") for n in os.listdir(folder)):
+            break
+        time.sleep(0.001)
+    proc.send_signal(signal.SIGKILL)
+    return proc.wait()

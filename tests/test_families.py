@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 import run_classifier
-from conftest import glue_dir, write_similarity_data
+from conftest import glue_dir, kill_after_checkpoint, write_similarity_data
 from modeling import families
 from processors import InputError, get_processor, split_examples
 from processors.hf_features import tokenizer_feature_arrays
@@ -64,17 +63,6 @@ def start_killed_run(flag_values: dict, log: str) -> subprocess.Popen:
     with open(log, "w") as err:
         return subprocess.Popen(command(flag_values), stdout=subprocess.DEVNULL, stderr=err,
                                 cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"))
-
-
-def kill_after_checkpoint(proc: subprocess.Popen, out: str) -> int:
-    """SIGKILLs the run as soon as its first checkpoint is complete."""
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if os.path.isdir(out) and any(n.startswith("checkpoint-") for n in os.listdir(out)):
-            break
-        time.sleep(0.001)
-    proc.send_signal(signal.SIGKILL)
-    return proc.wait()
 
 
 def read(path):

@@ -4,11 +4,9 @@ SIGKILLed mid-trial and restarted, and two workers sharing one study."""
 import json
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import optuna
@@ -17,7 +15,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 import run_classifier
-from conftest import write_keyword_data
+from conftest import kill_after_checkpoint, write_keyword_data
 from modeling.search import DATABASE, RESULTS, STUDY_NAME
 from processors import InputError
 
@@ -134,13 +132,7 @@ def kill_in_trial_2(cmd, out, log):
     """Runs the search and SIGKILLs it once trial 2 has written its first checkpoint."""
     with open(log, "w") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=ENV, cwd=ROOT)
-    folder, deadline = os.path.join(out, "trial-2"), time.monotonic() + 240
-    while proc.poll() is None and time.monotonic() < deadline:
-        if os.path.isdir(folder) and any(n.startswith("checkpoint-") for n in os.listdir(folder)):
-            break
-        time.sleep(0.001)
-    proc.send_signal(signal.SIGKILL)
-    return proc.wait()
+    return kill_after_checkpoint(proc, os.path.join(out, "trial-2"), 240)
 
 
 def without_times(table):
