@@ -28,7 +28,7 @@ from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
 from processors.base import SPLITS
 from processors.windows import LONG_TEXT, Windows, windows_key
-from run_checks import check_long_text, check_model, check_windows_model
+from model_checks import check_long_text, check_model, check_windows_model
 
 FLAGS = flags.FLAGS
 

@@ -9,11 +9,11 @@ import importlib.util
 import math
 import os
 
-from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL
-from modeling import families, plot
-from modeling.model import check_trained_labels, is_model_dir, read_config, resolve_source
+from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL, check
+from modeling import plot
+from modeling.model import check_trained_labels, is_model_dir, resolve_source
+from model_checks import check_long_text, check_model, check_windows_model
 from modeling.search_space import parse_search_space
-from modeling.tokenization import load_vocab
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
 from processors.metrics import PROBLEM_TYPES
@@ -28,14 +28,6 @@ FINITE = ("learning_rate", "num_train_epochs", "warmup_proportion", "weight_deca
           "adam_epsilon", "max_grad_norm", "multi_label_threshold")
 SEED_MAX = 2**32 - 1  # numpy's legacy seeds; torch takes these too
 MAX_STEPS = 2**63 - 1  # the step counter is a 64-bit integer on the device
-MODEL_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-               "intermediate_size", "max_position_embeddings")
-
-
-def check(ok: bool, message: str) -> None:
-    """Raises InputError(message) unless ok."""
-    if not ok:
-        raise InputError(message)
 
 
 def check_finite(f) -> None:
@@ -77,31 +69,6 @@ def check_numbers(f) -> None:
     check_long_text(f)
     if f.tensorboard:
         plot.check_tensorboard()
-
-
-def check_long_text(f) -> None:
-    """--doc_stride and --window_pooling belong to --long_text=windows; a stride past a
-    window's room would skip tokens. (extract_features has no --window_pooling.)"""
-    pooling = getattr(f, "window_pooling", None)
-    if f.long_text != "windows":
-        for name, value in (("doc_stride", f.doc_stride), ("window_pooling", pooling)):
-            check(value is None, f"--{name}={value}: needs --long_text=windows")
-        return
-    room = f.max_seq_length - 2
-    check(f.doc_stride is None or 1 <= f.doc_stride <= room, f"--doc_stride={f.doc_stride}: "
-          f"must be in [1, {room}] (a window holds at most --max_seq_length - 2 tokens)")
-
-
-def check_windows_model(f, source) -> None:
-    """Windows are cut in BERT's [CLS] A [SEP] B [SEP] layout and pooled by the PyTorch
-    predict path: other families and the onnxruntime backends are refused."""
-    if f.long_text != "windows":
-        return
-    check(source.family == "bert", f"--long_text=windows: BERT models only for now "
-          f"({os.path.dirname(source.config_file)} has model_type {source.family})")
-    backend = getattr(f, "predict_backend", "torch")
-    check(backend == "torch", f"--predict_backend={backend}: not with --long_text=windows "
-          "(pooling windows into documents runs in the PyTorch predict)")
 
 
 def check_output_dir(out: str, flag: str = "output_dir") -> None:
@@ -218,60 +185,12 @@ def check_processor(processor) -> None:
           f"needs exactly 2 labels; get_labels() returned {len(labels)}")
 
 
-def check_config(config: dict, path: str) -> None:
-    """The model's sizes, as transformers would refuse them (with a traceback)."""
-    for key in MODEL_SIZES:
-        value = config.get(key, 1)
-        check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-              f"{path}: {key} is {value!r}; expected a positive integer")
-    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
-    check(hidden % heads == 0, f"{path}: num_attention_heads ({heads}) does not divide "
-          f"hidden_size ({hidden})")
-
-
 def check_train_steps(f, num_examples: int) -> None:
     """The step count must fit the step counter (--num_train_epochs=1e30 would not)."""
     steps = math.ceil(num_examples / f.train_batch_size) * f.num_train_epochs
     check(steps <= MAX_STEPS, f"--num_train_epochs={f.num_train_epochs}: {steps:.3g} "
           f"optimizer steps ({num_examples} examples, --train_batch_size="
           f"{f.train_batch_size}); at most {MAX_STEPS} fit")
-
-
-def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
-    """The model's files against the flags: casing, max_seq_length, vocab size, sizes.
-
-    Shared by run_classifier.py and extract_features.py.
-    """
-    if source.family != "bert":
-        return check_family_model(source, do_lower_case, max_seq_length)
-    check(source.do_lower_case is None or source.do_lower_case == do_lower_case,
-          f"--do_lower_case={do_lower_case}: the checkpoint's tokenizer has "
-          f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
-          "do_lower_case")
-    config = read_config(source.config_file)
-    check_config(config, source.config_file)
-    limit = config["max_position_embeddings"]
-    check(max_seq_length >= 3, f"--max_seq_length={max_seq_length}: must be at least 3 "
-          "([CLS], one token, [SEP])")
-    check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most the "
-          f"model's max_position_embeddings ({limit})")
-    vocab_size = len(load_vocab(source.vocab_file))
-    check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
-          f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
-
-
-def check_family_model(source, do_lower_case: bool, max_seq_length: int) -> None:
-    """Another family's files against the flags: what its tokenizer does with case, and the
-    longest input it takes."""
-    model_dir = os.path.dirname(source.config_file)
-    families.check_casing(model_dir, do_lower_case)
-    config = read_config(source.config_file)
-    check_config(config, source.config_file)
-    limit = families.max_length(config, model_dir)
-    check(max_seq_length >= 6, f"--max_seq_length={max_seq_length}: must be at least 6 (a "
-          "pair's special tokens and a token of each text)")
-    check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most "
-          f"{limit}, the longest input of {model_dir}")
 
 
 class _With:

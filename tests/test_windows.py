@@ -20,7 +20,7 @@ from processors.features import feature_arrays
 from processors.registry import get_processor
 from processors.windows import (Windows, document_labels, pool_windows, window_arrays,
                                 window_spans)
-from run_checks import check_long_text, check_windows_model
+from model_checks import check_long_text, check_windows_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLS, SEP = "[CLS]", "[SEP]"

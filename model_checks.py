@@ -1,0 +1,88 @@
+"""The checks of a model's files and of long-text flags against it (before any work).
+
+Shared by run_classifier.py (through run_checks) and extract_features.py; like
+run_checks, they import no torch, so a user error is reported in a fraction of a second.
+"""
+
+import os
+
+from core import check
+from modeling import families
+from modeling.model import read_config
+from modeling.tokenization import load_vocab
+
+MODEL_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+               "intermediate_size", "max_position_embeddings")
+
+
+def check_long_text(f) -> None:
+    """--doc_stride and --window_pooling belong to --long_text=windows; a stride past a
+    window's room would skip tokens. (extract_features has no --window_pooling.)"""
+    pooling = getattr(f, "window_pooling", None)
+    if f.long_text != "windows":
+        for name, value in (("doc_stride", f.doc_stride), ("window_pooling", pooling)):
+            check(value is None, f"--{name}={value}: needs --long_text=windows")
+        return
+    room = f.max_seq_length - 2
+    check(f.doc_stride is None or 1 <= f.doc_stride <= room, f"--doc_stride={f.doc_stride}: "
+          f"must be in [1, {room}] (a window holds at most --max_seq_length - 2 tokens)")
+
+
+def check_windows_model(f, source) -> None:
+    """Windows are cut in BERT's [CLS] A [SEP] B [SEP] layout and pooled by the PyTorch
+    predict path: other families and the onnxruntime backends are refused."""
+    if f.long_text != "windows":
+        return
+    check(source.family == "bert", f"--long_text=windows: BERT models only for now "
+          f"({os.path.dirname(source.config_file)} has model_type {source.family})")
+    backend = getattr(f, "predict_backend", "torch")
+    check(backend == "torch", f"--predict_backend={backend}: not with --long_text=windows "
+          "(pooling windows into documents runs in the PyTorch predict)")
+
+
+def check_config(config: dict, path: str) -> None:
+    """The model's sizes, as transformers would refuse them (with a traceback)."""
+    for key in MODEL_SIZES:
+        value = config.get(key, 1)
+        check(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+              f"{path}: {key} is {value!r}; expected a positive integer")
+    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
+    check(hidden % heads == 0, f"{path}: num_attention_heads ({heads}) does not divide "
+          f"hidden_size ({hidden})")
+
+
+def check_model(source, do_lower_case: bool, max_seq_length: int) -> None:
+    """The model's files against the flags: casing, max_seq_length, vocab size, sizes.
+
+    Shared by run_classifier.py and extract_features.py.
+    """
+    if source.family != "bert":
+        return check_family_model(source, do_lower_case, max_seq_length)
+    check(source.do_lower_case is None or source.do_lower_case == do_lower_case,
+          f"--do_lower_case={do_lower_case}: the checkpoint's tokenizer has "
+          f"do_lower_case={source.do_lower_case}; pass --{'' if source.do_lower_case else 'no'}"
+          "do_lower_case")
+    config = read_config(source.config_file)
+    check_config(config, source.config_file)
+    limit = config["max_position_embeddings"]
+    check(max_seq_length >= 3, f"--max_seq_length={max_seq_length}: must be at least 3 "
+          "([CLS], one token, [SEP])")
+    check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most the "
+          f"model's max_position_embeddings ({limit})")
+    vocab_size = len(load_vocab(source.vocab_file))
+    check(vocab_size <= config["vocab_size"], f"{source.vocab_file}: {vocab_size} tokens, more "
+          f"than the config's vocab_size {config['vocab_size']} ({source.config_file})")
+
+
+def check_family_model(source, do_lower_case: bool, max_seq_length: int) -> None:
+    """Another family's files against the flags: what its tokenizer does with case, and the
+    longest input it takes."""
+    model_dir = os.path.dirname(source.config_file)
+    families.check_casing(model_dir, do_lower_case)
+    config = read_config(source.config_file)
+    check_config(config, source.config_file)
+    limit = families.max_length(config, model_dir)
+    check(max_seq_length >= 6, f"--max_seq_length={max_seq_length}: must be at least 6 (a "
+          "pair's special tokens and a token of each text)")
+    check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most "
+          f"{limit}, the longest input of {model_dir}")
