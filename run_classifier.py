@@ -231,7 +231,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     import transformers
 
     from modeling.device import resolve_precision, select_device
-    from modeling.model import build_model, load_config
+    from modeling.model import build_model, head_trained_for, load_config
     from modeling.runs import Run, clear_run_outputs
     from modeling.tokenization import source_tokenizer
 
@@ -243,7 +243,8 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     config = load_config(source.config_file, 1 if labels is None else len(labels), labels,
                          processor.problem_type)
     torch.manual_seed(s.seed)
-    model = build_model(source, config, keep_head=trained).to(device)
+    keep_head = trained or head_trained_for(source, labels, processor.problem_type)
+    model = build_model(source, config, keep_head).to(device)
     _make_output_dir(s.output_dir)
     if distributed.is_main():  # the barrier of local_main_first() waits for this
         stack.enter_context(folder_lock(s.output_dir, f"--output_dir={s.output_dir}"))

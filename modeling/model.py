@@ -143,16 +143,32 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
     return families.set_task(BertConfig(**values), num_labels, labels, problem_type)
 
 
-def check_trained_labels(model_dir: str, labels: Optional[list[str]], problem_type: str) -> None:
-    """A fine-tuned model must have been trained for the task's labels, in the same order."""
-    with open(os.path.join(model_dir, "config.json")) as f:
+def _trained_labels(config_file: str) -> tuple[Optional[str], list]:
+    """(problem_type, label names in id order) a model's config.json records."""
+    with open(config_file) as f:
         saved = json.load(f)
     id2label = saved.get("id2label") or {}
-    names = [id2label.get(str(i)) for i in range(len(id2label))]
-    if saved.get("problem_type", problem_type) != problem_type or (
+    return saved.get("problem_type"), [id2label.get(str(i)) for i in range(len(id2label))]
+
+
+def head_trained_for(source: ModelSource, labels: Optional[list[str]], problem_type: str
+                     ) -> bool:
+    """Whether an --init_checkpoint model dir was fine-tuned for this task's labels (its
+    classifier head is then loaded, as Google's init_checkpoint restores every variable
+    it holds; a head for other labels is not, and a new one is trained)."""
+    if not source.config_file or not source.config_file.endswith("config.json"):
+        return False
+    saved_type, names = _trained_labels(source.config_file)
+    return saved_type == problem_type and (labels is None or names == list(labels))
+
+
+def check_trained_labels(model_dir: str, labels: Optional[list[str]], problem_type: str) -> None:
+    """A fine-tuned model must have been trained for the task's labels, in the same order."""
+    saved_type, names = _trained_labels(os.path.join(model_dir, "config.json"))
+    if (saved_type or problem_type) != problem_type or (
             labels is not None and names != list(labels)):
         raise InputError(f"--output_dir={model_dir}: its model was trained for "
-                         f"{saved.get('problem_type')} with labels {', '.join(map(str, names))}; "
+                         f"{saved_type} with labels {', '.join(map(str, names))}; "
                          f"this task is {problem_type} with labels "
                          f"{', '.join(labels or ['(one score)'])}")
 

@@ -10,7 +10,7 @@ from absl.testing import flagsaver
 
 import run_classifier
 from modeling import training
-from processors import InputError
+from processors import InputError, get_processor
 
 FLAGS = flags.FLAGS
 
@@ -96,6 +96,30 @@ def test_eval_only_reuses_the_trained_model(trained, similarity_dir):
     after = json.loads(read(os.path.join(trained, "eval_results.json")))
     assert after["eval_accuracy"] == before["eval_accuracy"]
     assert after["eval_loss"] == pytest.approx(before["eval_loss"], abs=1e-6)
+
+
+def test_fine_tuned_init_checkpoint_keeps_its_head(trained, similarity_dir, tmp_path):
+    """Eval and predict with --init_checkpoint=<a fine-tuned dir> use its classifier head
+    (a fresh random head would score by chance), as the run that trained it did."""
+    out = str(tmp_path / "elsewhere")
+    run_main(init_checkpoint=trained, data_dir=similarity_dir, output_dir=out, do_eval=True,
+             do_predict=True)
+    before = json.loads(read(os.path.join(trained, "eval_results.json")))
+    after = json.loads(read(os.path.join(out, "eval_results.json")))
+    assert after["eval_loss"] == pytest.approx(before["eval_loss"], abs=1e-6)
+    assert read(os.path.join(out, "test_results.tsv")) == read(
+        os.path.join(trained, "test_results.tsv"))
+
+
+def test_a_head_for_other_labels_is_not_kept(trained):
+    from modeling.model import head_trained_for, resolve_source
+    source = resolve_source(trained, None, None)
+    labels = get_processor("sentence_similarity").get_labels()
+    assert head_trained_for(source, labels, "single_label_classification")
+    assert not head_trained_for(source, labels[::-1], "single_label_classification")
+    assert not head_trained_for(source, None, "regression")
+    assert not head_trained_for(resolve_source(None, None, None), labels,
+                                "single_label_classification")
 
 
 def test_finished_run_refuses_to_train_again(trained, similarity_dir, tiny_bert):
