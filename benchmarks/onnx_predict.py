@@ -14,7 +14,6 @@ each, and one JSON line.
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from modeling.device import resolve_precision  # noqa: E402
+from modeling.device import machine_class, resolve_precision  # noqa: E402
 from modeling.evaluation import decide, predict_logits  # noqa: E402
 from modeling.model import build_model, load_config, resolve_source  # noqa: E402
 from modeling.onnx_export import onnx_logits  # noqa: E402
@@ -35,19 +34,6 @@ from processors.cache import load_features  # noqa: E402
 from processors.metrics import compute_metrics  # noqa: E402
 
 FOLDERS = {"mrpc": "MRPC", "cola": "CoLA", "sst-2": "SST-2", "rte": "RTE"}
-
-
-def machine() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-        name = next(line.split(":", 1)[1].strip() for line in info.splitlines()
-                    if line.startswith("model name"))
-        name += ", avx512_bf16" if "avx512_bf16" in info else ""
-    except (OSError, StopIteration):
-        pass
-    return f"{name}, {torch.get_num_threads()} threads"
 
 
 def timed(fn, repeats: int) -> tuple[np.ndarray, float]:
@@ -95,10 +81,11 @@ def main() -> None:
         results[name] = {"examples_per_s": round(len(dev) / seconds, 1),
                          "max_abs_logit_diff": float(np.abs(logits - reference).max()),
                          **{k: round(float(v), 4) for k, v in metrics.items()}}
-    print(f"Machine: {machine()} | {args.task} dev, {len(dev)} rows, batch {args.batch_size}")
+    print(f"Machine: {machine_class()} | {args.task} dev, {len(dev)} rows, "
+          f"batch {args.batch_size}")
     for name, row in results.items():
         print(f"{name:>14}: " + ", ".join(f"{k} {v}" for k, v in row.items()))
-    print(json.dumps({"machine": machine(), "task": args.task, "rows": len(dev),
+    print(json.dumps({"machine": machine_class(), "task": args.task, "rows": len(dev),
                       "batch_size": args.batch_size, "results": results}))
 
 

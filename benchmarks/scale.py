@@ -16,7 +16,6 @@ and prints rows/s and each process's peak RSS.
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import statistics
@@ -122,15 +121,6 @@ def run_phase(phase: str, **options) -> dict:
     return json.loads(lines[-1][len("RESULT "):])
 
 
-def machine() -> str:
-    with open("/proc/cpuinfo") as f:
-        info = f.read()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                  if line.startswith("model name")), platform.processor())
-    flags = [f for f in ("avx512_bf16", "amx_bf16") if f" {f}" in info]
-    return f"{model}, {os.cpu_count()} cores, {' '.join(flags) or 'no bf16 flags'}"
-
-
 def paired_builds(rows: int, data_dir: str, cache_dir: str, sample: int, repeats: int):
     """Tokenizer reference and cold build, alternated `repeats` times (a fresh cache each):
     on a shared machine each pair sees the same load, so their ratio is what counts."""
@@ -193,7 +183,8 @@ def main() -> None:
         return
     if "GLUE_DIR" not in os.environ:
         sys.exit("set GLUE_DIR to the GLUE data (SST-2 is read for its sentences)")
-    print(f"machine: {machine()}")
+    from modeling.device import machine_class
+    print(f"machine: {machine_class()}")
     work = args.work_dir or tempfile.mkdtemp(prefix="scale_")
     try:
         for rows in (int(n) for n in args.rows.split(",")):

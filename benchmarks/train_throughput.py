@@ -267,6 +267,8 @@ def report(results: dict, ratios: dict[str, list[float]]) -> None:
                                      f"{r[k]:>24}" for k in keys))
     for name, r in results.items():
         print(f"{name} train examples/s per run: {r['train_examples_per_s_runs']}")
+    from modeling.device import machine_class
+    print(f"machine: {machine_class()}")
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.1f} GFLOP/s")
     if "project" in results:

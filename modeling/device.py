@@ -37,6 +37,22 @@ def cpu_has_fast_bf16() -> bool:
     return cpu_fast_bf16_flag() is not None
 
 
+def machine_class() -> str:
+    """The machine a benchmark ran on, and its class for this project's numbers:
+    `AMD EPYC 9R14, 2 threads, avx512_bf16 (class: avx512_bf16)`; the class is AMX,
+    avx512_bf16, or fp32 only (bf16 emulated), or the GPU's name."""
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (class: CUDA GPU)"
+    info = _cpuinfo()
+    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
+                  if line.startswith("model name")), None) or platform.machine()
+    flags = [flag for flag in ("avx512_bf16", "amx_bf16") if f" {flag}" in info]
+    kind = ("AMX" if "amx_bf16" in flags else "avx512_bf16" if flags
+            else "fp32 only, bf16 emulated")
+    return (f"{model}, {torch.get_num_threads()} threads, {' '.join(flags) or 'no bf16 flags'} "
+            f"(class: {kind})")
+
+
 def choose_precision(precision: str, device: torch.device) -> tuple[str, str]:
     """(precision, why): `auto` is bf16 where it is fast (CUDA with bf16, avx512_bf16 or
     AMX CPUs), fp16 on GPUs without bf16, else fp32."""

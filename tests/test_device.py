@@ -7,7 +7,7 @@ import torch
 
 from core import InputError
 from modeling import device as device_module
-from modeling.device import choose_precision, describe_device, resolve_precision
+from modeling.device import choose_precision, describe_device, machine_class, resolve_precision
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -43,3 +43,14 @@ def test_describe_cpu_names_model_and_threads(monkeypatch):
     assert describe_device(CPU) == f"cpu (Test CPU 9000, {torch.get_num_threads()} threads)"
     monkeypatch.setattr(device_module, "_cpuinfo", lambda: "")  # no /proc/cpuinfo
     assert describe_device(CPU) == f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@pytest.mark.parametrize("flags, kind", [
+    ("fpu avx512f", "no bf16 flags (class: fp32 only, bf16 emulated)"),
+    ("fpu avx512_bf16", "avx512_bf16 (class: avx512_bf16)"),
+    ("fpu avx512_bf16 amx_bf16 amx_tile", "avx512_bf16 amx_bf16 (class: AMX)")])
+def test_machine_class_names_the_cpu_and_its_bf16_class(flags, kind, monkeypatch):
+    monkeypatch.setattr(device_module.torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(device_module, "_cpuinfo",
+                        lambda: f"model name\t: Test CPU 9000\nflags\t\t: {flags}\n")
+    assert machine_class() == f"Test CPU 9000, {torch.get_num_threads()} threads, {kind}"
