@@ -9,8 +9,8 @@ recipe for the embedded MiniLM (lr 1e-4, 10% warmup, weight decay 0.01, batch 32
 is a harder signal than a GLUE row, and at 3 epochs the rate has decayed before the
 loss leaves 0.693 (a seed-1 run stays at chance; at 10 epochs it passes 0.74 in
 epoch 2). Each run keeps its folder (and log) in --output_dir; the features cache is
-shared. Prints one JSON line per run as it ends,
-then a Markdown table (accuracy per seed, mean) and one JSON line of everything.
+shared. Prints one JSON line per run as it ends, then the machine, a Markdown table
+(accuracy per seed, mean) and one JSON line of everything.
 """
 
 import argparse

@@ -26,6 +26,12 @@ def _cpuinfo() -> str:
         return ""
 
 
+def _cpu_model() -> str:
+    """The CPU's model name, or the architecture where /proc/cpuinfo has none."""
+    return next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
+                 if line.startswith("model name")), None) or platform.machine()
+
+
 def cpu_fast_bf16_flag() -> Optional[str]:
     """The CPU flag that makes bf16 fast here (avx512_bf16 or AMX), or None."""
     flags = _cpuinfo()
@@ -44,13 +50,11 @@ def machine_class() -> str:
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (class: CUDA GPU)"
     info = _cpuinfo()
-    model = next((line.split(":", 1)[1].strip() for line in info.splitlines()
-                  if line.startswith("model name")), None) or platform.machine()
     flags = [flag for flag in ("avx512_bf16", "amx_bf16") if f" {flag}" in info]
     kind = ("AMX" if "amx_bf16" in flags else "avx512_bf16" if flags
             else "fp32 only, bf16 emulated")
-    return (f"{model}, {torch.get_num_threads()} threads, {' '.join(flags) or 'no bf16 flags'} "
-            f"(class: {kind})")
+    return (f"{_cpu_model()}, {torch.get_num_threads()} threads, "
+            f"{' '.join(flags) or 'no bf16 flags'} (class: {kind})")
 
 
 def choose_precision(precision: str, device: torch.device) -> tuple[str, str]:
@@ -79,9 +83,7 @@ def describe_device(device: torch.device) -> str:
     """The device and what it is: `cuda:0 (NVIDIA H200)`, `cpu (AMD EPYC 9R14, 2 threads)`."""
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
-    model = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines()
-                  if line.startswith("model name")), None) or platform.machine()
-    return f"cpu ({model}, {torch.get_num_threads()} threads)"
+    return f"cpu ({_cpu_model()}, {torch.get_num_threads()} threads)"
 
 
 def autocast(device: torch.device, precision: str):
