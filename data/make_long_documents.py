@@ -8,8 +8,11 @@ sentences at a random position; its SST-2 label is the document's. Truncation at
 128 tokens sees the deciding sentence only when it happens to be near the start.
 
 Train documents take their sentences from SST-2's train file, dev and test documents
-from its dev file (so the deciding sentences of dev are unseen). Only full sentences
-of 8 to 30 words are used. Tokens are counted with the embedded MiniLM's vocabulary.
+from its dev file (so the deciding sentences of dev are unseen). Only whole sentences
+of 8 to 30 words are used: SST-2's train file also holds every phrase of each
+sentence's parse tree, so a train row counts only if it is part of no other row (as
+`benchmarks/glue_subset.py --whole_sentences` draws them), like dev's rows. Tokens are
+counted with the embedded MiniLM's vocabulary.
 
     python data/make_long_documents.py --output_dir=/tmp/long_documents
 
@@ -56,11 +59,14 @@ def filler(rng: random.Random) -> str:
 
 
 def read_sst2(path: str) -> list[tuple[str, str]]:
-    """SST-2's (sentence, pos|neg) rows of 8 to 30 words."""
+    """SST-2's (sentence, pos|neg) rows of 8 to 30 words that are no phrase of another row."""
+    from benchmarks.glue_subset import part_of_others
     with open(path, encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
-    return [(text.strip(), "pos" if label == "1" else "neg") for text, label in rows
-            if 8 <= len(text.split()) <= 30]
+    words = [tuple(text.split()) for text, _ in rows]
+    phrases = part_of_others(words)
+    return [(" ".join(w), "pos" if label == "1" else "neg") for w, (_, label) in zip(words, rows)
+            if 8 <= len(w) <= 30 and w not in phrases]
 
 
 def document(rng: random.Random, sentence: str, count, min_tokens: int, max_tokens: int

@@ -1,4 +1,5 @@
-"""data/make_long_documents.py: seeded, 200-600 tokens, one SST-2 sentence decides the label."""
+"""data/make_long_documents.py: seeded, 200-600 tokens, one whole SST-2 sentence decides
+the label."""
 
 import csv
 import os
@@ -32,8 +33,8 @@ def test_documents_are_seeded_long_and_decided_by_one_sst2_sentence(tmp_path):
     assert make(tmp_path / "b", glue) == files
     tokenizer = load_tokenizer(os.path.join(default_model_dir(), "vocab.txt"), True)
     for split, source in (("train", "train.tsv"), ("dev", "dev.tsv")):
-        sentences = {s: label for s, label in sst2(os.path.join(glue, source)).items()
-                     if 8 <= len(s.split()) <= 30}
+        every_row = sst2(os.path.join(glue, source))
+        sentences = {s: label for s, label in every_row.items() if 8 <= len(s.split()) <= 30}
         rows = list(csv.DictReader(files[f"{split}.csv"].decode().splitlines()))
         assert len(rows) == (12 if split == "train" else 6)
         starts = []
@@ -43,6 +44,8 @@ def test_documents_are_seeded_long_and_decided_by_one_sst2_sentence(tmp_path):
             # (SST-2's train phrases nest: the deciding sentence is the longest one found)
             found = max((s for s in sentences if f" {s} " in f" {row['text']} "), key=len)
             assert sentences[found] == row["label"]
+            # a whole sentence: no phrase of another SST-2 row
+            assert not any(f" {found} " in f" {other} " for other in every_row if other != found)
             starts.append(row["text"].index(found))
         assert len(set(starts)) == len(starts) and min(starts) < max(starts) / 2
     test = list(csv.DictReader(files["test.csv"].decode().splitlines()))
