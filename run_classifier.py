@@ -231,7 +231,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     import transformers
 
     from modeling.device import resolve_precision, select_device
-    from modeling.model import build_model, head_trained_for, load_config
+    from modeling.model import build_model, head_trained_for, init_untrained_pooler, load_config
     from modeling.runs import Run, clear_run_outputs
     from modeling.tokenization import source_tokenizer
 
@@ -244,7 +244,9 @@ def start_run(s, processor, source, trained: bool, examples: dict,
                          processor.problem_type)
     torch.manual_seed(s.seed)
     keep_head = trained or head_trained_for(source, labels, processor.problem_type)
-    model = build_model(source, config, keep_head).to(device)
+    model = build_model(source, config, keep_head)
+    pooler_identity = not keep_head and init_untrained_pooler(model)
+    model = model.to(device)
     _make_output_dir(s.output_dir)
     if distributed.is_main():  # the barrier of local_main_first() waits for this
         stack.enter_context(folder_lock(s.output_dir, f"--output_dir={s.output_dir}"))
@@ -255,7 +257,8 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     return Run(processor=processor, source=source, device=device, precision=precision,
                tokenizer=source_tokenizer(source, s.do_lower_case), model=model,
                output_dir=s.output_dir,
-               cache_dir=s.cache_dir or os.path.join(s.output_dir, "cache"), examples=examples)
+               cache_dir=s.cache_dir or os.path.join(s.output_dir, "cache"), examples=examples,
+               pooler_identity=pooler_identity)
 
 
 def load_datasets(run, s) -> None:

@@ -231,6 +231,25 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
     return model
 
 
+def init_untrained_pooler(model: BertForSequenceClassification) -> bool:
+    """Starts an untrained BERT pooler as the identity (pooled output: tanh of [CLS]); True
+    if it did. Untrained: its bias all zeros, as in a checkpoint never trained with a loss
+    on the pooler (all-MiniLM-L6-v2: sentence-transformers train on mean pooling).
+
+    Why: such a pooler's small random weights (std 0.009 in MiniLM) shrink the [CLS] state,
+    and the gradient back into the encoder, about a hundredfold; under a new classifier head
+    fine-tuning then sits at the majority baseline until noise breaks the symmetry (late, or
+    never, on noisy labels such as windows of long documents). A trained pooler is kept.
+    """
+    import torch
+    pooler = getattr(getattr(model, "bert", None), "pooler", None)
+    if pooler is None or bool(pooler.dense.bias.any()):
+        return False
+    with torch.no_grad():
+        pooler.dense.weight.copy_(torch.eye(*pooler.dense.weight.shape))
+    return True
+
+
 def _check_finite(path: str, weights: dict[str, torch.Tensor]) -> None:
     """NaN or Inf in a pretrained weight makes every loss NaN: refused before training."""
     import torch

@@ -38,6 +38,7 @@ class Run:
     cache_dir: str
     examples: dict = field(default_factory=dict)  # split -> SplitExamples
     datasets: dict = field(default_factory=dict)  # split -> FeatureSet
+    pooler_identity: bool = False  # an untrained pooler started as the identity
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,
@@ -89,7 +90,7 @@ def write_run_config(run: Run, flag_values: dict) -> None:
 
 def describe_run(run: Run, requested_precision: str, num_examples: dict) -> list[str]:
     """A run's first log lines: device and precision (and why), model, task, examples per
-    split (`num_examples`), output dir."""
+    split (`num_examples`), output dir; and whether the pooler started as the identity."""
     precision, why = choose_precision(requested_precision, run.device)
     processes = distributed.world_size()
     device = describe_device(run.device) + (f", {processes} processes" if processes > 1 else "")
@@ -97,7 +98,9 @@ def describe_run(run: Run, requested_precision: str, num_examples: dict) -> list
             f"Model: {_describe_model(run.source, run.model.config)}",
             f"Task: {run.processor.task_name} ({_describe_labels(run.processor)}) | " +
             ", ".join(f"{split} {n}" for split, n in num_examples.items()) + " examples",
-            f"Output: {os.path.abspath(run.output_dir)}"]
+            f"Output: {os.path.abspath(run.output_dir)}"] + (
+        ["Pooler: untrained in the checkpoint (zero bias), starts as the identity"]
+        if run.pooler_identity else [])
 
 
 def _describe_model(source: ModelSource, config) -> str:

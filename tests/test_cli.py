@@ -70,12 +70,13 @@ def log_messages(stderr: str) -> list[str]:
 def test_first_log_lines_say_where_what_and_whither(trained, tiny_bert):
     data, out, stderr = trained
     precision = json.loads((out / "run_config.json").read_text())["resolved"]["precision"]
-    device, model, task, output = log_messages(stderr)[:4]
+    device, model, task, output, pooler = log_messages(stderr)[:5]
     assert re.fullmatch(rf"Device: (cpu|cuda)\S* \(.+\) \| precision: {precision} "
                         r"\(auto: the (CPU|GPU) has .+\)", device)
     assert model == f"Model: {tiny_bert} (2 layers, hidden 32)"
     assert task == "Task: sentence_similarity (2 labels) | train 64, dev 24, test 20 examples"
     assert output == f"Output: {out}"
+    assert pooler == "Pooler: untrained in the checkpoint (zero bias), starts as the identity"
 
 
 def test_every_output_keeps_the_umask_mode(trained):

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from modeling.data import inference_batches, train_batches
-from modeling.model import build_model, default_model_dir, load_config, resolve_source
+from modeling.model import (build_model, default_model_dir, init_untrained_pooler, load_config,
+                            resolve_source)
 from modeling.optimization import create_optimizer
 from modeling.training import count_train_steps
 from processors import InputError
@@ -159,3 +160,30 @@ def test_cls_only_forward_equals_the_transformers_forward(tiny_bert, padded):
         expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
         got = classifier_logits(model, ids, mask, types)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_untrained_pooler_starts_as_the_identity(tiny_bert):
+    model = tiny_model(tiny_bert).eval()
+    assert not model.bert.pooler.dense.bias.any()  # a freshly initialized BERT's
+    assert init_untrained_pooler(model)
+    ids = torch.tensor([[2, 5, 6, 7, 3]])
+    with torch.no_grad():
+        out = model.bert(input_ids=ids)
+    assert torch.allclose(out.pooler_output, torch.tanh(out.last_hidden_state[:, 0]))
+
+
+def test_a_trained_pooler_is_kept(tiny_bert, tmp_path):
+    shutil.copytree(tiny_bert, tmp_path / "m")
+    weights = load_file(tmp_path / "m" / "model.safetensors")
+    weights["pooler.dense.bias"] = torch.full_like(weights["pooler.dense.bias"], 0.1)
+    save_file(weights, tmp_path / "m" / "model.safetensors")
+    model = tiny_model(str(tmp_path / "m"))
+    assert not init_untrained_pooler(model)
+    assert torch.equal(model.bert.pooler.dense.weight, weights["pooler.dense.weight"])
+
+
+def test_the_embedded_minilm_pooler_is_untrained():
+    source = resolve_source(None, None, None)
+    model = build_model(source, load_config(source.config_file, 2, ["0", "1"]))
+    assert init_untrained_pooler(model)
+    assert torch.equal(model.bert.pooler.dense.weight, torch.eye(384))

@@ -44,7 +44,7 @@ def test_restarts_report_the_spread_over_seeds_and_keep_the_best(tiny_bert, tmp_
     data, out = write_keyword_data(tmp_path / "data"), str(tmp_path / "out")
     with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
                              **{**SEARCH, "search_trials": 3, "search_space": "seed",
-                                "learning_rate": 1e-2, "num_train_epochs": 2.0}):
+                                "learning_rate": 1e-2, "num_train_epochs": 1.0}):
         run_classifier.main(["run_classifier"])
     trials = by_trial(load_study(out))
     assert [s.name for s, *_ in trials.values()] == ["COMPLETE"] * 3  # restarts: no pruning
@@ -55,7 +55,7 @@ def test_restarts_report_the_spread_over_seeds_and_keep_the_best(tiny_bert, tmp_
         assert f'"seed": {params["seed"]}' in read(os.path.join(out, f"trial-{n}",
                                                                 "run_config.json"))
     scores = [value for _, value, *_ in trials.values()]
-    assert min(scores) < max(scores)  # at this rate, some seeds learn the task in 2 epochs
+    assert min(scores) < max(scores)  # in 1 epoch at this rate, some seeds learn the task
     table = read(os.path.join(out, RESULTS))
     assert (f"dev_accuracy over 3 finished trials: median {statistics.median(scores):.4f}, "
             f"min {min(scores):.4f}, max {max(scores):.4f}, "
