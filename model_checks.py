@@ -40,6 +40,13 @@ def check_windows_model(f, source) -> None:
           "(pooling windows into documents runs in the PyTorch predict)")
 
 
+def check_compile_model(f, source) -> None:
+    """--compile=on compiles BERT's own forward (modeling/forward.py): BERT models only."""
+    check(getattr(f, "compile", "off") != "on" or source.family == "bert",
+          f"--compile=on: BERT models only ({os.path.dirname(source.config_file)} has "
+          f"model_type {source.family}); use --compile=off")
+
+
 def check_config(config: dict, path: str) -> None:
     """The model's sizes, as transformers would refuse them (with a traceback)."""
     for key in MODEL_SIZES:

@@ -12,7 +12,8 @@ import os
 from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL, check
 from modeling import plot
 from modeling.model import check_trained_labels, is_model_dir, resolve_source
-from model_checks import check_long_text, check_model, check_windows_model
+from model_checks import (check_compile_model, check_long_text, check_model,
+                          check_windows_model)
 from modeling.search_space import parse_search_space
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
@@ -257,6 +258,7 @@ def validate(f):
     check_class_weights(f, processor)
     check_model(source, f.do_lower_case, f.max_seq_length)
     check_windows_model(f, source)
+    check_compile_model(f, source)
     check_search(f, processor, source)
     examples = {split: SplitExamples(processor, f.data_dir, split)
                 for split, mode in SPLIT_MODES if getattr(f, mode)}

@@ -31,7 +31,7 @@ from absl import flags
 import run_search
 from cli import settings
 from core import ONNX_FILES, InputError, folder_lock, remove_temp_files
-from modeling import PRECISIONS, plot
+from modeling import COMPILE, PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
 from processors.windows import LONG_TEXT, WINDOW_POOLINGS, Windows, windows_key
 from run_checks import check, validate
@@ -80,6 +80,9 @@ flags.DEFINE_string("processor_module", None, "A module (dotted path or .py file
 flags.DEFINE_bool("no_cuda", False, "Do not use a GPU even when there is one.")
 flags.DEFINE_enum("precision", "auto", PRECISIONS, "Numeric precision: auto is bf16 where the "
                   "hardware runs it fast (CUDA, avx512_bf16 CPUs), else fp32; fp16 is CUDA-only.")
+flags.DEFINE_enum("compile", "auto", COMPILE, "torch.compile the training step and predict "
+                  "(BERT models): on, off, or auto, which compiles only CPU runs long enough "
+                  "to repay the compile time (see README).")
 flags.DEFINE_string("class_weights", "none", "Weighted cross-entropy for imbalanced classes: "
                     "none, balanced (n / (k * count) from train), or one weight per label "
                     "in get_labels() order, comma-separated.")
@@ -142,21 +145,26 @@ def do_train(run, s, on_dev_score=None) -> int:
     `on_dev_score(epoch, score)` hears each epoch's dev score (a search prunes with it).
     """
     from modeling import distributed
+    from modeling.compiled import TRAIN_BREAK_EVEN_STEPS, should_compile
     from modeling.early_stopping import best_epoch, should_stop
     from modeling.export import load_weights
     from modeling.losses import resolve_class_weights
     from modeling.runs import run_signature
     from modeling.selection import BEST_MODEL, EpochEnd
-    from modeling.training import TrainArgs, train
+    from modeling.training import TrainArgs, count_train_steps, train
 
     tensorboard = (plot.TensorBoardLog(os.path.join(s.output_dir, "tensorboard"))
                    if s.tensorboard and distributed.is_main() else None)
     processor = run.processor
     key = f"dev_{processor.metric}"
+    steps = count_train_steps(len(run.datasets["train"]), s.train_batch_size,
+                              s.num_train_epochs)[1]
     args = TrainArgs.from_settings(s, precision=run.precision, problem_type=processor.problem_type,
                                    class_weights=resolve_class_weights(
                                        s.class_weights, processor.get_labels(),
-                                       processor.problem_type, run.datasets["train"].labels))
+                                       processor.problem_type, run.datasets["train"].labels),
+                                   compile=should_compile(s.compile, run.model, run.device, steps,
+                                                          TRAIN_BREAK_EVEN_STEPS, "training steps"))
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
                               {name: getattr(s, name) for name in TRAINING_FLAGS}
@@ -196,10 +204,14 @@ def do_eval(run, s, global_step: int) -> None:
 
 def do_predict(run, s) -> None:
     from modeling import distributed
+    from modeling.compiled import PREDICT_BREAK_EVEN_BATCHES, should_compile
     from modeling.evaluation import predict_logits, write_predictions
     if s.predict_backend == "torch":
-        logits = predict_logits(run.model, run.datasets["test"], s.predict_batch_size,
-                                run.device, run.precision)
+        test = run.datasets["test"]
+        batches = -(-len(test) // s.predict_batch_size)
+        logits = predict_logits(run.model, test, s.predict_batch_size, run.device, run.precision,
+                                should_compile(s.compile, run.model, run.device, batches,
+                                               PREDICT_BREAK_EVEN_BATCHES, "predict batches"))
     else:
         from modeling.onnx_export import onnx_logits
         logits = onnx_logits(os.path.join(s.output_dir, ONNX_FILES[s.predict_backend]),

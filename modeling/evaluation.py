@@ -4,6 +4,8 @@ The model's `config.problem_type` picks the outputs: softmax and argmax
 (single-label), sigmoid and a threshold (multi-label), or the raw score (regression).
 """
 
+import contextlib
+import functools
 import logging
 import os
 
@@ -15,6 +17,7 @@ from processors.metrics import compute_metrics
 from processors.windows import document_labels, pool_windows
 
 from . import distributed
+from .compiled import frozen_predictor
 from .data import inference_batches, iterate
 from .device import autocast
 from .forward import classifier_logits
@@ -24,21 +27,24 @@ logger = logging.getLogger(__name__)
 
 
 @torch.inference_mode()
-def predict_logits(model, dataset, batch_size: int, device: torch.device, precision: str
-                   ) -> np.ndarray:
+def predict_logits(model, dataset, batch_size: int, device: torch.device, precision: str,
+                   compile_: bool = False) -> np.ndarray:
     """Float32 logits for every row, in the dataset's order (under torchrun: on every rank).
 
     With windows, one row per document: its windows' logits pooled (`dataset.pooling`),
     once every rank's windows are gathered. One autocast region around all batches: the
-    weights are cast to bf16/fp16 once and reused, instead of once per batch.
+    weights are cast to bf16/fp16 once and reused, instead of once per batch. `compile_`:
+    a compiled copy with frozen weights in that precision (`compiled.frozen_predictor`).
     """
     model.eval()
     batches = distributed.my_share(inference_batches(dataset.lengths(), batch_size))
     outputs = []
-    with autocast(device, precision):
+    predict = frozen_predictor(model, precision) if compile_ else functools.partial(
+        classifier_logits, model)
+    with contextlib.nullcontext() if compile_ else autocast(device, precision):
         for batch in iterate(dataset, batches, device):
             batch.pop("labels", None)
-            outputs.append(classifier_logits(model, **batch).float())
+            outputs.append(predict(**batch).float())
     logits = torch.cat(outputs).cpu().numpy() if outputs else np.zeros((0, 0), np.float32)
     order = np.asarray([i for b in batches for i in b], dtype=np.int64)
     logits, order = distributed.gather_rows(logits, order)

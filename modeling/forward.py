@@ -9,15 +9,18 @@ saved model is unchanged and its logits are the same):
   sum of W_v x + b_v is W_v (sum p x) + b_v sum p. The [CLS] query is folded into
   the key weights and the weighted sum into the value weights. On CoLA's rows
   the layer then costs under a tenth of a full one: a 6-layer model does 15% less.
-- On the CPU, dropout draws 16 random bits per element, four elements to one
-  64-bit draw, instead of torch's one Mersenne-Twister call per element
-  (`bernoulli_`, about 10% of a MiniLM training step on 2 cores). The drop rate
-  is p rounded to 1/65536 (the kept values are scaled by the exact rate), and the
-  bits come from torch's generator, so the seed and checkpoints still fix them.
-  The mask is made once as 0 or 1/(1-p) per element, so a dropout that feeds a
-  residual add is one `addcmul` forward and one multiply backward. GPUs keep
-  torch's own fused dropout.
+- On the CPU, dropout draws 16 random bits per element instead of torch's one
+  Mersenne-Twister call per element (`bernoulli_`, about 10% of a MiniLM training
+  step on 2 cores), and every dropout of a forward pass takes its bits from one
+  draw (`DropoutBits`), made before the pass: four elements to one 64-bit word of
+  torch's generator, so the seed and checkpoints still fix them, and a compiled
+  pass (`compiled.py`) gets the same masks as this eager one. The drop rate is p
+  rounded to 1/65536 (the kept values are scaled by the exact rate). The mask is
+  made as 0 or 1/(1-p) per element, so a dropout that feeds a residual add is one
+  `addcmul` forward and one multiply backward. GPUs keep torch's own fused dropout.
 """
+
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -25,39 +28,88 @@ import torch.nn.functional as F
 from . import families
 
 
-def _kept_scale(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Float32 dropout mask for x: 0 with probability p, else the exact 1/(1-p) rate."""
-    cut = round(p * 65536)
-    words = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None)
-    bits = words.view(torch.int16)[:x.numel()].view(x.shape)
-    return torch.where(bits >= cut - 32768, 65536 / (65536 - cut), 0.0)
+class DropoutBits:
+    """The CPU dropout masks of one forward pass, cut in order from one draw of bits."""
+
+    def __init__(self, bits: torch.Tensor):
+        self.bits, self.used = bits, 0
+
+    @staticmethod
+    def draw(count: int) -> torch.Tensor:
+        """`count` random int16s from torch's generator (four to one 64-bit draw)."""
+        words = torch.empty((count + 3) // 4, dtype=torch.int64).random_(-2 ** 63, None)
+        return words.view(torch.int16)[:count]
+
+    def kept_scale(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Float32 dropout mask for x: 0 with probability p, else the exact 1/(1-p) rate."""
+        bits = self.bits[self.used:self.used + x.numel()].view(x.shape)
+        self.used += x.numel()
+        cut = round(p * 65536)
+        return torch.where(bits >= cut - 32768, 65536 / (65536 - cut), 0.0)
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        return x if p == 0.0 else (x * self.kept_scale(x, p)).to(x.dtype)
+
+    def dropout_add(self, x: torch.Tensor, residual: torch.Tensor, p: float) -> torch.Tensor:
+        """dropout(x) + residual in one pass each way."""
+        return x + residual if p == 0.0 else torch.addcmul(residual, x, self.kept_scale(x, p))
 
 
-def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Inverted dropout: zeroes each element with probability p, scales the rest up."""
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, True)
-    return (x * _kept_scale(x, p)).to(x.dtype)
+class TorchDropout:
+    """torch's own dropout (GPUs)."""
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        return F.dropout(x, p, True) if p else x
+
+    def dropout_add(self, x: torch.Tensor, residual: torch.Tensor, p: float) -> torch.Tensor:
+        return self.dropout(x, p) + residual
 
 
-def dropout_add(x: torch.Tensor, residual: torch.Tensor, p: float, training: bool
-                ) -> torch.Tensor:
-    """dropout(x) + residual; on the CPU, one pass each way (see module doc)."""
-    if not training or p == 0.0 or x.device.type != "cpu":
-        return dropout(x, p, training) + residual
-    return torch.addcmul(residual, x, _kept_scale(x, p))
+Dropout = Optional[object]  # DropoutBits, TorchDropout, or None: no dropout (eval)
 
 
-def _attend(query, key, value, mask, p: float, scale: float) -> torch.Tensor:
-    """Scaled dot-product attention, with the dropout above on the CPU when training."""
-    if p == 0.0 or query.device.type != "cpu":
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask, dropout_p=p,
-                                              scale=scale)
+def _dropout(drop: Dropout, x: torch.Tensor, p: float) -> torch.Tensor:
+    return x if drop is None else drop.dropout(x, p)
+
+
+def _dropout_add(drop: Dropout, x: torch.Tensor, residual: torch.Tensor, p: float
+                 ) -> torch.Tensor:
+    return x + residual if drop is None else drop.dropout_add(x, residual, p)
+
+
+def dropout_elements(model, batch: int, length: int) -> int:
+    """How many elements the CPU dropouts of one training pass mask (the bits drawn)."""
+    bert, config = model.bert, model.config
+    width, heads = config.hidden_size, config.num_attention_heads
+
+    def masked(p: float, count: int) -> int:
+        return count if p > 0.0 else 0
+
+    total = masked(bert.embeddings.dropout.p, batch * length * width)
+    total += masked(model.dropout.p, batch * width)
+    *layers, last = bert.encoder.layer
+    for layer, rows in [(layer, length) for layer in layers] + [(last, 1)]:
+        total += masked(layer.attention.self.dropout.p, batch * heads * rows * length)
+        total += masked(layer.attention.output.dropout.p, batch * rows * width)
+        total += masked(layer.output.dropout.p, batch * rows * width)
+    return total
+
+
+def dropout_bits(model, input_ids: torch.Tensor) -> Optional[torch.Tensor]:
+    """The bits of a CPU training pass (None in eval and on GPUs)."""
+    if not model.training or input_ids.device.type != "cpu":
+        return None
+    return DropoutBits.draw(dropout_elements(model, *input_ids.shape))
+
+
+def _attend(query, key, value, mask, p: float, scale: float, drop: Dropout) -> torch.Tensor:
+    """Scaled dot-product attention; CPU dropout from `drop`'s bits."""
+    if not isinstance(drop, DropoutBits) or p == 0.0:
+        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
+                                              dropout_p=p if drop else 0.0, scale=scale)
     scores = (query @ key.transpose(-1, -2)) * scale
     probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
-    return dropout(probs, p, True) @ value
+    return drop.dropout(probs, p) @ value
 
 
 def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -65,17 +117,17 @@ def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask[:, None, None, :].bool()
 
 
-def _embed(embeddings, input_ids: torch.Tensor, token_type_ids: torch.Tensor,
-           training: bool) -> torch.Tensor:
-    """BertEmbeddings.forward for absolute positions (the same sums, in the same order)."""
-    positions = embeddings.position_ids[:, :input_ids.shape[1]]
-    hidden = (embeddings.word_embeddings(input_ids)
-              + embeddings.token_type_embeddings(token_type_ids))
+def _embed(embeddings, words: torch.Tensor, token_type_ids: torch.Tensor, drop: Dropout
+           ) -> torch.Tensor:
+    """BertEmbeddings.forward for absolute positions (the same sums, in the same order),
+    from the word embeddings."""
+    positions = embeddings.position_ids[:, :words.shape[1]]
+    hidden = words + embeddings.token_type_embeddings(token_type_ids)
     hidden = embeddings.LayerNorm(hidden + embeddings.position_embeddings(positions))
-    return dropout(hidden, embeddings.dropout.p, training)
+    return _dropout(drop, hidden, embeddings.dropout.p)
 
 
-def _layer(layer, hidden: torch.Tensor, mask, training: bool) -> torch.Tensor:
+def _layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor:
     """One BertLayer (the same sums as BertLayer.forward)."""
     attention = layer.attention.self
     batch, length, _ = hidden.shape
@@ -85,13 +137,13 @@ def _layer(layer, hidden: torch.Tensor, mask, training: bool) -> torch.Tensor:
         return x.view(batch, length, heads, size).transpose(1, 2)
 
     context = _attend(split(attention.query(hidden)), split(attention.key(hidden)),
-                      split(attention.value(hidden)), mask,
-                      attention.dropout.p if training else 0.0, attention.scaling)
+                      split(attention.value(hidden)), mask, attention.dropout.p,
+                      attention.scaling, drop)
     return _rest(layer, context.transpose(1, 2).reshape(batch, length, heads * size), hidden,
-                 training)
+                 drop)
 
 
-def _cls_layer(layer, hidden: torch.Tensor, mask, training: bool) -> torch.Tensor:
+def _cls_layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor:
     """The last BertLayer at [CLS] only, keys and values folded away (see module doc)."""
     attention = layer.attention.self
     batch, _, width = hidden.shape
@@ -103,20 +155,20 @@ def _cls_layer(layer, hidden: torch.Tensor, mask, training: bool) -> torch.Tenso
     offset = (query * attention.key.bias.view(heads, size)).sum(-1, keepdim=True)
     scores = (folded @ hidden.transpose(1, 2) + offset) * attention.scaling
     probs = scores.masked_fill(~mask[:, 0], float("-inf")).softmax(-1)
-    probs = dropout(probs, attention.dropout.p, training)
+    probs = _dropout(drop, probs, attention.dropout.p)
     values = attention.value.weight.view(heads, size, width)
     context = (torch.einsum("bhw,hdw->bhd", probs @ hidden, values)
                + attention.value.bias.view(heads, size) * probs.sum(-1, keepdim=True))
-    return _rest(layer, context.reshape(batch, 1, heads * size), cls, training)
+    return _rest(layer, context.reshape(batch, 1, heads * size), cls, drop)
 
 
-def _rest(layer, context: torch.Tensor, queries: torch.Tensor, training: bool) -> torch.Tensor:
+def _rest(layer, context: torch.Tensor, queries: torch.Tensor, drop: Dropout) -> torch.Tensor:
     """A BertLayer after self-attention: output projection, residuals, feed-forward."""
     out = layer.attention.output
-    attended = out.LayerNorm(dropout_add(out.dense(context), queries, out.dropout.p, training))
+    attended = out.LayerNorm(_dropout_add(drop, out.dense(context), queries, out.dropout.p))
     out = layer.output
-    return out.LayerNorm(dropout_add(out.dense(layer.intermediate(attended)), attended,
-                                     out.dropout.p, training))
+    return out.LayerNorm(_dropout_add(drop, out.dense(layer.intermediate(attended)), attended,
+                                      out.dropout.p))
 
 
 def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -125,12 +177,23 @@ def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     family's model runs its own forward."""
     if model.config.model_type != "bert":
         return families.logits(model, input_ids, attention_mask, token_type_ids)
-    bert, training = model.bert, model.training
-    hidden = _embed(bert.embeddings, input_ids, token_type_ids, training)
+    words = model.bert.embeddings.word_embeddings(input_ids)
+    return logits_from_words(model, words, attention_mask, token_type_ids,
+                             dropout_bits(model, input_ids))
+
+
+def logits_from_words(model, words: torch.Tensor, attention_mask: torch.Tensor,
+                      token_type_ids: torch.Tensor, bits: Optional[torch.Tensor]
+                      ) -> torch.Tensor:
+    """classifier_logits after the word-embedding lookup (whose sparse gradient stays
+    outside a compiled graph); `bits` from `dropout_bits`."""
+    bert = model.bert
+    drop = (DropoutBits(bits) if bits is not None else TorchDropout()) if model.training else None
+    hidden = _embed(bert.embeddings, words, token_type_ids, drop)
     mask = _attention_mask(attention_mask)
     *layers, last = bert.encoder.layer
     for layer in layers:
-        hidden = _layer(layer, hidden, mask, training)
-    cls = _cls_layer(last, hidden, mask, training)[:, 0]
+        hidden = _layer(layer, hidden, mask, drop)
+    cls = _cls_layer(last, hidden, mask, drop)[:, 0]
     pooled = bert.pooler.activation(bert.pooler.dense(cls))
-    return model.classifier(dropout(pooled, model.dropout.p, training))
+    return model.classifier(_dropout(drop, pooled, model.dropout.p))

@@ -22,7 +22,7 @@ from .checkpoint import (list_checkpoints, load_latest_checkpoint, rng_state, sa
                          set_rng_state)
 from .data import iterate, train_batches
 from .device import autocast, keep_freed_memory
-from .forward import classifier_logits
+from .compiled import training_forward
 from .losses import training_loss
 from .optimization import create_optimizer
 
@@ -48,6 +48,7 @@ class TrainArgs:
     precision: str
     class_weights: Optional[tuple[float, ...]] = None  # per label, for cross-entropy
     problem_type: Optional[str] = None  # transformers' name; None is single-label
+    compile: bool = False  # compile the forward and backward (compiled.py)
 
     @classmethod
     def from_settings(cls, settings, **resolved) -> "TrainArgs":
@@ -122,7 +123,7 @@ class _Loop:
             set_rng_state(state["rng"])
             self.step, self.stats = state["global_step"], state["stats"]
             self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
-        self.forward = distributed.wrap(model, classifier_logits)
+        self.forward = distributed.wrap(model, training_forward(args.compile))
 
     def flush(self) -> float:
         """Adds the pending device-side losses to the epoch's (one host sync); raises

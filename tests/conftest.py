@@ -4,11 +4,16 @@ import os
 import random
 import signal
 import sys
+import tempfile
 import time
 
 import pytest
 import torch
 from transformers import BertConfig, BertModel
+
+# Inductor's caches (--compile) for the tests and their subprocesses: not the user's own.
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(
+    tempfile.gettempdir(), f"bert-classifier-tests-inductor-{os.getuid()}")
 
 WORDS = ("the a an this that dog cat bird man woman child car house tree river city "
          "runs walks sees likes eats sleeps reads writes big small red green old new happy "

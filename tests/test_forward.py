@@ -4,17 +4,27 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modeling.forward import (_attend, _attention_mask, _cls_layer, _rest,
-                              classifier_logits, dropout, dropout_add)
+from modeling.forward import (DropoutBits, _attend, _attention_mask, _cls_layer, _dropout,
+                              _rest, classifier_logits, dropout_bits, dropout_elements,
+                              logits_from_words)
 from modeling.model import build_model, load_config, resolve_source
 
 KEEP_SCALE = 65536 / (65536 - round(0.1 * 65536))
 
 
+def dropout(x, p):
+    """One CPU dropout with its own draw of bits."""
+    return DropoutBits(DropoutBits.draw(x.numel())).dropout(x, p)
+
+
+def dropout_add(x, residual, p):
+    return DropoutBits(DropoutBits.draw(x.numel())).dropout_add(x, residual, p)
+
+
 def test_dropout_drops_p_of_the_elements_and_scales_the_rest():
     torch.manual_seed(0)
     x = torch.ones(1000, 1000)
-    y = dropout(x, 0.1, True)
+    y = dropout(x, 0.1)
     dropped = (y == 0).float().mean().item()
     assert abs(dropped - 0.1) < 0.002  # 1e6 draws: the standard error is 0.0003
     assert torch.all((y == 0) | (y == KEEP_SCALE))
@@ -26,46 +36,46 @@ def test_dropout_drops_p_of_the_elements_and_scales_the_rest():
 def test_dropout_is_fixed_by_the_seed_and_varies_without_it():
     x = torch.randn(64, 33)
     torch.manual_seed(7)
-    first, second = dropout(x, 0.5, True), dropout(x, 0.5, True)
+    first, second = dropout(x, 0.5), dropout(x, 0.5)
     torch.manual_seed(7)
-    assert torch.equal(dropout(x, 0.5, True), first)
+    assert torch.equal(dropout(x, 0.5), first)
     assert not torch.equal(first, second)
 
 
 def test_dropout_gradient_is_the_mask_times_the_scale():
     x = torch.randn(50, 7, requires_grad=True)
-    y = dropout(x, 0.1, True)
+    y = dropout(x, 0.1)
     y.sum().backward()
     torch.testing.assert_close(x.grad, (y != 0).float() * KEEP_SCALE)
 
 
 def test_dropout_is_the_identity_in_eval_and_keeps_the_dtype():
     x = torch.randn(5, 9).bfloat16()
-    assert dropout(x, 0.1, False) is x and dropout(x, 0.0, True) is x
-    assert dropout(x, 0.1, True).dtype == torch.bfloat16
+    assert _dropout(None, x, 0.1) is x and dropout(x, 0.0) is x
+    assert dropout(x, 0.1).dtype == torch.bfloat16
 
 
 def test_dropout_add_is_dropout_then_the_residual_with_the_same_mask_and_gradients():
     x = torch.randn(40, 9, requires_grad=True)
     residual = torch.randn(40, 9, requires_grad=True)
     torch.manual_seed(3)
-    fused = dropout_add(x, residual, 0.1, True)
+    fused = dropout_add(x, residual, 0.1)
     fused.sum().backward()
     grads = x.grad.clone(), residual.grad.clone()
     x.grad = residual.grad = None
     torch.manual_seed(3)
-    separate = dropout(x, 0.1, True) + residual
+    separate = dropout(x, 0.1) + residual
     separate.sum().backward()
     torch.testing.assert_close(fused, separate)
     assert ((fused - residual).detach() == 0).any()  # some elements were dropped
     torch.testing.assert_close(grads[0], x.grad)
     torch.testing.assert_close(grads[1], torch.ones_like(residual))
-    assert torch.equal(dropout_add(x, residual, 0.1, False), x + residual)
+    assert torch.equal(DropoutBits(None).dropout_add(x, residual, 0.0), x + residual)
 
 
 def test_bf16_dropout_scales_by_the_exact_rate_before_rounding():
     x = torch.full((256, 256), 7.0, dtype=torch.bfloat16)  # 7 x the bf16-rounded rate differs
-    kept = dropout(x, 0.1, True)
+    kept = dropout(x, 0.1)
     assert kept.dtype == torch.bfloat16
     assert set(kept.unique().tolist()) == {0.0, torch.tensor(7.0 * KEEP_SCALE).bfloat16().item()}
 
@@ -75,7 +85,8 @@ def test_training_attention_without_drops_equals_sdpa():
     mask = torch.ones(2, 1, 1, 5, dtype=torch.bool)
     mask[1, ..., 3:] = False
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
-    torch.testing.assert_close(_attend(q, k, v, mask, 1e-7, 0.3), expected)  # p rounds to 0
+    bits = DropoutBits(DropoutBits.draw(q.numel() // 4 * 5))
+    torch.testing.assert_close(_attend(q, k, v, mask, 1e-7, 0.3, bits), expected)  # p rounds to 0
 
 
 def without_dropout(tiny_bert):
@@ -109,7 +120,7 @@ def test_training_forward_and_gradients_equal_the_transformers_model(tiny_bert, 
         torch.testing.assert_close(grads[1][name], grads[0][name], **tolerance, msg=name)
 
 
-def cls_layer_with_keys_and_values(layer, hidden, mask, training):
+def cls_layer_with_keys_and_values(layer, hidden, mask, drop):
     """The last layer at [CLS] the direct way: every token's key and value formed."""
     attention = layer.attention.self
     batch, length, width = hidden.shape
@@ -120,10 +131,9 @@ def cls_layer_with_keys_and_values(layer, hidden, mask, training):
 
     query = split(attention.query(hidden[:, :1]))
     scores = query @ split(attention.key(hidden)).transpose(-1, -2) * attention.scaling
-    probs = dropout(scores.masked_fill(~mask, float("-inf")).softmax(-1), attention.dropout.p,
-                    training)
+    probs = drop.dropout(scores.masked_fill(~mask, float("-inf")).softmax(-1), attention.dropout.p)
     context = (probs @ split(attention.value(hidden))).transpose(1, 2).reshape(batch, 1, width)
-    return _rest(layer, context, hidden[:, :1], training)
+    return _rest(layer, context, hidden[:, :1], drop)
 
 
 def test_folded_cls_layer_equals_the_direct_one_with_dropout_and_padding(tiny_bert):
@@ -139,11 +149,11 @@ def test_folded_cls_layer_equals_the_direct_one_with_dropout_and_padding(tiny_be
     attention_mask[2, 4:] = 0
     mask = _attention_mask(attention_mask)
     outputs, grads = [], []
+    bits = DropoutBits.draw(5 * config.num_attention_heads * 9 + 2 * 5 * config.hidden_size)
     for forward in (_cls_layer, cls_layer_with_keys_and_values):
         hidden = torch.randn(5, 9, config.hidden_size, generator=torch.Generator().manual_seed(1),
                              requires_grad=True)
-        torch.manual_seed(4)
-        out = forward(layer, hidden, mask, True)
+        out = forward(layer, hidden, mask, DropoutBits(bits))
         out.pow(2).sum().backward()
         outputs.append(out)
         grads.append([hidden.grad] + [p.grad.clone() for p in layer.parameters()])
@@ -152,3 +162,24 @@ def test_folded_cls_layer_equals_the_direct_one_with_dropout_and_padding(tiny_be
     for folded, direct in zip(*grads):
         torch.testing.assert_close(folded, direct, rtol=1e-4, atol=1e-5)
     assert grads[0][0][2, 4:].abs().max() == 0  # padded tokens get no gradient
+
+
+def test_a_training_pass_uses_exactly_the_bits_dropout_elements_counts(tiny_bert):
+    source = resolve_source(tiny_bert, None, None)
+    model = build_model(source, load_config(source.config_file, 2, ["0", "1"])).train()
+    ids = torch.randint(5, 60, (3, 7))
+    mask, types = torch.ones_like(ids), torch.zeros_like(ids)
+    words = model.bert.embeddings.word_embeddings(ids)
+    count = dropout_elements(model, 3, 7)
+    assert count > 3 * 7 * model.config.hidden_size
+    bits = DropoutBits.draw(count)
+    assert bits.shape == (count,) and bits.dtype == torch.int16
+    logits_from_words(model, words, mask, types, bits)  # every bit used...
+    with pytest.raises(RuntimeError):  # ...and one fewer is too few
+        logits_from_words(model, words, mask, types, bits[1:])
+    torch.manual_seed(5)
+    first = classifier_logits(model, ids, mask, types)
+    torch.manual_seed(5)
+    torch.testing.assert_close(logits_from_words(model, words, mask, types,
+                                                 dropout_bits(model, ids)), first)
+    assert dropout_bits(model.eval(), ids) is None

@@ -15,6 +15,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from conftest import write_similarity_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,8 +25,8 @@ SAME_BYTES = ("eval_results.txt", "eval_results.json", "test_results.tsv", "pred
               "checkpoint-32/model.safetensors")
 
 
-def command(tiny_bert, data, out):
-    return [sys.executable, os.path.join(ROOT, "run_classifier.py"),
+def command(tiny_bert, data, out, compile_="off"):
+    return [sys.executable, os.path.join(ROOT, "run_classifier.py"), f"--compile={compile_}",
             "--task_name=sentence_similarity", f"--data_dir={data}",
             f"--init_checkpoint={tiny_bert}", f"--output_dir={out}", "--do_train", "--do_eval",
             "--do_predict", "--precision=fp32", "--train_batch_size=8", "--num_train_epochs=2",
@@ -63,10 +64,12 @@ def run_and_kill(cmd, out, log, target, delay):
 
 
 def interrupted_run(cmd, out, logs):
-    """Kills the run twice at seeded random steps (once mid-write), then lets it finish."""
+    """Kills the run at seeded random steps (with three logs: once mid-write, then
+    mid-epoch; with two: mid-epoch), then lets it finish."""
     rng = random.Random(20240611)
-    codes = [run_and_kill(cmd, out, logs[0], rng.randint(4, 10), None),
-             run_and_kill(cmd, out, logs[1], rng.randint(15, 24), rng.uniform(0.005, 0.05))]
+    kills = [(rng.randint(4, 10), None), (rng.randint(15, 24), rng.uniform(0.005, 0.05))]
+    codes = [run_and_kill(cmd, out, log, target, delay)
+             for log, (target, delay) in zip(logs, kills[3 - len(logs):])]
     return codes + [run_to_end(cmd, logs[-1])]
 
 
@@ -75,18 +78,21 @@ def read(path, mode="rb"):
         return f.read()
 
 
-def test_killed_runs_resume_to_the_same_bytes(tiny_bert, tmp_path):
+@pytest.mark.parametrize("compile_,kills", [("off", 2), ("on", 1)])
+def test_killed_runs_resume_to_the_same_bytes(tiny_bert, tmp_path, compile_, kills):
+    """With --compile=on too (killed once, mid-epoch: each start compiles): compiled runs
+    draw the same dropout bits, and resume."""
     data = write_similarity_data(tmp_path / "data", n_train=128)
     outs = {name: str(tmp_path / name) for name in ("a", "b", "killed")}
-    logs = [str(tmp_path / f"killed{i}.log") for i in range(3)]
+    logs = [str(tmp_path / f"killed{i}.log") for i in range(kills + 1)]
     with ThreadPoolExecutor(3) as pool:
-        plain = [pool.submit(run_to_end, command(tiny_bert, data, outs[n]),
+        plain = [pool.submit(run_to_end, command(tiny_bert, data, outs[n], compile_),
                              str(tmp_path / f"{n}.log")) for n in ("a", "b")]
-        killed = pool.submit(interrupted_run, command(tiny_bert, data, outs["killed"]),
+        killed = pool.submit(interrupted_run, command(tiny_bert, data, outs["killed"], compile_),
                              outs["killed"], logs)
         assert [f.result() for f in plain] == [0, 0], read(tmp_path / "a.log", "r")[-3000:]
         codes = killed.result()
-    assert codes == [-signal.SIGKILL] * 2 + [0], read(logs[-1], "r")[-3000:]
+    assert codes == [-signal.SIGKILL] * kills + [0], read(logs[-1], "r")[-3000:]
     for log in logs[1:]:
         assert "Resuming from " + os.path.join(outs["killed"], "checkpoint-") in read(log, "r")
     for out in outs.values():

@@ -1,0 +1,99 @@
+"""--compile: torch.compile (inductor) of the training forward pass and of prediction.
+
+Training compiles `forward.logits_from_words`, BERT's forward after the
+word-embedding lookup, and with it (AOTAutograd) its backward: the dropouts,
+residual adds and LayerNorms, bias + GELU, softmax and the bf16 casts become a
+few fused kernels around the matmuls.
+- The lookup stays eager: its gradient is sparse (`training.sparse_word_embeddings`),
+  which inductor does not compile.
+- Dropout's bits are drawn eagerly (`forward.DropoutBits`): a compiled pass has
+  the eager pass's masks, so seeds, checkpoints and resume work as without
+  compile. Inductor's in-kernel random numbers measured 10x slower on the CPU
+  (2.3 ms against 0.2 ms per dropout + add + LayerNorm of a 32 x 14 batch).
+- Batch lengths vary: the batch and length dimensions are dynamic, one graph for
+  all of them; `RECOMPILE_LIMIT` goes to torch.compile itself (dynamo's config is
+  per thread, and the backward runs on another).
+Prediction compiles an eval copy of the model, its weights in the run's precision
+and frozen: inductor folds them in as constants (its CPU GEMMs prepack them).
+
+Compiling costs about a minute on 2 cores; inductor's caches (FX graphs and
+AOTAutograd) live in a per-user directory, so the next run of the same model
+starts in about 20 s. `auto` compiles only what runs long enough to repay that
+(the break-evens below, measured with benchmarks/train_throughput.py).
+"""
+
+import copy
+import logging
+import os
+
+import torch
+
+from .forward import classifier_logits, dropout_bits, logits_from_words
+
+logger = logging.getLogger(__name__)
+
+RECOMPILE_LIMIT = 8
+# `auto` compiles a CPU run with at least this many training steps (prediction batches).
+TRAIN_BREAK_EVEN_STEPS = 20000
+PREDICT_BREAK_EVEN_BATCHES = 5000
+
+
+def use_cache_dir() -> str:
+    """Points inductor's caches at ~/.cache/bert-classifier/inductor ($XDG_CACHE_HOME
+    respected) unless TORCHINDUCTOR_CACHE_DIR is set: kept across reboots, unlike
+    inductor's default in /tmp."""
+    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "bert-classifier", "inductor")
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
+def should_compile(setting: str, model, device: torch.device, work: int, break_even: int,
+                   what: str) -> bool:
+    """--compile's decision, logged, for `work` training steps or prediction batches (`what`):
+    on, off, or (auto) on for a BERT model on the CPU when `work` reaches `break_even`. On
+    GPUs `auto` stays eager: the compiled step has not been measured there."""
+    if setting != "auto":
+        decided, why = setting == "on", f"--compile={setting}"
+    elif model.config.model_type != "bert" or device.type != "cpu":
+        decided, why = False, "--compile=auto: compiles BERT models on the CPU"
+    else:
+        decided = work >= break_even
+        why = (f"--compile=auto: {work} {what}, {'at least' if decided else 'under'} the "
+               f"{break_even} that repay compiling")
+    logger.info("%s: %s (%s)", what.capitalize(), "compiled" if decided else "eager", why)
+    return decided
+
+
+class TrainingForward:
+    """classifier_logits(model, ...) for training, its BERT layers compiled."""
+
+    def __init__(self):
+        use_cache_dir()
+        self.compiled = torch.compile(logits_from_words, dynamic=True,
+                                      recompile_limit=RECOMPILE_LIMIT)
+
+    def __call__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                 token_type_ids: torch.Tensor) -> torch.Tensor:
+        words = model.bert.embeddings.word_embeddings(input_ids)
+        return self.compiled(model, words, attention_mask, token_type_ids,
+                             dropout_bits(model, input_ids))
+
+
+def training_forward(compile_: bool):
+    """The forward the training loop calls: compiled or classifier_logits."""
+    return TrainingForward() if compile_ else classifier_logits
+
+
+def frozen_predictor(model, precision: str):
+    """An inference function (input_ids, attention_mask, token_type_ids) -> logits over a
+    frozen eval copy of `model`, in bf16 or fp16 weights where `precision` says so."""
+    use_cache_dir()
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    frozen = copy.deepcopy(model).eval().to(dtype)
+    compiled = torch.compile(classifier_logits, dynamic=True, recompile_limit=RECOMPILE_LIMIT,
+                             options={"freezing": True})
+
+    def predict(**inputs) -> torch.Tensor:
+        return compiled(frozen, **inputs)
+    return predict
