@@ -145,7 +145,7 @@ def do_train(run, s, on_dev_score=None) -> int:
     `on_dev_score(epoch, score)` hears each epoch's dev score (a search prunes with it).
     """
     from modeling import distributed
-    from modeling.compiled import TRAIN_BREAK_EVEN_STEPS, should_compile
+    from modeling.compiled import should_compile, train_break_even
     from modeling.early_stopping import best_epoch, should_stop
     from modeling.export import load_weights
     from modeling.losses import resolve_class_weights
@@ -163,8 +163,10 @@ def do_train(run, s, on_dev_score=None) -> int:
                                    class_weights=resolve_class_weights(
                                        s.class_weights, processor.get_labels(),
                                        processor.problem_type, run.datasets["train"].labels),
-                                   compile=should_compile(s.compile, run.model, run.device, steps,
-                                                          TRAIN_BREAK_EVEN_STEPS, "training steps"))
+                                   compile=should_compile(
+                                       s.compile, run.model, run.device, steps,
+                                       train_break_even(run.model, run.precision),
+                                       "training steps"))
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
                               {name: getattr(s, name) for name in TRAINING_FLAGS}
@@ -204,14 +206,13 @@ def do_eval(run, s, global_step: int) -> None:
 
 def do_predict(run, s) -> None:
     from modeling import distributed
-    from modeling.compiled import PREDICT_BREAK_EVEN_BATCHES, should_compile
+    from modeling.compiled import PREDICT_BREAK_EVEN_ROWS, should_compile
     from modeling.evaluation import predict_logits, write_predictions
     if s.predict_backend == "torch":
         test = run.datasets["test"]
-        batches = -(-len(test) // s.predict_batch_size)
         logits = predict_logits(run.model, test, s.predict_batch_size, run.device, run.precision,
-                                should_compile(s.compile, run.model, run.device, batches,
-                                               PREDICT_BREAK_EVEN_BATCHES, "predict batches"))
+                                should_compile(s.compile, run.model, run.device, len(test),
+                                               PREDICT_BREAK_EVEN_ROWS, "predict rows"))
     else:
         from modeling.onnx_export import onnx_logits
         logits = onnx_logits(os.path.join(s.output_dir, ONNX_FILES[s.predict_backend]),

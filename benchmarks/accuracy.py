@@ -7,6 +7,11 @@ embedded MiniLM (lr 1e-4, 10% warmup, weight decay 0.01, batch 32, 3 epochs) and
 the project's fastest settings (its defaults), then HF Trainer at its fastest
 (dynamic padding, group_by_length, bf16 where fast) with the same recipe. Prints
 the per-run metrics, the medians side by side, and one JSON line.
+
+`seconds` is each run's whole command, process start to finish (imports, features,
+training, eval); with `--epochs=1` and GLUE_DIR at a subset (benchmarks/glue_subset.py),
+the whole-command comparison of README's Compiling section. `--project_flags` adds flags
+to the project's command (e.g. `--compile=on`).
 """
 
 import argparse
@@ -25,7 +30,7 @@ TASKS = {"cola": ("CoLA", "mcc"), "mrpc": ("MRPC", "f1")}
 RECIPE = dict(learning_rate=1e-4, warmup=0.1, weight_decay=0.01, batch_size=32, epochs=3.0)
 
 
-def run_project(task: str, seed: int) -> dict:
+def run_project(task: str, seed: int, flags: list[str]) -> dict:
     data_dir = os.path.join(os.environ["GLUE_DIR"], TASKS[task][0])
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -36,7 +41,7 @@ def run_project(task: str, seed: int) -> dict:
                         f"--warmup_proportion={RECIPE['warmup']}",
                         f"--weight_decay={RECIPE['weight_decay']}",
                         f"--train_batch_size={RECIPE['batch_size']}",
-                        f"--num_train_epochs={RECIPE['epochs']}", "--eval_batch_size=64"],
+                        f"--num_train_epochs={RECIPE['epochs']}", "--eval_batch_size=64"] + flags,
                        check=True, capture_output=True)
         with open(os.path.join(out, "eval_results.json")) as f:
             results = json.load(f)
@@ -96,8 +101,11 @@ def main():
     p.add_argument("--tasks", default="cola,mrpc")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--configs", default="project,hf_best")
+    p.add_argument("--epochs", type=float, default=RECIPE["epochs"])
+    p.add_argument("--project_flags", default="", help="more flags for run_classifier.py")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
+    RECIPE["epochs"] = args.epochs
     if args.worker:  # one HF run in a fresh process: task,seed
         task, seed = args.worker.split(",")
         print(json.dumps(run_hf(task, int(seed))))
@@ -109,11 +117,14 @@ def main():
         for seed in map(int, args.seeds.split(",")):
             for config in args.configs.split(","):
                 if config == "project":
-                    result = run_project(task, seed)
+                    result = run_project(task, seed, args.project_flags.split())
                 else:
-                    done = subprocess.run([sys.executable, __file__, f"--worker={task},{seed}"],
+                    start = time.perf_counter()
+                    done = subprocess.run([sys.executable, __file__, f"--worker={task},{seed}",
+                                           f"--epochs={args.epochs}"],
                                           check=True, capture_output=True, text=True)
-                    result = json.loads(done.stdout.strip().splitlines()[-1])
+                    result = {**json.loads(done.stdout.strip().splitlines()[-1]),
+                              "seconds": time.perf_counter() - start}
                 runs.append({"task": task, "seed": seed, "config": config, **result})
                 print(json.dumps(runs[-1]), flush=True)
     summary = {}

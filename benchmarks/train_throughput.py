@@ -5,6 +5,9 @@
 Runs, one subprocess each (so peak RSS is per configuration), on the same rows,
 model and hyperparameters:
   project     this project's defaults (length-grouped dynamic padding, auto precision)
+  project_compiled  the same with --compile=on; compile times apart (a first 2-step
+              run compiles the training step; predict's first pass over the dev rows
+              compiles, its second is timed)
   hf_default  HF Trainer as run_glue's defaults: every row padded to 128, fp32
   hf_best     HF Trainer at its best: dynamic padding, group_by_length, bf16 if fast
 and prints a table, the ratios project/hf_*, and one JSON line. The
@@ -29,7 +32,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-CONFIGS = ("project", "hf_default", "hf_best")
+CONFIGS = ("project", "project_compiled", "hf_default", "hf_best")
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 TASK_DIRS = {"cola": "CoLA", "mrpc": "MRPC"}
 
@@ -113,7 +116,7 @@ def run_config(args):
     n = args.slow_rows if name == "hf_default" else args.rows
     processor, source, tokenizer, train_features = load_rows(args, "train", n)
     _, _, _, dev_features = load_rows(args, "dev", args.predict_rows)
-    runner = run_project if name == "project" else run_hf
+    runner = run_project if name.startswith("project") else run_hf
     run = runner(args, processor, source, tokenizer, train_features, dev_features)
     train_s, config = run.pop("train_s"), run.pop("config")
     lengths = [len(f.input_ids) for f in train_features]
@@ -138,6 +141,8 @@ def padding_share(lengths, batch_size, pad_to, name) -> float:
 
 
 def run_project(args, processor, source, tokenizer, train_features, dev_features):
+    """The project's train and predict; compiled (after a compiling warm-up) for
+    project_compiled."""
     import tempfile
     import torch
     from modeling.device import resolve_precision
@@ -154,20 +159,54 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     train_set, dev_set = FeatureSet.from_features(train_features), FeatureSet.from_features(
         dev_features)
 
-    def run_train():
-        with tempfile.TemporaryDirectory() as out:
-            train_args = TrainArgs(out, args.batch_size, 1, args.learning_rate, args.epochs,
-                                   0.1, 0.01, 1e-6, 1.0, 10 ** 9, 1, 42, precision)
-            train(model, train_set, train_args, device, {})
+    compiled = args.worker == "project_compiled"
 
+    def run_train(rows=train_set, epochs=args.epochs):
+        with tempfile.TemporaryDirectory() as out:
+            train_args = TrainArgs(out, args.batch_size, 1, args.learning_rate, epochs,
+                                   0.1, 0.01, 1e-6, 1.0, 10 ** 9, 1, 42, precision,
+                                   compile=compiled)
+            train(model, rows, train_args, device, {})
+
+    start = time.perf_counter()
+    if compiled:  # two steps: the compile, apart from the timed run
+        run_train(FeatureSet.from_features(train_features[:2 * args.batch_size]), 1.0)
+    compile_s = time.perf_counter() - start
     start = time.perf_counter()
     run_train()
     train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    predict_logits(model, dev_set, args.predict_batch_size, device, precision)
-    run = {"train_s": train_s, "predict_s": time.perf_counter() - start,
-           "precision": precision, "config": config, "peak_rss_mb": peak_rss_mb()}
+    if compiled:
+        predict_s, predict_compile_s = compiled_predict(model, dev_set, args, precision)
+    else:
+        start = time.perf_counter()
+        predict_logits(model, dev_set, args.predict_batch_size, device, precision)
+        predict_s, predict_compile_s = time.perf_counter() - start, 0.0
+    run = {"train_s": train_s, "predict_s": predict_s, "compile_s": compile_s,
+           "predict_compile_s": predict_compile_s, "precision": precision, "config": config,
+           "peak_rss_mb": peak_rss_mb()}
+    if compiled:
+        return {**run, "matmul_share": None}
     return {**run, "matmul_share": matmul_share(run_train)}  # after the RSS: profiling adds
+
+
+def compiled_predict(model, dev_set, args, precision) -> tuple[float, float]:
+    """(seconds of a pass over dev_set, its compile's seconds) for a frozen compiled model:
+    the first pass compiles, the second is timed; the compile is the difference."""
+    import torch
+    from modeling.compiled import frozen_predictor
+    from modeling.data import inference_batches, iterate
+    predict = frozen_predictor(model, precision)
+    seconds = []
+    for _ in range(2):
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for batch in iterate(dev_set, inference_batches(dev_set.lengths(),
+                                                            args.predict_batch_size),
+                                 torch.device("cpu")):
+                batch.pop("labels", None)
+                predict(**batch)
+        seconds.append(time.perf_counter() - start)
+    return seconds[1], seconds[0] - seconds[1]
 
 
 def run_hf(args, processor, source, tokenizer, train_features, dev_features):
@@ -209,7 +248,9 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
         trainer.predict(rows(dev_features))
         predict_s = time.perf_counter() - start
     return {"train_s": train_s, "predict_s": predict_s, "precision": "bf16" if bf16 else "fp32",
-            "config": config, "peak_rss_mb": peak_rss_mb(), "matmul_share": None}
+            "compile_s": 0.0, "predict_compile_s": 0.0, "config": config,
+            "peak_rss_mb": peak_rss_mb(),
+            "matmul_share": None}
 
 
 def main(argv=None):
@@ -246,19 +287,24 @@ def paired_ratios(runs: dict[str, list[dict]]) -> dict[str, list[float]]:
     apart, so their ratio is free of the machine's drift between repeats. The project's
     ceiling is compared with the other's train rate."""
     ratios = {}
-    for other in ("hf_default", "hf_best"):
-        if "project" in runs and other in runs:
+    for mine_name in ("project", "project_compiled"):
+        for other in ("hf_default", "hf_best", "project"):
+            if mine_name == other or mine_name not in runs or other not in runs:
+                continue
             for k in ("train_examples_per_s", "predict_examples_per_s", "ceiling_examples_per_s"):
                 base = "train_examples_per_s" if k.startswith("ceiling") else k
-                ratios[f"{k}_project_over_{other}"] = [
-                    mine[k] / theirs[base] for mine, theirs in zip(runs["project"], runs[other])]
+                if k in runs[mine_name][0]:
+                    ratios[f"{k}_{mine_name}_over_{other}"] = [
+                        mine[k] / theirs[base]
+                        for mine, theirs in zip(runs[mine_name], runs[other])]
     return ratios
 
 
 def report(results: dict, ratios: dict[str, list[float]]) -> None:
     peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
     keys = ("precision", "train_rows", "train_examples_per_s", "real_tokens_per_s",
-            "padding_share", "predict_examples_per_s", "peak_rss_mb", "mfu")
+            "padding_share", "predict_examples_per_s", "compile_s", "predict_compile_s",
+            "peak_rss_mb", "mfu")
     for r in results.values():
         r["mfu"] = r["train_flops_per_s"] / peaks[r["precision"]]
     print(f"{'config':12}" + "".join(f"{k:>24}" for k in keys))

@@ -16,13 +16,17 @@ few fused kernels around the matmuls.
 Prediction compiles an eval copy of the model, its weights in the run's precision
 and frozen: inductor folds them in as constants (its CPU GEMMs prepack them).
 
-Compiling costs about a minute on 2 cores; inductor's caches (FX graphs and
-AOTAutograd) live in a per-user directory, so the next run of the same model
-starts in about 20 s. `auto` compiles only what runs long enough to repay that
-(the break-evens below, measured with benchmarks/train_throughput.py).
+Compiling the training step took 81 s on 2 cores with empty caches; inductor's caches
+(FX graphs and AOTAutograd) live in a per-user directory, and with them the next
+run of the same model and precision compiled in 24 s. A compiled step saved 28 ms
+(CoLA, batch 32, bf16; benchmarks/train_throughput.py), so `auto` compiles a run of
+at least 2,900 steps, or 860 once this model and precision have been compiled here
+(a marker in the cache directory says so).
 """
 
 import copy
+import hashlib
+import json
 import logging
 import os
 
@@ -33,9 +37,10 @@ from .forward import classifier_logits, dropout_bits, logits_from_words
 logger = logging.getLogger(__name__)
 
 RECOMPILE_LIMIT = 8
-# `auto` compiles a CPU run with at least this many training steps (prediction batches).
-TRAIN_BREAK_EVEN_STEPS = 20000
-PREDICT_BREAK_EVEN_BATCHES = 5000
+# `auto` compiles a CPU run with at least this many training steps (cold and warm caches)
+# or prediction rows.
+TRAIN_BREAK_EVEN_STEPS = {"cold": 2900, "warm": 860}
+PREDICT_BREAK_EVEN_ROWS = 100000
 
 
 def use_cache_dir() -> str:
@@ -65,24 +70,47 @@ def should_compile(setting: str, model, device: torch.device, work: int, break_e
     return decided
 
 
-class TrainingForward:
-    """classifier_logits(model, ...) for training, its BERT layers compiled."""
+def _marker(model, precision: str) -> str:
+    """The file that says this model's training step, in `precision`, has been compiled
+    into the cache: keyed by torch's version, the model's config and the precision."""
+    key = json.dumps([torch.__version__, model.config.to_dict(), precision], sort_keys=True,
+                     default=str)
+    return os.path.join(use_cache_dir(), "bert-classifier-compiled",
+                        hashlib.sha256(key.encode()).hexdigest())
 
-    def __init__(self):
+
+def train_break_even(model, precision: str) -> int:
+    """The steps that repay compiling: fewer where the caches hold this model's step."""
+    return TRAIN_BREAK_EVEN_STEPS["warm" if os.path.exists(_marker(model, precision))
+                                  else "cold"]
+
+
+class TrainingForward:
+    """classifier_logits(model, ...) for training, its BERT layers compiled; the first
+    call leaves the marker of `train_break_even`."""
+
+    def __init__(self, precision: str):
         use_cache_dir()
         self.compiled = torch.compile(logits_from_words, dynamic=True,
                                       recompile_limit=RECOMPILE_LIMIT)
+        self.precision, self.marked = precision, False
 
     def __call__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  token_type_ids: torch.Tensor) -> torch.Tensor:
         words = model.bert.embeddings.word_embeddings(input_ids)
-        return self.compiled(model, words, attention_mask, token_type_ids,
-                             dropout_bits(model, input_ids))
+        logits = self.compiled(model, words, attention_mask, token_type_ids,
+                               dropout_bits(model, input_ids))
+        if not self.marked:
+            marker = _marker(model, self.precision)
+            os.makedirs(os.path.dirname(marker), exist_ok=True)
+            open(marker, "a").close()
+            self.marked = True
+        return logits
 
 
-def training_forward(compile_: bool):
+def training_forward(compile_: bool, precision: str):
     """The forward the training loop calls: compiled or classifier_logits."""
-    return TrainingForward() if compile_ else classifier_logits
+    return TrainingForward(precision) if compile_ else classifier_logits
 
 
 def frozen_predictor(model, precision: str):

@@ -123,7 +123,7 @@ class _Loop:
             set_rng_state(state["rng"])
             self.step, self.stats = state["global_step"], state["stats"]
             self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
-        self.forward = distributed.wrap(model, training_forward(args.compile))
+        self.forward = distributed.wrap(model, training_forward(args.compile, args.precision))
 
     def flush(self) -> float:
         """Adds the pending device-side losses to the epoch's (one host sync); raises

@@ -6,6 +6,7 @@ output to bf16). The SIGKILL resume test runs with --compile=on too (test_resume
 """
 
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -39,12 +40,14 @@ def batch(rows: int, length: int, seed: int):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32])
-def test_compiled_training_logits_and_gradients_equal_eager_with_dropout(tiny_bert, dtype):
+def test_compiled_training_logits_and_gradients_equal_eager_with_dropout(
+        tiny_bert, dtype, monkeypatch, tmp_path):
     """Dropout on: the compiled pass draws the same bits, so it masks the same elements.
     Two lengths: the second runs the same dynamic-shape graph. (bf16: see the predict test;
     each dtype is a compile of its own, tens of seconds on 2 cores.)"""
     model = tiny_model(tiny_bert).train()
-    forward = TrainingForward()
+    monkeypatch.setattr(compiled, "_marker", lambda model, precision: str(tmp_path / precision))
+    forward = TrainingForward("fp32")
     for length in (9, 13):
         inputs = batch(4, length, length)
         results = []
@@ -56,6 +59,7 @@ def test_compiled_training_logits_and_gradients_equal_eager_with_dropout(tiny_be
             results.append((logits.float(), {n: p.grad.to_dense() for n, p in
                                              model.named_parameters() if p.grad is not None}))
             model.zero_grad(set_to_none=True)
+        assert os.path.exists(tmp_path / "fp32")  # auto's warm-cache marker
         (eager, eager_grads), (comp, comp_grads) = results
         torch.testing.assert_close(comp, eager, **TOLERANCES[dtype])
         assert comp_grads.keys() == eager_grads.keys() and len(eager_grads) > 30
@@ -96,7 +100,22 @@ def test_auto_compiles_long_cpu_runs_of_bert_only(tiny_bert, caplog):
            "repay compiling)" in caplog.messages
     model.config.model_type = "roberta"
     assert not should_compile("auto", model, cpu, 10 ** 6, 100, "steps")
-    assert compiled.TRAIN_BREAK_EVEN_STEPS > 0 and compiled.PREDICT_BREAK_EVEN_BATCHES > 0
+
+
+def test_auto_needs_fewer_steps_once_the_model_has_been_compiled_here(
+        tiny_bert, monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    model = tiny_model(tiny_bert)
+    steps = compiled.TRAIN_BREAK_EVEN_STEPS
+    assert steps["warm"] < steps["cold"]
+    assert compiled.train_break_even(model, "bf16") == steps["cold"]
+    marker = compiled._marker(model, "bf16")
+    os.makedirs(os.path.dirname(marker))
+    open(marker, "w").close()
+    assert compiled.train_break_even(model, "bf16") == steps["warm"]
+    assert compiled.train_break_even(model, "fp32") == steps["cold"]  # another precision
+    model.config.hidden_dropout_prob = 0.2
+    assert compiled.train_break_even(model, "bf16") == steps["cold"]  # another model
 
 
 def test_the_cache_dir_is_per_user_unless_set(monkeypatch, tmp_path):
