@@ -16,6 +16,7 @@ import os
 import shutil
 import socket
 import tempfile
+from typing import Optional
 
 # transformers' `problem_type` names; a processor's sets the loss, metrics and outputs.
 SINGLE_LABEL = "single_label_classification"
@@ -38,6 +39,11 @@ def check(ok: bool, message: str) -> None:
 
 class TrainingDiverged(RuntimeError):
     """Training met a non-finite loss or gradient norm; its message is one line."""
+
+
+def cpp_compiler() -> Optional[str]:
+    """The C++ compiler torch.compile's inductor builds its kernels with ($CXX or g++)."""
+    return shutil.which(os.environ.get("CXX") or "g++")
 
 
 def finite_json(value, sort_keys: bool = False) -> str:

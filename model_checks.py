@@ -6,7 +6,7 @@ run_checks, they import no torch, so a user error is reported in a fraction of a
 
 import os
 
-from core import check
+from core import check, cpp_compiler
 from modeling import families
 from modeling.model import read_config
 from modeling.tokenization import load_vocab
@@ -41,10 +41,15 @@ def check_windows_model(f, source) -> None:
 
 
 def check_compile_model(f, source) -> None:
-    """--compile=on compiles BERT's own forward (modeling/forward.py): BERT models only."""
-    check(getattr(f, "compile", "off") != "on" or source.family == "bert",
-          f"--compile=on: BERT models only ({os.path.dirname(source.config_file)} has "
-          f"model_type {source.family}); use --compile=off")
+    """--compile=on compiles BERT's own forward (modeling/forward.py), with a C++ compiler."""
+    if getattr(f, "compile", "off") != "on":
+        return
+    check(source.family == "bert", f"--compile=on: BERT models only "
+          f"({os.path.dirname(source.config_file)} has model_type {source.family}); use "
+          "--compile=off")
+    check(cpp_compiler() is not None, "--compile=on: torch.compile needs a C++ compiler "
+          f"({os.environ.get('CXX') or 'g++'}) and none was found: install one (e.g. apt "
+          "install g++) or use --compile=off")
 
 
 def check_config(config: dict, path: str) -> None:

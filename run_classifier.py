@@ -198,8 +198,10 @@ def do_train(run, s, on_dev_score=None) -> int:
 def do_eval(run, s, global_step: int) -> None:
     from modeling import distributed
     from modeling.evaluation import evaluate, write_eval_results
-    results = evaluate(run.model, run.datasets["dev"], run.processor.metric, s.eval_batch_size,
-                       run.device, run.precision, s.multi_label_threshold)
+    results = run.dev_results.get(global_step)  # an epoch's end evaluated these weights
+    if results is None:
+        results = evaluate(run.model, run.datasets["dev"], run.processor.metric,
+                           s.eval_batch_size, run.device, run.precision, s.multi_label_threshold)
     if distributed.is_main():
         write_eval_results(s.output_dir, results, global_step)
 

@@ -39,6 +39,7 @@ class Run:
     examples: dict = field(default_factory=dict)  # split -> SplitExamples
     datasets: dict = field(default_factory=dict)  # split -> FeatureSet
     pooler_identity: bool = False  # an untrained pooler started as the identity
+    dev_results: dict = field(default_factory=dict)  # step -> evaluate()'s results there
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,

@@ -40,6 +40,7 @@ class EpochEnd:
             metric = run.processor.metric
             results = evaluate(run.model, dev_set, metric, self.eval_batch_size, run.device,
                                run.precision, self.threshold)
+            run.dev_results[row["step"]] = results  # do_eval's, if the final model is this
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
             if is_better(results[metric], [r[f"dev_{metric}"] for r in history]) and self.writes:
                 save_model(run.model, run.tokenizer, run.source.vocab_file,

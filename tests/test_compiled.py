@@ -7,11 +7,14 @@ output to bf16). The SIGKILL resume test runs with --compile=on too (test_resume
 
 import logging
 import os
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from core import InputError
+from model_checks import check_compile_model
 from modeling import compiled
 from modeling.compiled import TrainingForward, should_compile, use_cache_dir
 from modeling.evaluation import predict_logits
@@ -124,3 +127,16 @@ def test_the_cache_dir_is_per_user_unless_set(monkeypatch, tmp_path):
     assert use_cache_dir() == str(tmp_path / "bert-classifier" / "inductor")
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/elsewhere")
     assert use_cache_dir() == "/elsewhere"
+
+
+def test_without_a_cpp_compiler_on_is_refused_and_auto_stays_eager(tiny_bert, monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    bert = SimpleNamespace(family="bert", config_file="/m/config.json")
+    with pytest.raises(InputError, match=r"^--compile=on: torch.compile needs a C\+\+ compiler "
+                                         r"\(no-such-compiler-here\) and none was found"):
+        check_compile_model(SimpleNamespace(compile="on"), bert)
+    check_compile_model(SimpleNamespace(compile="auto"), bert)
+    assert not should_compile("auto", tiny_model(tiny_bert), torch.device("cpu"), 10 ** 9, 1,
+                              "training steps")
+    monkeypatch.delenv("CXX")
+    check_compile_model(SimpleNamespace(compile="on"), bert)  # g++ is here

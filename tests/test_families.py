@@ -211,3 +211,11 @@ def test_missing_encoder_weight_is_an_error(tiny, data, tmp_path):
         run_main(**dict(TRAIN, init_checkpoint=broken, data_dir=data,
                         output_dir=str(tmp_path / "out")))
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_compile_on_is_refused_for_other_families(tiny, data, tmp_path):
+    with pytest.raises(InputError, match=r"^--compile=on: BERT models only \(.* has model_type "
+                                         r"roberta\); use --compile=off"):
+        run_main(**dict(TRAIN, init_checkpoint=tiny["roberta"], data_dir=data,
+                        output_dir=str(tmp_path / "out"), compile="on"))
+    assert not os.path.exists(tmp_path / "out")

@@ -221,3 +221,20 @@ def test_training_stops_at_the_first_non_finite_loss(tiny_bert, tmp_path, monkey
     assert sorted(os.listdir(out)) == [".lock", "cache", "checkpoint-5", "run_config.json"]
     weights = load_file(out / "checkpoint-5" / "model.safetensors")
     assert all(bool(w.isfinite().all()) for w in weights.values())
+
+
+def test_the_final_eval_reuses_the_last_epochs_dev_results(
+        tiny_bert, similarity_dir, tmp_path, monkeypatch):
+    """The final model is the last epoch's: its dev results are not computed twice."""
+    from modeling import evaluation, selection
+    calls, real = [], evaluation.evaluate
+    monkeypatch.setattr(selection, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated again"))
+    out = str(tmp_path / "out")
+    run_main(init_checkpoint=tiny_bert, data_dir=similarity_dir, output_dir=out,
+             do_train=True, do_eval=True)
+    assert len(calls) == 2  # one per epoch
+    last = json.loads(read(os.path.join(out, "training_stats.json")))[-1]
+    results = json.loads(read(os.path.join(out, "eval_results.json")))
+    assert results["eval_f1"] == last["dev_f1"] and results["eval_loss"] == last["dev_loss"]
+    assert results["global_step"] == last["step"]
