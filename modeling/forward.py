@@ -20,7 +20,7 @@ saved model is unchanged and its logits are the same):
   `addcmul` forward and one multiply backward. GPUs keep torch's own fused dropout.
 """
 
-from typing import Optional
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -65,16 +65,17 @@ class TorchDropout:
         return self.dropout(x, p) + residual
 
 
-Dropout = Optional[object]  # DropoutBits, TorchDropout, or None: no dropout (eval)
+class NoDropout:
+    """Eval: every dropout is the identity."""
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        return x
+
+    def dropout_add(self, x: torch.Tensor, residual: torch.Tensor, p: float) -> torch.Tensor:
+        return x + residual
 
 
-def _dropout(drop: Dropout, x: torch.Tensor, p: float) -> torch.Tensor:
-    return x if drop is None else drop.dropout(x, p)
-
-
-def _dropout_add(drop: Dropout, x: torch.Tensor, residual: torch.Tensor, p: float
-                 ) -> torch.Tensor:
-    return x + residual if drop is None else drop.dropout_add(x, residual, p)
+Dropout = Union[DropoutBits, TorchDropout, NoDropout]
 
 
 def dropout_elements(model, batch: int, length: int) -> int:
@@ -105,8 +106,9 @@ def dropout_bits(model, input_ids: torch.Tensor) -> Optional[torch.Tensor]:
 def _attend(query, key, value, mask, p: float, scale: float, drop: Dropout) -> torch.Tensor:
     """Scaled dot-product attention; CPU dropout from `drop`'s bits."""
     if not isinstance(drop, DropoutBits) or p == 0.0:
-        return F.scaled_dot_product_attention(query, key, value, attn_mask=mask,
-                                              dropout_p=p if drop else 0.0, scale=scale)
+        return F.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask,
+            dropout_p=p if isinstance(drop, TorchDropout) else 0.0, scale=scale)
     scores = (query @ key.transpose(-1, -2)) * scale
     probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
     return drop.dropout(probs, p) @ value
@@ -124,7 +126,7 @@ def _embed(embeddings, words: torch.Tensor, token_type_ids: torch.Tensor, drop: 
     positions = embeddings.position_ids[:, :words.shape[1]]
     hidden = words + embeddings.token_type_embeddings(token_type_ids)
     hidden = embeddings.LayerNorm(hidden + embeddings.position_embeddings(positions))
-    return _dropout(drop, hidden, embeddings.dropout.p)
+    return drop.dropout(hidden, embeddings.dropout.p)
 
 
 def _layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor:
@@ -155,7 +157,7 @@ def _cls_layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor
     offset = (query * attention.key.bias.view(heads, size)).sum(-1, keepdim=True)
     scores = (folded @ hidden.transpose(1, 2) + offset) * attention.scaling
     probs = scores.masked_fill(~mask[:, 0], float("-inf")).softmax(-1)
-    probs = _dropout(drop, probs, attention.dropout.p)
+    probs = drop.dropout(probs, attention.dropout.p)
     values = attention.value.weight.view(heads, size, width)
     context = (torch.einsum("bhw,hdw->bhd", probs @ hidden, values)
                + attention.value.bias.view(heads, size) * probs.sum(-1, keepdim=True))
@@ -165,10 +167,10 @@ def _cls_layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor
 def _rest(layer, context: torch.Tensor, queries: torch.Tensor, drop: Dropout) -> torch.Tensor:
     """A BertLayer after self-attention: output projection, residuals, feed-forward."""
     out = layer.attention.output
-    attended = out.LayerNorm(_dropout_add(drop, out.dense(context), queries, out.dropout.p))
+    attended = out.LayerNorm(drop.dropout_add(out.dense(context), queries, out.dropout.p))
     out = layer.output
-    return out.LayerNorm(_dropout_add(drop, out.dense(layer.intermediate(attended)), attended,
-                                      out.dropout.p))
+    return out.LayerNorm(drop.dropout_add(out.dense(layer.intermediate(attended)), attended,
+                                          out.dropout.p))
 
 
 def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -188,7 +190,8 @@ def logits_from_words(model, words: torch.Tensor, attention_mask: torch.Tensor,
     """classifier_logits after the word-embedding lookup (whose sparse gradient stays
     outside a compiled graph); `bits` from `dropout_bits`."""
     bert = model.bert
-    drop = (DropoutBits(bits) if bits is not None else TorchDropout()) if model.training else None
+    drop = (NoDropout() if not model.training else DropoutBits(bits) if bits is not None
+            else TorchDropout())
     hidden = _embed(bert.embeddings, words, token_type_ids, drop)
     mask = _attention_mask(attention_mask)
     *layers, last = bert.encoder.layer
@@ -196,4 +199,4 @@ def logits_from_words(model, words: torch.Tensor, attention_mask: torch.Tensor,
         hidden = _layer(layer, hidden, mask, drop)
     cls = _cls_layer(last, hidden, mask, drop)[:, 0]
     pooled = bert.pooler.activation(bert.pooler.dense(cls))
-    return model.classifier(_dropout(drop, pooled, model.dropout.p))
+    return model.classifier(drop.dropout(pooled, model.dropout.p))

@@ -151,11 +151,17 @@ def test_bert_flags_are_refused_for_other_families(tiny, data, tmp_path):
                         vocab_file=os.path.join(tiny["bert"], "vocab.txt")))
 
 
-def test_windows_are_refused_for_other_families(tiny, data, tmp_path):
-    with pytest.raises(InputError, match=r"^--long_text=windows: BERT models only for now "
-                                         r"\(.* has model_type roberta\)$"):
+@pytest.mark.parametrize("flag,message", [
+    (dict(long_text="windows"),
+     r"^--long_text=windows: BERT models only for now \(.* has model_type roberta\)$"),
+    (dict(compile="on"),
+     r"^--compile=on: BERT models only \(.* has model_type roberta\); use --compile=off$"),
+])
+def test_bert_only_features_are_refused_for_other_families(tiny, data, tmp_path, flag,
+                                                           message):
+    with pytest.raises(InputError, match=message):
         run_main(**dict(TRAIN, init_checkpoint=tiny["roberta"], data_dir=data,
-                        output_dir=str(tmp_path / "out"), long_text="windows"))
+                        output_dir=str(tmp_path / "out"), **flag))
     assert not os.path.exists(tmp_path / "out")
 
 
@@ -210,12 +216,4 @@ def test_missing_encoder_weight_is_an_error(tiny, data, tmp_path):
                        f"electra.{dropped}$"):
         run_main(**dict(TRAIN, init_checkpoint=broken, data_dir=data,
                         output_dir=str(tmp_path / "out")))
-    assert not os.path.exists(tmp_path / "out")
-
-
-def test_compile_on_is_refused_for_other_families(tiny, data, tmp_path):
-    with pytest.raises(InputError, match=r"^--compile=on: BERT models only \(.* has model_type "
-                                         r"roberta\); use --compile=off"):
-        run_main(**dict(TRAIN, init_checkpoint=tiny["roberta"], data_dir=data,
-                        output_dir=str(tmp_path / "out"), compile="on"))
     assert not os.path.exists(tmp_path / "out")

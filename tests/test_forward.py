@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modeling.forward import (DropoutBits, _attend, _attention_mask, _cls_layer, _dropout,
+from modeling.forward import (DropoutBits, NoDropout, _attend, _attention_mask, _cls_layer,
                               _rest, classifier_logits, dropout_bits, dropout_elements,
                               logits_from_words)
 from modeling.model import build_model, load_config, resolve_source
@@ -51,7 +51,7 @@ def test_dropout_gradient_is_the_mask_times_the_scale():
 
 def test_dropout_is_the_identity_in_eval_and_keeps_the_dtype():
     x = torch.randn(5, 9).bfloat16()
-    assert _dropout(None, x, 0.1) is x and dropout(x, 0.0) is x
+    assert NoDropout().dropout(x, 0.1) is x and dropout(x, 0.0) is x
     assert dropout(x, 0.1).dtype == torch.bfloat16
 
 
