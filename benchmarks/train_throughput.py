@@ -249,8 +249,7 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
         predict_s = time.perf_counter() - start
     return {"train_s": train_s, "predict_s": predict_s, "precision": "bf16" if bf16 else "fp32",
             "compile_s": 0.0, "predict_compile_s": 0.0, "config": config,
-            "peak_rss_mb": peak_rss_mb(),
-            "matmul_share": None}
+            "peak_rss_mb": peak_rss_mb(), "matmul_share": None}
 
 
 def main(argv=None):
