@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modeling.forward import (DropoutBits, NoDropout, _attend, _attention_mask, _cls_layer,
-                              _rest, classifier_logits, dropout_bits, dropout_elements,
-                              logits_from_words)
+from modeling.forward import (CPU_MATH_ATTENTION_MAX, DropoutBits, NoDropout, _attend,
+                              _attention_mask, _cls_layer, _rest, classifier_logits,
+                              dropout_bits, dropout_elements, logits_from_words)
 from modeling.model import build_model, load_config, resolve_source
 
 KEEP_SCALE = 65536 / (65536 - round(0.1 * 65536))
@@ -87,6 +87,23 @@ def test_training_attention_without_drops_equals_sdpa():
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
     bits = DropoutBits(DropoutBits.draw(q.numel() // 4 * 5))
     torch.testing.assert_close(_attend(q, k, v, mask, 1e-7, 0.3, bits), expected)  # p rounds to 0
+
+
+@pytest.mark.parametrize("length, sdpa_calls", [(5, 0), (CPU_MATH_ATTENTION_MAX + 1, 1)])
+def test_cpu_eval_attention_is_the_plain_product_on_short_rows_and_sdpa_beyond(
+        monkeypatch, length, sdpa_calls):
+    q, k, v = (torch.randn(2, 3, length, 4) for _ in range(3))
+    mask = torch.ones(2, 1, 1, length, dtype=torch.bool)
+    mask[1, ..., 3:] = False
+    expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return expected
+    monkeypatch.setattr(F, "scaled_dot_product_attention", counted)
+    torch.testing.assert_close(_attend(q, k, v, mask, 0.1, 0.3, NoDropout()), expected)
+    assert len(calls) == sdpa_calls
 
 
 def without_dropout(tiny_bert):
