@@ -20,9 +20,9 @@ torch's profiler the bf16 GEMMs still run as aten `addmm`, not prepacked oneDNN 
 
 Compiling the training step took 81 s on 2 cores with empty caches; inductor's caches
 (FX graphs and AOTAutograd) live in a per-user directory, and with them the next
-run of the same model and precision compiled in 24 s. A compiled step saved 16-40 ms, 28 taken here
-(CoLA, batch 32, bf16; benchmarks/train_throughput.py), so `auto` compiles a run of
-at least 2,900 steps, or 860 once this model and precision have been compiled here
+run of the same model and precision compiled in 24 s. A compiled step saved 16-40 ms
+(CoLA, batch 32, bf16; benchmarks/train_throughput.py); at 28 ms, `auto` compiles a run
+of at least 2,900 steps, or 860 once this model and precision have been compiled here
 (a marker in the cache directory says so). Predict compiled in 24 s and then saved
 0.14 ms a row (eager predict's short-row attention is already the plain product that
 inductor fuses): `auto` compiles 165,000 rows or more.

@@ -18,8 +18,9 @@ saved model is unchanged and its logits are the same):
   rounded to 1/65536 (the kept values are scaled by the exact rate). The mask is
   made as 0 or 1/(1-p) per element, so a dropout that feeds a residual add is one
   `addcmul` forward and one multiply backward. GPUs keep torch's own fused dropout.
-- On the CPU, eval attention over rows of up to 64 tokens is the plain product, mask and
-  softmax, which inductor fuses; torch's CPU SDPA kernel costs more on short rows.
+- On the CPU, attention without dropout (eval, predict) over rows of up to 64 tokens is
+  the plain product, mask and softmax, which inductor fuses; torch's CPU SDPA kernel
+  costs more on short rows.
 """
 
 from typing import Optional, Union
@@ -111,9 +112,9 @@ def dropout_bits(model, input_ids: torch.Tensor) -> Optional[torch.Tensor]:
 def _attend(query, key, value, mask, p: float, scale: float, drop: Dropout) -> torch.Tensor:
     """Scaled dot-product attention; CPU dropout from `drop`'s bits. On the CPU, rows of
     up to `CPU_MATH_ATTENTION_MAX` tokens take the plain product, mask and softmax."""
-    math = isinstance(drop, DropoutBits) and p > 0.0 or (
+    plain = (isinstance(drop, DropoutBits) and p > 0.0) or (
         query.device.type == "cpu" and key.shape[-2] <= CPU_MATH_ATTENTION_MAX)
-    if not math:
+    if not plain:
         return F.scaled_dot_product_attention(
             query, key, value, attn_mask=mask,
             dropout_p=p if isinstance(drop, TorchDropout) else 0.0, scale=scale)
