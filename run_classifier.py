@@ -145,7 +145,7 @@ def do_train(run, s, on_dev_score=None) -> int:
     `on_dev_score(epoch, score)` hears each epoch's dev score (a search prunes with it).
     """
     from modeling import distributed
-    from modeling.compiled import should_compile, train_break_even
+    from modeling.compiled import should_compile
     from modeling.early_stopping import best_epoch, should_stop
     from modeling.export import load_weights
     from modeling.losses import resolve_class_weights
@@ -164,8 +164,7 @@ def do_train(run, s, on_dev_score=None) -> int:
                                        s.class_weights, processor.get_labels(),
                                        processor.problem_type, run.datasets["train"].labels),
                                    compile=should_compile(
-                                       s.compile, run.model, run.device, steps,
-                                       train_break_even(run.model, run.precision),
+                                       s.compile, run.model, run.device, run.precision, steps,
                                        "training steps"))
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
@@ -208,13 +207,13 @@ def do_eval(run, s, global_step: int) -> None:
 
 def do_predict(run, s) -> None:
     from modeling import distributed
-    from modeling.compiled import PREDICT_BREAK_EVEN_ROWS, should_compile
+    from modeling.compiled import should_compile
     from modeling.evaluation import predict_logits, write_predictions
     if s.predict_backend == "torch":
         test = run.datasets["test"]
         logits = predict_logits(run.model, test, s.predict_batch_size, run.device, run.precision,
-                                should_compile(s.compile, run.model, run.device, len(test),
-                                               PREDICT_BREAK_EVEN_ROWS, "predict rows"))
+                                should_compile(s.compile, run.model, run.device,
+                                               run.precision, len(test), "predict rows"))
     else:
         from modeling.onnx_export import onnx_logits
         logits = onnx_logits(os.path.join(s.output_dir, ONNX_FILES[s.predict_backend]),

@@ -190,12 +190,12 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
 
 
 def compiled_predict(model, dev_set, args, precision) -> tuple[float, float]:
-    """(seconds of a pass over dev_set, its compile's seconds) for a frozen compiled model:
+    """(seconds of a pass over dev_set, its compile's seconds) for a compiled model:
     the first pass compiles, the second is timed; the compile is the difference."""
     import torch
-    from modeling.compiled import frozen_predictor
+    from modeling.compiled import compiled_predictor
     from modeling.data import inference_batches, iterate
-    predict = frozen_predictor(model, precision)
+    predict = compiled_predictor(model, precision)
     seconds = []
     for _ in range(2):
         start = time.perf_counter()

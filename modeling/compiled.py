@@ -14,18 +14,26 @@ few fused kernels around the matmuls.
 - Batch lengths vary: the batch and length dimensions are dynamic, one graph for
   all of them; `RECOMPILE_LIMIT` goes to torch.compile itself (dynamo's config is
   per thread, and the backward runs on another).
-Prediction compiles an eval copy of the model, its weights in the run's precision
-and frozen (inductor's `freezing`: weights as constants, folded where they can be; in
-torch's profiler the bf16 GEMMs still run as aten `addmm`, not prepacked oneDNN ones).
+- The modules' float settings (LayerNorm eps, dropout rates) are constants
+  (`specialize_float` while dynamo traces, in the calling thread): with
+  `dynamic=True` alone dynamo traces them as symbolic floats, fails to turn them
+  into tensors and traces the whole graph a second time.
+Prediction compiles an eval copy of the model, its weights in the run's precision.
+Inductor's `freezing` (weights as constants) was measured and left out: here it ran
+the bf16 GEMMs as the same aten `addmm` (not prepacked oneDNN ones), a pass over
+CoLA's dev rows took the same time (0.871 s against 0.883, medians of 8 alternating
+passes), and its graphs skip AOTAutograd's cache, so a warm start compiled in 13 s
+instead of 5.
 
-Compiling the training step took 81 s on 2 cores with empty caches; inductor's caches
-(FX graphs and AOTAutograd) live in a per-user directory, and with them the next
-run of the same model and precision compiled in 24 s. A compiled step saved 16-40 ms
-(CoLA, batch 32, bf16; benchmarks/train_throughput.py); at 28 ms, `auto` compiles a run
-of at least 2,900 steps, or 860 once this model and precision have been compiled here
-(a marker in the cache directory says so). Predict compiled in 24 s and then saved
-0.14 ms a row (eager predict's short-row attention is already the plain product that
-inductor fuses): `auto` compiles 165,000 rows or more.
+Compiling the training step took 81-97 s on 2 cores with empty caches; inductor's
+caches (FX graphs and AOTAutograd) live in a per-user directory, and with them the
+next run of the same model and precision compiled in 9-10 s. A compiled step saved
+16-40 ms (CoLA, batch 32, bf16; benchmarks/train_throughput.py); at 28 ms, `auto`
+compiles a run of at least 3,400 steps, or 340 once this model and precision have
+been compiled here (a marker in the cache directory says so). Predict compiled in
+41 s cold and 4.5 s warm, then saved 0.15 ms a row (eager predict's short-row
+attention is already the plain product that inductor fuses): `auto` compiles
+270,000 rows or more, or 30,000 warm.
 """
 
 import copy
@@ -43,10 +51,10 @@ from .forward import classifier_logits, dropout_bits, logits_from_words
 logger = logging.getLogger(__name__)
 
 RECOMPILE_LIMIT = 8
-# `auto` compiles a CPU run with at least this many training steps (cold and warm caches)
-# or prediction rows.
-TRAIN_BREAK_EVEN_STEPS = {"cold": 2900, "warm": 860}
-PREDICT_BREAK_EVEN_ROWS = 165000
+# `auto` compiles a CPU run with at least this many training steps or prediction rows,
+# with caches cold or warm (this model and precision compiled here before).
+BREAK_EVEN = {"training steps": {"cold": 3400, "warm": 340},
+              "predict rows": {"cold": 270000, "warm": 30000}}
 
 
 def use_cache_dir() -> str:
@@ -59,11 +67,12 @@ def use_cache_dir() -> str:
     return os.environ["TORCHINDUCTOR_CACHE_DIR"]
 
 
-def should_compile(setting: str, model, device: torch.device, work: int, break_even: int,
+def should_compile(setting: str, model, device: torch.device, precision: str, work: int,
                    what: str) -> bool:
-    """--compile's decision, logged, for `work` training steps or prediction rows (`what`):
-    on, off, or (auto) on for a BERT model on the CPU when `work` reaches `break_even`. On
-    GPUs `auto` stays eager: the compiled step has not been measured there."""
+    """--compile's decision, logged, for `work` training steps or predict rows (`what`, a
+    key of BREAK_EVEN): on, off, or (auto) on for a BERT model on the CPU when `work`
+    reaches BREAK_EVEN's count, cold or warm (warm: the marker a first compiled call
+    leaves). On GPUs `auto` stays eager: the compiled step has not been measured there."""
     if setting != "auto":
         decided, why = setting == "on", f"--compile={setting}"
     elif model.config.model_type != "bert" or device.type != "cpu":
@@ -71,36 +80,48 @@ def should_compile(setting: str, model, device: torch.device, work: int, break_e
     elif cpp_compiler() is None:
         decided, why = False, "--compile=auto: no C++ compiler for torch.compile"
     else:
-        decided = work >= break_even
+        caches = "warm" if os.path.exists(_marker(model, precision, what)) else "cold"
+        needed = BREAK_EVEN[what][caches]
+        decided = work >= needed
         why = (f"--compile=auto: {work} {what}, {'at least' if decided else 'under'} the "
-               f"{break_even} that repay compiling")
+               f"{needed} that repay compiling with {caches} caches")
     logger.info("%s: %s (%s)", what.capitalize(), "compiled" if decided else "eager", why)
     return decided
 
 
-def _marker(model, precision: str) -> str:
-    """The file that says this model's training step, in `precision`, has been compiled
-    into the cache: keyed by torch's version, the model's config and the precision."""
-    key = json.dumps([torch.__version__, model.config.to_dict(), precision], sort_keys=True,
-                     default=str)
+def _marker(model, precision: str, what: str) -> str:
+    """The file that says this model's training step or predict (`what`, a key of
+    BREAK_EVEN), in `precision`, has been compiled into the cache: keyed by torch's
+    version, the model's config, the precision and `what`."""
+    key = json.dumps([torch.__version__, model.config.to_dict(), precision, what],
+                     sort_keys=True, default=str)
     return os.path.join(use_cache_dir(), "bert-classifier-compiled",
                         hashlib.sha256(key.encode()).hexdigest())
 
 
-def train_break_even(model, precision: str) -> int:
-    """The steps that repay compiling: fewer where the caches hold this model's step."""
-    return TRAIN_BREAK_EVEN_STEPS["warm" if os.path.exists(_marker(model, precision))
-                                  else "cold"]
+def _mark(model, precision: str, what: str) -> None:
+    marker = _marker(model, precision, what)
+    os.makedirs(os.path.dirname(marker), exist_ok=True)
+    open(marker, "a").close()
+
+
+def _compile(fn):
+    """torch.compile(fn) with dynamic batch and length dims and constant float settings."""
+    compiled = torch.compile(fn, dynamic=True, recompile_limit=RECOMPILE_LIMIT)
+
+    def call(*args, **kwargs):
+        with torch._dynamo.config.patch(specialize_float=True):
+            return compiled(*args, **kwargs)
+    return call
 
 
 class TrainingForward:
     """classifier_logits(model, ...) for training, its BERT layers compiled; the first
-    call leaves the marker of `train_break_even`."""
+    call leaves the warm-cache marker that `should_compile` reads."""
 
     def __init__(self, precision: str):
         use_cache_dir()
-        self.compiled = torch.compile(logits_from_words, dynamic=True,
-                                      recompile_limit=RECOMPILE_LIMIT)
+        self.compiled = _compile(logits_from_words)
         self.precision, self.marked = precision, False
 
     def __call__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -109,9 +130,7 @@ class TrainingForward:
         logits = self.compiled(model, words, attention_mask, token_type_ids,
                                dropout_bits(model, input_ids))
         if not self.marked:
-            marker = _marker(model, self.precision)
-            os.makedirs(os.path.dirname(marker), exist_ok=True)
-            open(marker, "a").close()
+            _mark(model, self.precision, "training steps")
             self.marked = True
         return logits
 
@@ -121,15 +140,21 @@ def training_forward(compile_: bool, precision: str):
     return TrainingForward(precision) if compile_ else classifier_logits
 
 
-def frozen_predictor(model, precision: str):
-    """An inference function (input_ids, attention_mask, token_type_ids) -> logits over a
-    frozen eval copy of `model`, in bf16 or fp16 weights where `precision` says so."""
+def compiled_predictor(model, precision: str):
+    """An inference function (input_ids, attention_mask, token_type_ids) -> logits, compiled,
+    over an eval copy of `model` in bf16 or fp16 weights where `precision` says so; the
+    first call leaves the warm-cache marker that `should_compile` reads."""
     use_cache_dir()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    frozen = copy.deepcopy(model).eval().to(dtype)
-    compiled = torch.compile(classifier_logits, dynamic=True, recompile_limit=RECOMPILE_LIMIT,
-                             options={"freezing": True})
+    copied = copy.deepcopy(model).eval().to(dtype)
+    compiled = _compile(classifier_logits)
+
+    marked = []
 
     def predict(**inputs) -> torch.Tensor:
-        return compiled(frozen, **inputs)
+        logits = compiled(copied, **inputs)
+        if not marked:
+            _mark(model, precision, "predict rows")
+            marked.append(True)
+        return logits
     return predict

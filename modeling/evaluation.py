@@ -17,7 +17,7 @@ from processors.metrics import compute_metrics
 from processors.windows import document_labels, pool_windows
 
 from . import distributed
-from .compiled import frozen_predictor
+from .compiled import compiled_predictor
 from .data import inference_batches, iterate
 from .device import autocast
 from .forward import classifier_logits
@@ -34,12 +34,12 @@ def predict_logits(model, dataset, batch_size: int, device: torch.device, precis
     With windows, one row per document: its windows' logits pooled (`dataset.pooling`),
     once every rank's windows are gathered. One autocast region around all batches: the
     weights are cast to bf16/fp16 once and reused, instead of once per batch. `compile_`:
-    a compiled copy with frozen weights in that precision (`compiled.frozen_predictor`).
+    a compiled copy with its weights in that precision (`compiled.compiled_predictor`).
     """
     model.eval()
     batches = distributed.my_share(inference_batches(dataset.lengths(), batch_size))
     outputs = []
-    predict = frozen_predictor(model, precision) if compile_ else functools.partial(
+    predict = compiled_predictor(model, precision) if compile_ else functools.partial(
         classifier_logits, model)
     with contextlib.nullcontext() if compile_ else autocast(device, precision):
         for batch in iterate(dataset, batches, device):

@@ -27,6 +27,13 @@ TOLERANCES = {torch.float32: {"rtol": 1e-5, "atol": 1e-5},
               torch.bfloat16: {"rtol": 2e-2, "atol": 2e-2}}
 
 
+def traced_once() -> bool:
+    """Dynamo traced each compiled function once: no second attempt (a restart, such as
+    the one symbolic float settings cause)."""
+    metrics = torch._dynamo.utils.compilation_time_metrics
+    return "compile_attempt_0" in metrics and "compile_attempt_1" not in metrics
+
+
 def tiny_model(tiny_bert):
     source = resolve_source(tiny_bert, None, None)
     torch.manual_seed(0)
@@ -49,8 +56,10 @@ def test_compiled_training_logits_and_gradients_equal_eager_with_dropout(
     Two lengths: the second runs the same dynamic-shape graph. (bf16: see the predict test;
     each dtype is a compile of its own, tens of seconds on 2 cores.)"""
     model = tiny_model(tiny_bert).train()
-    monkeypatch.setattr(compiled, "_marker", lambda model, precision: str(tmp_path / precision))
+    monkeypatch.setattr(compiled, "_marker",
+                        lambda model, precision, what: str(tmp_path / precision))
     forward = TrainingForward("fp32")
+    torch._dynamo.utils.compilation_time_metrics.clear()
     for length in (9, 13):
         inputs = batch(4, length, length)
         results = []
@@ -68,12 +77,14 @@ def test_compiled_training_logits_and_gradients_equal_eager_with_dropout(
         assert comp_grads.keys() == eager_grads.keys() and len(eager_grads) > 30
         for name, grad in eager_grads.items():
             torch.testing.assert_close(comp_grads[name], grad, **TOLERANCES[dtype], msg=name)
+    assert traced_once()
     assert model.bert.embeddings.word_embeddings.weight.grad is None  # (zeroed above)
 
 
 @pytest.mark.parametrize("precision", ["bf16"])
-def test_frozen_predictor_matches_eager_predict_and_leaves_the_model_alone(tiny_bert,
-                                                                           precision):
+def test_compiled_predictor_matches_eager_predict_and_leaves_the_model_alone(
+        tiny_bert, precision, monkeypatch, tmp_path):
+    monkeypatch.setattr(compiled, "_marker", lambda model, precision, what: str(tmp_path / what))
     model = tiny_model(tiny_bert)
     inputs = batch(11, 12, 3)
     rows = [InputFeatures(ids.tolist(), [1] * 12, types.tolist(), i % 2) for i, (ids, types)
@@ -83,42 +94,51 @@ def test_frozen_predictor_matches_eager_predict_and_leaves_the_model_alone(tiny_
     dataset = FeatureSet.from_features(rows)
     device = torch.device("cpu")
     eager = predict_logits(model, dataset, 4, device, precision)
+    torch._dynamo.utils.compilation_time_metrics.clear()
     compiled_ = predict_logits(model, dataset, 4, device, precision, compile_=True)
+    assert traced_once()
+    assert os.listdir(tmp_path) == ["predict rows"]  # auto's warm-cache marker
     tolerance = TOLERANCES[torch.float32 if precision == "fp32" else torch.bfloat16]
     np.testing.assert_allclose(compiled_, eager, **tolerance)
-    assert next(model.parameters()).dtype == torch.float32  # the copy is frozen, not the model
+    assert next(model.parameters()).dtype == torch.float32  # the copy is cast, not the model
 
 
-def test_auto_compiles_long_cpu_runs_of_bert_only(tiny_bert, caplog):
-    model, cpu = tiny_model(tiny_bert), torch.device("cpu")
-    with caplog.at_level(logging.INFO):
-        assert should_compile("auto", model, cpu, 100, 100, "training steps")
-        assert not should_compile("auto", model, cpu, 99, 100, "training steps")
-        assert not should_compile("auto", model, torch.device("cuda"), 10 ** 6, 100, "steps")
-        assert should_compile("on", model, cpu, 1, 100, "steps")
-        assert not should_compile("off", model, cpu, 10 ** 6, 100, "steps")
-    assert ("Training steps: compiled (--compile=auto: 100 training steps, at least the 100 "
-            "that repay compiling)") in caplog.messages
-    assert "Training steps: eager (--compile=auto: 99 training steps, under the 100 that " \
-           "repay compiling)" in caplog.messages
-    model.config.model_type = "roberta"
-    assert not should_compile("auto", model, cpu, 10 ** 6, 100, "steps")
-
-
-def test_auto_needs_fewer_steps_once_the_model_has_been_compiled_here(
-        tiny_bert, monkeypatch, tmp_path):
+def test_auto_compiles_long_cpu_runs_of_bert_only(tiny_bert, caplog, monkeypatch, tmp_path):
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
-    model = tiny_model(tiny_bert)
-    steps = compiled.TRAIN_BREAK_EVEN_STEPS
-    assert steps["warm"] < steps["cold"]
-    assert compiled.train_break_even(model, "bf16") == steps["cold"]
-    marker = compiled._marker(model, "bf16")
-    os.makedirs(os.path.dirname(marker))
-    open(marker, "w").close()
-    assert compiled.train_break_even(model, "bf16") == steps["warm"]
-    assert compiled.train_break_even(model, "fp32") == steps["cold"]  # another precision
+    model, cpu = tiny_model(tiny_bert), torch.device("cpu")
+    cold = compiled.BREAK_EVEN["training steps"]["cold"]
+    with caplog.at_level(logging.INFO):
+        assert should_compile("auto", model, cpu, "bf16", cold, "training steps")
+        assert not should_compile("auto", model, cpu, "bf16", cold - 1, "training steps")
+        assert not should_compile("auto", model, torch.device("cuda"), "bf16", 10 ** 6,
+                                  "training steps")
+        assert should_compile("on", model, cpu, "bf16", 1, "training steps")
+        assert not should_compile("off", model, cpu, "bf16", 10 ** 6, "predict rows")
+    assert (f"Training steps: compiled (--compile=auto: {cold} training steps, at least the "
+            f"{cold} that repay compiling with cold caches)") in caplog.messages
+    assert (f"Training steps: eager (--compile=auto: {cold - 1} training steps, under the "
+            f"{cold} that repay compiling with cold caches)") in caplog.messages
+    model.config.model_type = "roberta"
+    assert not should_compile("auto", model, cpu, "bf16", 10 ** 6, "training steps")
+
+
+@pytest.mark.parametrize("what", ["training steps", "predict rows"])
+def test_auto_needs_less_work_once_the_model_has_been_compiled_here(
+        tiny_bert, monkeypatch, tmp_path, what):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    model, cpu = tiny_model(tiny_bert), torch.device("cpu")
+    warm, cold = compiled.BREAK_EVEN[what]["warm"], compiled.BREAK_EVEN[what]["cold"]
+    assert warm < cold
+    assert not should_compile("auto", model, cpu, "bf16", warm, what)
+    compiled._mark(model, "bf16", what)
+    assert should_compile("auto", model, cpu, "bf16", warm, what)
+    assert not should_compile("auto", model, cpu, "bf16", warm - 1, what)
+    other = "predict rows" if what == "training steps" else "training steps"
+    assert not should_compile("auto", model, cpu, "bf16", compiled.BREAK_EVEN[other]["warm"],
+                              other)  # the other graph
+    assert not should_compile("auto", model, cpu, "fp32", warm, what)  # another precision
     model.config.hidden_dropout_prob = 0.2
-    assert compiled.train_break_even(model, "bf16") == steps["cold"]  # another model
+    assert not should_compile("auto", model, cpu, "bf16", warm, what)  # another model
 
 
 def test_the_cache_dir_is_per_user_unless_set(monkeypatch, tmp_path):
@@ -136,7 +156,7 @@ def test_without_a_cpp_compiler_on_is_refused_and_auto_stays_eager(tiny_bert, mo
                                          r"\(no-such-compiler-here\) and none was found"):
         check_compile_model(SimpleNamespace(compile="on"), bert)
     check_compile_model(SimpleNamespace(compile="auto"), bert)
-    assert not should_compile("auto", tiny_model(tiny_bert), torch.device("cpu"), 10 ** 9, 1,
-                              "training steps")
+    assert not should_compile("auto", tiny_model(tiny_bert), torch.device("cpu"), "bf16",
+                              10 ** 9, "training steps")
     monkeypatch.delenv("CXX")
     check_compile_model(SimpleNamespace(compile="on"), bert)  # g++ is here

@@ -27,7 +27,7 @@ PREDICT_FILES = ("test_results.tsv", "predictions.tsv")  # not written without -
 
 
 def command(tiny_bert, data, out, compile_="off"):
-    """The run; with --compile=on, without --do_predict (its frozen compile adds nothing
+    """The run; with --compile=on, without --do_predict (its compile adds nothing
     to resuming, and tens of seconds to the test)."""
     return [sys.executable, os.path.join(ROOT, "run_classifier.py"), f"--compile={compile_}",
             f"--do_predict={compile_ == 'off'}",
