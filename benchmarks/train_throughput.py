@@ -7,7 +7,8 @@ model and hyperparameters:
   project     this project's defaults (length-grouped dynamic padding, auto precision)
   project_compiled  the same with --compile=on; compile times apart (a first 2-step
               run compiles the training step; predict's first pass over the dev rows
-              compiles, its second is timed)
+              compiles, its second is timed); with TORCHINDUCTOR_CACHE_DIR set to an
+              empty directory, the first repeat's compile times are cold, the rest warm
   hf_default  HF Trainer as run_glue's defaults: every row padded to 128, fp32
   hf_best     HF Trainer at its best: dynamic padding, group_by_length, bf16 if fast
 and prints a table, the ratios project/hf_*, and one JSON line. The
@@ -274,10 +275,12 @@ def main(argv=None):
 
 
 def median_run(runs: list[dict]) -> dict:
-    """Each measurement's median over the runs, and the runs' train examples/s."""
+    """Each measurement's median over the runs, and the runs' train examples/s and compile
+    seconds (the first run's are cold where inductor's cache directory started empty)."""
     out = {k: statistics.median(r[k] for r in runs) if isinstance(v, float) else v
            for k, v in runs[0].items()}  # matmul_share: a float for the project, else None
-    out["train_examples_per_s_runs"] = [round(r["train_examples_per_s"], 1) for r in runs]
+    for k in ("train_examples_per_s", "compile_s", "predict_compile_s"):
+        out[f"{k}_runs"] = [round(r[k], 1) for r in runs]
     return out
 
 
@@ -312,6 +315,9 @@ def report(results: dict, ratios: dict[str, list[float]]) -> None:
                                      f"{r[k]:>24}" for k in keys))
     for name, r in results.items():
         print(f"{name} train examples/s per run: {r['train_examples_per_s_runs']}")
+        if name == "project_compiled":
+            print(f"{name} compile s per run: train {r['compile_s_runs']}, "
+                  f"predict {r['predict_compile_s_runs']}")
     from modeling.device import machine_class
     print(f"machine: {machine_class()}")
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "

@@ -27,11 +27,12 @@ instead of 5.
 
 Compiling the training step took 81-97 s on 2 cores with empty caches; inductor's
 caches (FX graphs and AOTAutograd) live in a per-user directory, and with them the
-next run of the same model and precision compiled in 9-10 s. A compiled step saved
+next run of the same model and precision compiled in 9-10 s (before the float
+settings became constants: 20-27 s). A compiled step saved
 16-40 ms (CoLA, batch 32, bf16; benchmarks/train_throughput.py); at 28 ms, `auto`
 compiles a run of at least 3,400 steps, or 340 once this model and precision have
 been compiled here (a marker in the cache directory says so). Predict compiled in
-41 s cold and 4.5 s warm, then saved 0.15 ms a row (eager predict's short-row
+28-41 s cold and 3.2-4.5 s warm, then saved 0.15 ms a row (eager predict's short-row
 attention is already the plain product that inductor fuses): `auto` compiles
 270,000 rows or more, or 30,000 warm.
 """
