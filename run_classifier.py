@@ -30,7 +30,7 @@ from absl import flags
 
 import run_search
 from cli import settings
-from core import ONNX_FILES, InputError, folder_lock, remove_temp_files
+from core import ONNX_FILES, InputError, folder_lock, remove_temp_files, use_cache_dir
 from modeling import COMPILE, PRECISIONS, plot
 from processors import describe_tasks, load_processor_module
 from processors.windows import LONG_TEXT, WINDOW_POOLINGS, Windows, windows_key
@@ -296,6 +296,7 @@ def load_datasets(run, s) -> None:
 def main(argv) -> None:
     check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
     s = settings(FLAGS, sys.modules[__name__])
+    use_cache_dir()  # before torch._dynamo's import points it at /tmp
     if s.processor_module:
         load_processor_module(s.processor_module)
     if (s.task_name or "").lower() == "help":

@@ -45,7 +45,7 @@ import os
 
 import torch
 
-from core import cpp_compiler
+from core import cpp_compiler, use_cache_dir
 
 from .forward import classifier_logits, dropout_bits, logits_from_words
 
@@ -58,16 +58,6 @@ BREAK_EVEN = {"training steps": {"cold": 3400, "warm": 340},
               "predict rows": {"cold": 270000, "warm": 30000}}
 
 
-def use_cache_dir() -> str:
-    """Points inductor's caches at ~/.cache/bert-classifier/inductor ($XDG_CACHE_HOME
-    respected) unless TORCHINDUCTOR_CACHE_DIR is set: kept across reboots, unlike
-    inductor's default in /tmp."""
-    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "bert-classifier", "inductor")
-    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
-
-
 def should_compile(setting: str, model, device: torch.device, precision: str, work: int,
                    what: str) -> bool:
     """--compile's decision, logged, for `work` training steps or predict rows (`what`, a
@@ -76,6 +66,7 @@ def should_compile(setting: str, model, device: torch.device, precision: str, wo
     leaves). On GPUs `auto` stays eager: the compiled step has not been measured there."""
     if setting != "auto":
         decided, why = setting == "on", f"--compile={setting}"
+        why += f", inductor's caches in {use_cache_dir()}" if decided else ""
     elif model.config.model_type != "bert" or device.type != "cpu":
         decided, why = False, "--compile=auto: compiles BERT models on the CPU"
     elif cpp_compiler() is None:
@@ -85,7 +76,7 @@ def should_compile(setting: str, model, device: torch.device, precision: str, wo
         needed = BREAK_EVEN[what][caches]
         decided = work >= needed
         why = (f"--compile=auto: {work} {what}, {'at least' if decided else 'under'} the "
-               f"{needed} that repay compiling with {caches} caches")
+               f"{needed} that repay compiling with {caches} caches in {use_cache_dir()}")
     logger.info("%s: %s (%s)", what.capitalize(), "compiled" if decided else "eager", why)
     return decided
 
@@ -121,7 +112,6 @@ class TrainingForward:
     call leaves the warm-cache marker that `should_compile` reads."""
 
     def __init__(self, precision: str):
-        use_cache_dir()
         self.compiled = _compile(logits_from_words)
         self.precision, self.marked = precision, False
 
@@ -145,7 +135,6 @@ def compiled_predictor(model, precision: str):
     """An inference function (input_ids, attention_mask, token_type_ids) -> logits, compiled,
     over an eval copy of `model` in bf16 or fp16 weights where `precision` says so; the
     first call leaves the warm-cache marker that `should_compile` reads."""
-    use_cache_dir()
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     copied = copy.deepcopy(model).eval().to(dtype)
     compiled = _compile(classifier_logits)

@@ -11,9 +11,9 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def cli(*args, umask=None):
+def cli(*args, umask=None, env=None):
     return subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"), *args],
-                          capture_output=True, text=True, cwd=ROOT, timeout=120,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, env=env,
                           preexec_fn=None if umask is None else lambda: os.umask(umask))
 
 
@@ -42,19 +42,22 @@ def test_task_name_help_lists_tasks_and_exits_0():
 @pytest.fixture(scope="module")
 def trained(tiny_bert, tmp_path_factory):
     """Train, eval and predict (2 epochs) under umask 027, at a learning rate too small to
-    change any prediction: the dev F1 ties, so best_model stays at epoch 1 (step 4 of 8)."""
+    change any prediction: the dev F1 ties, so best_model stays at epoch 1 (step 4 of 8).
+    TORCHINDUCTOR_CACHE_DIR unset, XDG_CACHE_HOME set: where the inductor caches go."""
     from conftest import write_similarity_data
     root = tmp_path_factory.mktemp("cli")
     data, out = write_similarity_data(root / "data"), root / "out"
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"}
     result = cli("--task_name=sentence_similarity", f"--data_dir={data}",
                  f"--init_checkpoint={tiny_bert}", f"--output_dir={out}", "--do_train",
                  "--do_eval", "--do_predict", "--num_train_epochs=2", "--train_batch_size=16",
-                 "--learning_rate=1e-9", umask=0o027)
+                 "--learning_rate=1e-9", umask=0o027,
+                 env=env | {"XDG_CACHE_HOME": str(root / "cache")})
     assert result.returncode == 0, result.stderr[-2000:]
     stats = json.loads((out / "training_stats.json").read_text())
     f1 = stats[0]["dev_f1"]
     assert [(row["step"], row["dev_f1"]) for row in stats] == [(4, f1), (8, f1)]
-    return data, out, result.stderr
+    return data, out, result.stderr, root
 
 
 def test_train_and_predict_from_the_command_line(trained):
@@ -68,7 +71,7 @@ def log_messages(stderr: str) -> list[str]:
 
 
 def test_first_log_lines_say_where_what_and_whither(trained, tiny_bert):
-    data, out, stderr = trained
+    data, out, stderr, _ = trained
     precision = json.loads((out / "run_config.json").read_text())["resolved"]["precision"]
     device, model, task, output, pooler = log_messages(stderr)[:5]
     assert re.fullmatch(rf"Device: (cpu|cuda)\S* \(.+\) \| precision: {precision} "
@@ -77,6 +80,17 @@ def test_first_log_lines_say_where_what_and_whither(trained, tiny_bert):
     assert task == "Task: sentence_similarity (2 labels) | train 64, dev 24, test 20 examples"
     assert output == f"Output: {out}"
     assert pooler == "Pooler: untrained in the checkpoint (zero bias), starts as the identity"
+
+
+def test_inductor_caches_go_to_the_users_cache_dir_not_tmp(trained):
+    """Building the model imports torch._dynamo, which points TORCHINDUCTOR_CACHE_DIR at
+    /tmp unless run_classifier has set it first."""
+    from modeling.compiled import BREAK_EVEN
+    stderr, root = trained[2], trained[3]
+    cold = BREAK_EVEN["training steps"]["cold"]
+    assert (f"Training steps: eager (--compile=auto: 8 training steps, under the {cold} that "
+            f"repay compiling with cold caches in {root / 'cache' / 'bert-classifier'}"
+            f"/inductor)") in log_messages(stderr)
 
 
 def test_every_output_keeps_the_umask_mode(trained):
@@ -89,7 +103,7 @@ def test_every_output_keeps_the_umask_mode(trained):
 
 
 def test_eval_and_predict_only_report_the_step_of_the_model_they_load(trained, tmp_path):
-    data, out, _ = trained
+    data, out, _, _ = trained
     result = cli("--task_name=sentence_similarity", f"--data_dir={data}",
                  f"--output_dir={out}", "--do_eval")
     assert result.returncode == 0, result.stderr[-2000:]

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from core import InputError
+from core import InputError, use_cache_dir
 from model_checks import check_compile_model
 from modeling import compiled
-from modeling.compiled import TrainingForward, should_compile, use_cache_dir
+from modeling.compiled import TrainingForward, should_compile
 from modeling.evaluation import predict_logits
 from modeling.forward import classifier_logits
 from modeling.model import build_model, load_config, resolve_source
@@ -115,9 +115,11 @@ def test_auto_compiles_long_cpu_runs_of_bert_only(tiny_bert, caplog, monkeypatch
         assert should_compile("on", model, cpu, "bf16", 1, "training steps")
         assert not should_compile("off", model, cpu, "bf16", 10 ** 6, "predict rows")
     assert (f"Training steps: compiled (--compile=auto: {cold} training steps, at least the "
-            f"{cold} that repay compiling with cold caches)") in caplog.messages
+            f"{cold} that repay compiling with cold caches in {tmp_path})") in caplog.messages
     assert (f"Training steps: eager (--compile=auto: {cold - 1} training steps, under the "
-            f"{cold} that repay compiling with cold caches)") in caplog.messages
+            f"{cold} that repay compiling with cold caches in {tmp_path})") in caplog.messages
+    assert f"Training steps: compiled (--compile=on, inductor's caches in {tmp_path})" \
+        in caplog.messages
     model.config.model_type = "roberta"
     assert not should_compile("auto", model, cpu, "bf16", 10 ** 6, "training steps")
 
