@@ -128,14 +128,18 @@ def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask[:, None, None, :].bool()
 
 
-def _embed(embeddings, words: torch.Tensor, token_type_ids: torch.Tensor, drop: Dropout
-           ) -> torch.Tensor:
-    """BertEmbeddings.forward for absolute positions (the same sums, in the same order),
-    from the word embeddings."""
-    positions = embeddings.position_ids[:, :words.shape[1]]
-    hidden = words + embeddings.token_type_embeddings(token_type_ids)
-    hidden = embeddings.LayerNorm(hidden + embeddings.position_embeddings(positions))
-    return drop.dropout(hidden, embeddings.dropout.p)
+def input_embeddings(model, input_ids: torch.Tensor, token_type_ids: torch.Tensor
+                     ) -> torch.Tensor:
+    """BertEmbeddings.forward for absolute positions up to its LayerNorm: the word,
+    token-type and position lookups and their sum (the same sums, in the same order).
+    A compiled training pass leaves them outside its graph: the word table's gradient is
+    sparse, and inductor's backward of the other lookups adds rows with atomics, in no
+    fixed order, so two runs of one seed would differ."""
+    embeddings = model.bert.embeddings
+    positions = embeddings.position_ids[:, :input_ids.shape[1]]
+    hidden = (embeddings.word_embeddings(input_ids)
+              + embeddings.token_type_embeddings(token_type_ids))
+    return hidden + embeddings.position_embeddings(positions)
 
 
 def _layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor:
@@ -188,20 +192,17 @@ def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tens
     family's model runs its own forward."""
     if model.config.model_type != "bert":
         return families.logits(model, input_ids, attention_mask, token_type_ids)
-    words = model.bert.embeddings.word_embeddings(input_ids)
-    return logits_from_words(model, words, attention_mask, token_type_ids,
-                             dropout_bits(model, input_ids))
+    return logits_from_embeddings(model, input_embeddings(model, input_ids, token_type_ids),
+                                  attention_mask, dropout_bits(model, input_ids))
 
 
-def logits_from_words(model, words: torch.Tensor, attention_mask: torch.Tensor,
-                      token_type_ids: torch.Tensor, bits: Optional[torch.Tensor]
-                      ) -> torch.Tensor:
-    """classifier_logits after the word-embedding lookup (whose sparse gradient stays
-    outside a compiled graph); `bits` from `dropout_bits`."""
+def logits_from_embeddings(model, embedded: torch.Tensor, attention_mask: torch.Tensor,
+                           bits: Optional[torch.Tensor]) -> torch.Tensor:
+    """classifier_logits after `input_embeddings`; `bits` from `dropout_bits`."""
     bert = model.bert
     drop = (NoDropout() if not model.training else DropoutBits(bits) if bits is not None
             else TorchDropout())
-    hidden = _embed(bert.embeddings, words, token_type_ids, drop)
+    hidden = drop.dropout(bert.embeddings.LayerNorm(embedded), bert.embeddings.dropout.p)
     mask = _attention_mask(attention_mask)
     *layers, last = bert.encoder.layer
     for layer in layers:
