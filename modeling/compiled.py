@@ -31,10 +31,12 @@ instead of 5.
 Compiling the training step took 81-97 s on 2 cores with empty caches; inductor's
 caches (FX graphs and AOTAutograd) live in a per-user directory, and with them the
 next run of the same model and precision compiled in 9-10 s (before the float
-settings became constants: 20-27 s). A compiled step saved
-16-40 ms (CoLA, batch 32, bf16; benchmarks/train_throughput.py); at 28 ms, `auto`
-compiles a run of at least 3,400 steps, or 340 once this model and precision have
-been compiled here (a marker in the cache directory says so). Predict compiled in
+settings became constants: 20-27 s). A compiled step saved 16-40 ms (CoLA, batch
+32, bf16; benchmarks/train_throughput.py), and about 20 ms in whole 3-epoch CoLA runs
+(804 steps: eager 139 and 145 s, compiled with warm caches 139 and 136 s, the
+compile and torch._dynamo's import about 11.6 s of those); at 20 ms, `auto` compiles
+a run of at least 4,600 steps, or 580 once this model and precision have been
+compiled here (a marker in the cache directory says so). Predict compiled in
 28-41 s cold and 3.2-4.5 s warm, then saved 0.15 ms a row (eager predict's short-row
 attention is already the plain product that inductor fuses): `auto` compiles
 270,000 rows or more, or 30,000 warm.
@@ -57,7 +59,7 @@ logger = logging.getLogger(__name__)
 RECOMPILE_LIMIT = 8
 # `auto` compiles a CPU run with at least this many training steps or prediction rows,
 # with caches cold or warm (this model and precision compiled here before).
-BREAK_EVEN = {"training steps": {"cold": 3400, "warm": 340},
+BREAK_EVEN = {"training steps": {"cold": 4600, "warm": 580},
               "predict rows": {"cold": 270000, "warm": 30000}}
 
 
