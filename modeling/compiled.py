@@ -102,32 +102,33 @@ def _mark(model, precision: str, what: str) -> None:
     open(marker, "a").close()
 
 
-def _compile(fn):
-    """torch.compile(fn) with dynamic batch and length dims and constant float settings."""
+def _compile(fn, precision: str, what: str):
+    """torch.compile(fn) with dynamic batch and length dims and constant float settings;
+    fn(model, ...)'s first call leaves the warm-cache marker that `should_compile` reads."""
     compiled = torch.compile(fn, dynamic=True, recompile_limit=RECOMPILE_LIMIT)
+    marked = False
 
-    def call(*args, **kwargs):
+    def call(model, *args, **kwargs):
+        nonlocal marked
         with torch._dynamo.config.patch(specialize_float=True):
-            return compiled(*args, **kwargs)
+            out = compiled(model, *args, **kwargs)
+        if not marked:
+            _mark(model, precision, what)
+            marked = True
+        return out
     return call
 
 
 class TrainingForward:
-    """classifier_logits(model, ...) for training, its BERT layers compiled; the first
-    call leaves the warm-cache marker that `should_compile` reads."""
+    """classifier_logits(model, ...) for training, its BERT layers compiled."""
 
     def __init__(self, precision: str):
-        self.compiled = _compile(logits_from_embeddings)
-        self.precision, self.marked = precision, False
+        self.compiled = _compile(logits_from_embeddings, precision, "training steps")
 
     def __call__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  token_type_ids: torch.Tensor) -> torch.Tensor:
-        logits = self.compiled(model, input_embeddings(model, input_ids, token_type_ids),
-                               attention_mask, dropout_bits(model, input_ids))
-        if not self.marked:
-            _mark(model, self.precision, "training steps")
-            self.marked = True
-        return logits
+        return self.compiled(model, input_embeddings(model, input_ids, token_type_ids),
+                             attention_mask, dropout_bits(model, input_ids))
 
 
 def training_forward(compile_: bool, precision: str):
@@ -137,18 +138,11 @@ def training_forward(compile_: bool, precision: str):
 
 def compiled_predictor(model, precision: str):
     """An inference function (input_ids, attention_mask, token_type_ids) -> logits, compiled,
-    over an eval copy of `model` in bf16 or fp16 weights where `precision` says so; the
-    first call leaves the warm-cache marker that `should_compile` reads."""
+    over an eval copy of `model` in bf16 or fp16 weights where `precision` says so."""
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
-    copied = copy.deepcopy(model).eval().to(dtype)
-    compiled = _compile(classifier_logits)
-
-    marked = []
+    copied = copy.deepcopy(model).eval().to(dtype)  # (its config is the model's)
+    compiled = _compile(classifier_logits, precision, "predict rows")
 
     def predict(**inputs) -> torch.Tensor:
-        logits = compiled(copied, **inputs)
-        if not marked:
-            _mark(model, precision, "predict rows")
-            marked.append(True)
-        return logits
+        return compiled(copied, **inputs)
     return predict
