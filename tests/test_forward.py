@@ -187,17 +187,17 @@ def test_a_training_pass_uses_exactly_the_bits_dropout_elements_counts(tiny_bert
     model = build_model(source, load_config(source.config_file, 2, ["0", "1"])).train()
     ids = torch.randint(5, 60, (3, 7))
     mask, types = torch.ones_like(ids), torch.zeros_like(ids)
-    words = input_embeddings(model, ids, types)
+    embedded = input_embeddings(model, ids, types)
     count = dropout_elements(model, 3, 7)
     assert count > 3 * 7 * model.config.hidden_size
     bits = DropoutBits.draw(count)
     assert bits.shape == (count,) and bits.dtype == torch.int16
-    logits_from_embeddings(model, words, mask, bits)  # every bit used...
+    logits_from_embeddings(model, embedded, mask, bits)  # every bit used...
     with pytest.raises(RuntimeError):  # ...and one fewer is too few
-        logits_from_embeddings(model, words, mask, bits[1:])
+        logits_from_embeddings(model, embedded, mask, bits[1:])
     torch.manual_seed(5)
     first = classifier_logits(model, ids, mask, types)
     torch.manual_seed(5)
-    torch.testing.assert_close(logits_from_embeddings(model, words, mask,
+    torch.testing.assert_close(logits_from_embeddings(model, embedded, mask,
                                                       dropout_bits(model, ids)), first)
     assert dropout_bits(model.eval(), ids) is None
