@@ -1,22 +1,32 @@
 """What processors/ and modeling/ both use: the user-error type, the problem types, and
-atomic file writes.
+the one way to the disk.
 
-Atomic writes go to a temp file in the same folder, fsync, then rename: a crash at
-any point leaves either the old file or the new one, never a half-written file that
-a later run would read. A process killed mid-write leaves only a dot-named `.tmp`
-entry, which `remove_temp_files` clears.
+Every file a run writes goes through this module. Writes go to a temp file (or folder) in
+the same folder, fsync, then rename: a crash at any point leaves either the old file or the
+new one, never a half-written file that a later run would read; any OSError names the final
+path, and no temp entry is left behind (a process killed mid-write leaves only a dot-named
+`.tmp` entry, which `remove_temp_files` clears). Locks never follow links. An integrity
+record (the sha256 of each file, written last) lets a reader tell a damaged folder from a
+whole one.
 """
 
 import contextlib
-import fcntl
+import errno
 import hashlib
 import json
 import math
 import os
 import shutil
 import socket
+import stat
 import tempfile
-from typing import Optional
+from typing import Iterable, Optional
+
+try:  # POSIX; Windows locks with msvcrt
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None
+    import msvcrt
 
 # transformers' `problem_type` names; a processor's sets the loss, metrics and outputs.
 SINGLE_LABEL = "single_label_classification"
@@ -73,6 +83,25 @@ os.umask(_UMASK)
 FILE_MODE = 0o666 & ~_UMASK  # what open() gives a new file; outputs all get it
 
 
+def _named(e: OSError, path: str) -> OSError:
+    """The same error, naming `path` (the file the user knows, not a temp file)."""
+    return OSError(e.errno, e.strerror or str(e), path)
+
+
+def fsync_dir(path: str) -> None:
+    """Makes a rename inside `path` durable (a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str, mode: str = "w"):
     """A file (text "w" or binary "wb") that replaces `path` only if the block succeeds.
@@ -83,17 +112,19 @@ def atomic_open(path: str, mode: str = "w"):
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path), suffix=".tmp")
-        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as f:
-            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp's 0600 is for secrets
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8",
+                       newline=None if "b" in mode else "") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), FILE_MODE)  # mkstemp's 0600 is for secrets
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
-        if tmp is not None and os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
         if isinstance(e, OSError):
-            raise OSError(e.errno, e.strerror, path) from None
+            raise _named(e, path) from None
         raise
 
 
@@ -107,6 +138,63 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _fsync_tree(folder: str) -> None:
+    for root, _, names in os.walk(folder):
+        for name in names:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(root)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str):
+    """A temp folder beside `path` (`.<name>.tmp`), yielded for the block to fill; on
+    success its files are fsynced and it replaces `path` whole, else it is removed. For
+    writers that need a folder (checkpoints, a library's save_pretrained). An OSError
+    names `path`."""
+    parent, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{name}.tmp")
+    old = os.path.join(parent, f".{name}.old.tmp")
+    try:
+        for stale in (tmp, old):
+            _remove(stale)
+        os.makedirs(tmp)
+        yield tmp
+        _fsync_tree(tmp)
+        if os.path.lexists(path):
+            os.rename(path, old)  # then one rename; a crash between leaves `.old.tmp`
+        os.rename(tmp, path)
+        fsync_dir(parent)
+        _remove(old)
+    except BaseException as e:
+        _remove(tmp)
+        if isinstance(e, OSError):
+            raise _named(e, path) from None
+        raise
+
+
+def move_into(src_folder: str, names: Iterable[str], dst_folder: str) -> None:
+    """Moves each file `names` of `src_folder` (a temp folder on the same disk) into
+    `dst_folder` by rename, replacing what is there: each file whole or the old one."""
+    for name in names:
+        target = os.path.join(dst_folder, name)
+        try:
+            os.replace(os.path.join(src_folder, name), target)
+        except OSError as e:
+            raise _named(e, target) from None
+    fsync_dir(dst_folder)
+
+
+def _remove(path: str) -> None:
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
 def remove_temp_files(folder: str, prefix: str = "") -> list[str]:
     """Deletes the `.<prefix>*.tmp` files and folders a killed writer left in `folder`."""
     try:
@@ -116,10 +204,7 @@ def remove_temp_files(folder: str, prefix: str = "") -> list[str]:
     stale = [os.path.join(folder, n) for n in names
              if n.startswith("." + prefix) and n.endswith(".tmp")]
     for path in stale:
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
+        _remove(path)
     return stale
 
 
@@ -131,8 +216,107 @@ def sha256_file(path: str) -> str:
     return h.hexdigest()
 
 
+INTEGRITY = "integrity.json"  # {"sha256": {file name: hex digest}}, written last
+
+
+class DamagedFile(InputError):
+    """A file whose bytes differ from its folder's integrity record; names the file."""
+
+
+def write_integrity(folder: str, names: Iterable[str], record: str = INTEGRITY) -> None:
+    """Records the sha256 of `names` (files in `folder`) in `folder/record`, atomically.
+    Call it after the files are in place: a folder killed before has the old record (or
+    none) and fails `check_integrity`, which is what damaged means."""
+    digests = {name: sha256_file(os.path.join(folder, name)) for name in sorted(set(names))}
+    atomic_write_text(os.path.join(folder, record),
+                      json.dumps({"sha256": digests}, indent=2, sort_keys=True) + "\n")
+
+
+def read_integrity(folder: str, record: str = INTEGRITY) -> Optional[dict]:
+    """The record's {name: digest}, or None when there is none; DamagedFile when it is
+    not a record."""
+    path = os.path.join(folder, record)
+    try:
+        with open(path, encoding="utf-8") as f:
+            digests = json.load(f)["sha256"]
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DamagedFile(f"{path}: integrity record is unreadable ({type(e).__name__})") \
+            from None
+    if not isinstance(digests, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and os.path.basename(k) == k
+            for k, v in digests.items()):
+        raise DamagedFile(f"{path}: integrity record is not a table of file digests")
+    return digests
+
+
+def check_integrity(folder: str, record: str = INTEGRITY, required: bool = True) -> bool:
+    """Checks each file the record names against its sha256; DamagedFile names the first
+    that differs or is missing. Without a record: DamagedFile if `required`, else False
+    (a folder written by another tool); True when checked."""
+    digests = read_integrity(folder, record)
+    if digests is None:
+        if required:
+            raise DamagedFile(f"{os.path.join(folder, record)}: missing (the folder's "
+                              "integrity record)")
+        return False
+    for name, digest in digests.items():
+        path = os.path.join(folder, name)
+        try:
+            actual = sha256_file(path)
+        except OSError as e:
+            raise DamagedFile(f"{path}: {e.strerror or e} (named in {record})") from None
+        if actual != digest:
+            raise DamagedFile(f"{path}: damaged (its sha256 differs from {record}'s)")
+    return True
+
+
 LOCK_FILE = ".lock"
 _locked: set[str] = set()  # the folders this process holds
+
+
+def _open_lock(path: str, name: str) -> int:
+    """The lock file's descriptor: never through a link, only a regular file."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    if os.path.islink(path):
+        raise InputError(f"{name}: {path} is a symbolic link; a lock file must be a regular "
+                         "file (remove the link)")
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(f"{name}: {path} is a symbolic link; a lock file must be a "
+                             "regular file (remove the link)") from None
+        raise _named(e, path) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InputError(f"{name}: {path} is not a regular file; a lock file must be one "
+                         "(remove it)")
+    return fd
+
+
+def _try_lock(fd: int, blocking: bool) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        else:  # pragma: no cover
+            msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
+    except (BlockingIOError, PermissionError):
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def file_lock(path: str, name: Optional[str] = None):
+    """Holds the lock file `path` for the block, waiting for another process holding it.
+    The OS's lock, so it ends with its process; never through a link."""
+    fd = _open_lock(path, name or path)
+    try:
+        _try_lock(fd, blocking=True)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager
@@ -141,16 +325,15 @@ def folder_lock(folder: str, name: str):
 
     Another process holding it is not waited for: InputError `<name>: in use by pid N on
     host H`. The lock is the OS's (flock on `folder/.lock`), so it ends with its process: a
-    folder a killed run held is free at once. Re-entrant within a process.
+    folder a killed run held is free at once. Re-entrant within a process. A `.lock` that
+    is a link or not a regular file is refused, its target untouched.
     """
     key = os.path.realpath(folder)
     if key in _locked:
         yield
         return
-    fd = os.open(os.path.join(folder, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    fd = _open_lock(os.path.join(folder, LOCK_FILE), name)
+    if not _try_lock(fd, blocking=False):
         holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
         os.close(fd)
         raise InputError(f"{name}: in use by {holder or 'another process'}") from None
