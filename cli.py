@@ -3,11 +3,14 @@
 absl parses the flags; every way a run can end is one line on stderr and an exit
 code, never a traceback: 2 for a user error (a bad flag, file or row: an
 `InputError`) or a failed write (`OSError`, e.g. a full disk), 3 for a training
-run that diverged, 130 for Ctrl-C. This module imports only what is light, so a
-program can install `interrupt_handler` before its heavy imports.
+run that diverged, 130 for Ctrl-C, 143 for SIGTERM (what schedulers and torchrun
+send): both stop the run the same way, so the next run resumes from the last
+checkpoint. This module imports only what is light, so a program can install its
+interrupt handler before its heavy imports.
 """
 
 import logging
+import signal
 import sys
 import types
 from typing import Callable
@@ -15,6 +18,7 @@ from typing import Callable
 from core import InputError, TrainingDiverged
 
 _phase = ["loading"]  # then "running" (in `call`), "interrupted" or "done"
+_exit_code = [130]  # 128 + the number of the signal that interrupted the run
 
 
 class Settings(types.SimpleNamespace):
@@ -41,20 +45,29 @@ def _interrupted(hint: str) -> str:
 
 
 def interrupt_handler(prog: str, hint: str = "") -> Callable:
-    """A SIGINT handler. While the modules load nothing is written yet: exit at once with
-    the hint. In `call`: Python's KeyboardInterrupt, so that `finally` blocks clean up;
-    `call` ends the run as an interrupt even when a library turned it into another error
-    (transformers' lazy imports report an import cut short as ModuleNotFoundError)."""
+    """A SIGINT and SIGTERM handler. While the modules load nothing is written yet: exit at
+    once with the hint. In `call`: Python's KeyboardInterrupt, so that `finally` blocks
+    clean up; `call` ends the run as an interrupt (exit 128 + the signal's number) even when
+    a library turned it into another error (transformers' lazy imports report an import cut
+    short as ModuleNotFoundError)."""
 
     def on_interrupt(signum, frame) -> None:
         if _phase[0] == "loading":
             sys.stderr.write(f"{prog}: {_interrupted(hint)}\n")
-            raise SystemExit(130)
+            raise SystemExit(128 + signum)
         if _phase[0] != "done":
             _phase[0] = "interrupted"
+            _exit_code[0] = 128 + signum
             raise KeyboardInterrupt
 
     return on_interrupt
+
+
+def install_interrupt_handler(prog: str, hint: str = "") -> None:
+    """Ctrl-C (SIGINT) and SIGTERM both stop the run through `interrupt_handler`."""
+    handler = interrupt_handler(prog, hint)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
 
 
 def call(prog: str, main: Callable[[list[str]], None], argv: list[str], hint: str = "") -> None:
@@ -66,7 +79,7 @@ def call(prog: str, main: Callable[[list[str]], None], argv: list[str], hint: st
         interrupted = _phase[0] == "interrupted" or isinstance(e, KeyboardInterrupt)
         _phase[0] = "done"  # another Ctrl-C now changes nothing
         if interrupted:
-            fail(prog, _interrupted(hint), 130)
+            fail(prog, _interrupted(hint), _exit_code[0])
         if isinstance(e, InputError):
             fail(prog, f"error: {e}")
         if isinstance(e, TrainingDiverged):

@@ -9,18 +9,18 @@ any work starts, and before torch and transformers are imported (hence the impor
 inside functions): a user error is reported in a fraction of a second, not after
 seconds of imports.
 
-Ctrl-C is handled from the first lines on, before the heavy imports (`cli.interrupt_handler`).
+Ctrl-C and SIGTERM are handled from the first lines on, before the heavy imports
+(`cli.install_interrupt_handler`).
 """
 
 import contextlib
-import signal
 import sys
 
 import cli  # (light: it installs the Ctrl-C handler before the heavy imports)
 
 INTERRUPTED = "run the same command again to go on (training resumes from its last checkpoint)"
 if __name__ == "__main__" or sys.argv[0].endswith("run_classifier"):  # the program, not a test
-    signal.signal(signal.SIGINT, cli.interrupt_handler("run_classifier", INTERRUPTED))
+    cli.install_interrupt_handler("run_classifier", INTERRUPTED)
 
 # The other imports follow the handler (setup.cfg tells flake8: E402).
 import logging

@@ -65,6 +65,7 @@ class Case:
     limit_writes: bool = False
     program: str = "run_classifier.py"
     interrupt_at: Optional[float] = None  # seconds after the start: Ctrl-C (SIGINT)
+    interrupt_with: int = signal.SIGINT  # or SIGTERM, as a scheduler sends
 
 
 def row_cases(task, ext, header_case, rows):
@@ -258,7 +259,7 @@ def run_case(case, dirs):
                                 preexec_fn=limit_file_size if case.limit_writes else None)
         if case.interrupt_at is not None:
             time.sleep(case.interrupt_at)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(case.interrupt_with)
         _, stderr = proc.communicate(timeout=300)
     finally:
         if undo:
@@ -299,7 +300,7 @@ def check_case(case, dirs, result):
     program = os.path.splitext(case.program)[0]
     if case.code == 2:
         assert lines[-1].startswith(f"{program}: error: {message}"), lines[-1]
-    elif case.code == 130:
+    elif case.code in (130, 143):
         assert lines[-1] == f"{program}: {message}", lines[-1]
     else:
         assert message in stderr

@@ -251,7 +251,9 @@ ROUND_2 = [
          "to 5", task="sts-b", files={"train.tsv": VALID["sts-b"]["train.tsv"]
                                       + STSB_ROW.format("-1")}),
 ] + [Case(f"ctrl-c-after-{t}s", INTERRUPTED, ("--do_train", "--num_train_epochs=10000"), task=SIM,
-          code=130, quiet=False, interrupt_at=t) for t in (0.5, 2.5)]
+          code=130, quiet=False, interrupt_at=t) for t in (0.5, 2.5)] + [
+    Case("sigterm-after-2.5s", INTERRUPTED, ("--do_train", "--num_train_epochs=10000"), task=SIM,
+         code=143, quiet=False, interrupt_at=2.5, interrupt_with=signal.SIGTERM)]
 
 ALL = CASES + FLAG_CASES + ROUND_2
 
