@@ -176,12 +176,37 @@ def atomic_folder(path: str):
         raise
 
 
+@contextlib.contextmanager
+def temp_folder(path: str):
+    """A temp folder beside `path` (`.<name>.tmp`) for the block to fill, removed after it
+    whatever happens: for writers that then move its files into a folder that holds
+    others too (`move_into`), which `atomic_folder` would replace whole. An OSError
+    making it names `path`; the block's own errors pass through."""
+    parent, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(parent, f".{name}.tmp")
+    try:
+        _remove(tmp)
+        os.makedirs(tmp)
+    except OSError as e:
+        raise _named(e, path) from None
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+
+
 def move_into(src_folder: str, names: Iterable[str], dst_folder: str) -> None:
     """Moves each file `names` of `src_folder` (a temp folder on the same disk) into
-    `dst_folder` by rename, replacing what is there: each file whole or the old one."""
+    `dst_folder` by rename (fsynced first), in order, replacing what is there: each file
+    whole or the old one."""
     for name in names:
         target = os.path.join(dst_folder, name)
         try:
+            fd = os.open(os.path.join(src_folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(os.path.join(src_folder, name), target)
         except OSError as e:
             raise _named(e, target) from None
@@ -288,6 +313,9 @@ def _open_lock(path: str, name: str) -> int:
         if e.errno == errno.ELOOP:
             raise InputError(f"{name}: {path} is a symbolic link; a lock file must be a "
                              "regular file (remove the link)") from None
+        if e.errno in (errno.EISDIR, errno.ENXIO):
+            raise InputError(f"{name}: {path} is not a regular file; a lock file must be one "
+                             "(remove it)") from None
         raise _named(e, path) from None
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         os.close(fd)
@@ -296,10 +324,12 @@ def _open_lock(path: str, name: str) -> int:
     return fd
 
 
-def _try_lock(fd: int, blocking: bool) -> bool:
+def _try_lock(fd: int, blocking: bool, shared: bool = False) -> bool:
+    """flock (shared or exclusive); Windows has exclusive locks only."""
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+                        | (0 if blocking else fcntl.LOCK_NB))
         else:  # pragma: no cover
             msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
     except (BlockingIOError, PermissionError):
@@ -320,25 +350,28 @@ def file_lock(path: str, name: Optional[str] = None):
 
 
 @contextlib.contextmanager
-def folder_lock(folder: str, name: str):
+def folder_lock(folder: str, name: str, shared: bool = False):
     """Holds `folder` for the block, so that no other process runs into it meanwhile.
 
     Another process holding it is not waited for: InputError `<name>: in use by pid N on
     host H`. The lock is the OS's (flock on `folder/.lock`), so it ends with its process: a
-    folder a killed run held is free at once. Re-entrant within a process. A `.lock` that
-    is a link or not a regular file is refused, its target untouched.
+    folder a killed run held is free at once. Re-entrant within a process. `shared`: any
+    number of shared holders at once (the workers of one search), none while an exclusive
+    holder (a plain run) has it, and the other way round. A `.lock` that is a link or not a
+    regular file is refused, its target untouched.
     """
     key = os.path.realpath(folder)
     if key in _locked:
         yield
         return
     fd = _open_lock(os.path.join(folder, LOCK_FILE), name)
-    if not _try_lock(fd, blocking=False):
+    if not _try_lock(fd, blocking=False, shared=shared):
         holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
         os.close(fd)
         raise InputError(f"{name}: in use by {holder or 'another process'}") from None
     os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}\n".encode(), 0)
+    what = " (a search worker)" if shared else ""
+    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}{what}\n".encode(), 0)
     _locked.add(key)
     try:
         yield

@@ -88,6 +88,9 @@ def check_output_dir(out: str, flag: str = "output_dir") -> None:
 
 def _finished_message(out: str) -> str:
     """Why --do_train stops in a directory that holds a model: what the model is."""
+    if os.path.isfile(os.path.join(out, "search_results.txt")):
+        return (f"--output_dir={out}: a search there already finished (search_results.txt); "
+                "choose another --output_dir, or drop --do_train to use its model")
     if os.path.isfile(os.path.join(out, plot.STATS_FILE)):
         return (f"--output_dir={out}: training there already finished; pass "
                 "--overwrite_output_dir to train again, or drop --do_train to use that model")
@@ -131,8 +134,7 @@ def check_paths(f) -> bool:
     check(os.path.isdir(f.data_dir), f"--data_dir={f.data_dir}: not a directory")
     out = f.output_dir
     check_output_dir(out)
-    trained = is_model_dir(out) and not (  # (a search's is its best trial's: it goes on)
-        f.do_train and (f.overwrite_output_dir or f.search_trials))
+    trained = is_model_dir(out) and not (f.do_train and f.overwrite_output_dir)
     check(not (trained and f.do_train), _finished_message(out))
     check(trained or f.do_train or f.init_checkpoint is not None,
           f"--output_dir={out}: holds no trained model to evaluate or predict with; "
@@ -214,8 +216,8 @@ def check_search(f, processor, source) -> None:
     """--search_*: what a search needs, and every searched flag at the ends of its range."""
     check(f.search_trials >= 0, f"--search_trials={f.search_trials}: must be >= 0")
     if not f.search_trials:
-        check(f.search_space is None and f.search_storage is None,
-              "--search_space and --search_storage need --search_trials")
+        check(f.search_space is None and f.search_storage is None and f.search_study is None,
+              "--search_space, --search_storage and --search_study need --search_trials")
         return
     check(f.do_train and f.do_eval, "--search_trials needs --do_train and --do_eval (trials "
           "are compared on the dev score)")

@@ -119,6 +119,9 @@ flags.DEFINE_string("search_space", None, "The flags --search_trials varies, com
 flags.DEFINE_string("search_storage", None, "Database URL of the search's study; workers that "
                     "share it (and output_dir) split the trials. Default: "
                     "sqlite:///<output_dir>/search.db.")
+flags.DEFINE_string("search_study", None, "The search's study name in --search_storage. "
+                    "Default: one per --output_dir (its absolute path); set it when workers "
+                    "on other machines see output_dir under another path.")
 
 # Deployment.
 flags.DEFINE_enum("export", None, ["onnx", "onnx_int8"], "After training (or, without "

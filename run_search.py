@@ -16,7 +16,7 @@ from run_checks import validate
 # What every trial runs with besides its searched flags: trials only train and evaluate
 # (the best model predicts, once), and share the search's features cache.
 TRIAL_FLAGS = {"search_trials": 0, "search_space": None, "search_storage": None,
-               "do_predict": False}
+               "search_study": None, "do_predict": False}
 
 
 @contextlib.contextmanager
@@ -58,4 +58,4 @@ def search(f, train_eval_predict: Callable) -> dict:
 
     return tuning.search(f.output_dir, f.search_storage, parse_search_space(f.search_space),
                          f.search_trials, f.seed, f"dev_{metric}", run_trial,
-                         predict if f.do_predict else None)
+                         predict if f.do_predict else None, f.search_study)

@@ -2,11 +2,17 @@
 
 The study lives in storage (by default SQLite in output_dir), so a search killed at any
 moment continues when the same command runs again, and workers that share the storage
-(and output_dir) split the trials between them. Whatever a worker decides, it decides
+(and output_dir) split the trials between them. Each search is its own study, named for its
+output_dir (or as the caller says), so any number of searches share one database. The
+workers hold output_dir's lock shared: no plain run writes there meanwhile, and a search
+never starts in a folder a plain run holds. Whatever a worker decides, it decides
 holding `<output_dir>/.search.lock`: it either takes over a trial left running by a
 worker that died (its directory's lock is free; the rerun resumes from the trial's
 checkpoint, as the same trial number `n`), or asks Optuna for a new trial while fewer
 than `n_trials` exist, and locks the trial's directory before letting go.
+
+The last worker to finish makes the best trial output_dir's model (once per search: the
+study records it), after removing what an earlier model left there.
 
 Trials are compared on their final dev score (maximized) and pruned on each epoch's
 (median pruner; restarts, a search over seed alone, are not pruned). TPE's random draws
@@ -15,6 +21,7 @@ uninterrupted one would have.
 """
 
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -23,23 +30,24 @@ import time
 from typing import Callable, Optional
 
 import optuna
-from filelock import FileLock
 from optuna.trial import TrialState
+from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import InputError, atomic_open, atomic_write_text, folder_lock
+from core import InputError, atomic_open, atomic_write_text, file_lock, folder_lock
 
 from .export import MODEL_FILES_LAST
-from .runs import format_table
+from .runs import clear_run_outputs, format_table
 from .search_space import Param
 
 logger = logging.getLogger(__name__)
 
-STUDY_NAME = "run_classifier"
+STUDY_PREFIX = "run_classifier:"  # + output_dir's absolute path: a study per search
 DATABASE = "search.db"
 RESULTS = "search_results.txt"
 SCHEDULE_LOCK = ".search.lock"
 POLL_S = 2.0  # how often a worker with nothing to run looks again for unfinished trials
+FINISHED = "finished_with"  # the study's record of the trial copied into output_dir
 NOT_COPIED = ("run_config.json",)  # the best trial's flags stay in its trial directory
 
 # What a trial runner gets: (trial directory, flag values, report(epoch, dev score)); it
@@ -51,20 +59,32 @@ def trial_dir(output_dir: str, n: int) -> str:
     return os.path.join(output_dir, f"trial-{n}")
 
 
+def study_name(output_dir: str, name: Optional[str] = None) -> str:
+    """The search's study: `name`, or one per output_dir (its absolute path)."""
+    return name or STUDY_PREFIX + os.path.abspath(output_dir)
+
+
+def default_storage(output_dir: str) -> str:
+    """SQLite in `<output_dir>/search.db`, whatever characters the path holds (quoted)."""
+    path = os.path.abspath(os.path.join(output_dir, DATABASE))
+    return URL.create("sqlite", database=path).render_as_string(hide_password=False)
+
+
 def open_study(output_dir: str, storage: Optional[str], space: tuple[Param, ...],
-               n_trials: int) -> optuna.Study:
+               n_trials: int, name: Optional[str] = None) -> optuna.Study:
     """The study (created, or loaded to continue it); refused if its search space differs.
 
     Restarts (a space of `seed` alone) are not pruned: their spread is every seed's.
     """
-    url = storage or f"sqlite:///{os.path.abspath(os.path.join(output_dir, DATABASE))}"
+    url = storage or default_storage(output_dir)
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     pruner = (optuna.pruners.NopPruner() if [p.name for p in space] == ["seed"] else
               optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, n_trials // 4))))
     try:
         study = optuna.create_study(
             storage=optuna.storages.RDBStorage(url, engine_kwargs=engine),
-            study_name=STUDY_NAME, direction="maximize", load_if_exists=True, pruner=pruner)
+            study_name=study_name(output_dir, name), direction="maximize",
+            load_if_exists=True, pruner=pruner)
     except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError
             ) as e:  # a URL that does not parse, a driver not installed, no connection
         raise InputError(f"--search_storage={url}: {str(e).splitlines()[0]}") from None
@@ -181,17 +201,28 @@ def _table(rows: list[dict]) -> str:
 
 
 def _copy_outputs(src: str, dst: str) -> None:
-    """The best trial's model and results into output_dir, each file whole; config.json
-    (which marks a finished model) removed first and copied last."""
+    """The best trial's model and results into output_dir, each file whole, after removing
+    what an earlier model left there (config.json, which marks a finished model, first);
+    config.json copied last."""
     names = sorted((n for n in os.listdir(src) if os.path.isfile(os.path.join(src, n))
                     and not n.startswith(".") and n not in NOT_COPIED),
                    key=lambda n: n == MODEL_FILES_LAST)
     with contextlib.suppress(FileNotFoundError):
         os.remove(os.path.join(dst, MODEL_FILES_LAST))
+    clear_run_outputs(dst)
     for name in names:
         with open(os.path.join(src, name), "rb") as f, \
                 atomic_open(os.path.join(dst, name), "wb") as out:
             shutil.copyfileobj(f, out)
+
+
+def _rows_best(study: optuna.Study, score_name: str, output_dir: str = "") -> dict:
+    """The best finished trial's row."""
+    done = [r for r in _rows(study, score_name) if r["state"] == "complete"]
+    if not done:
+        raise InputError(f"--output_dir={output_dir}: no trial of the search finished "
+                         "(each failed or was pruned)")
+    return max(done, key=lambda r: (r[score_name], -r["trial"]))
 
 
 def _finish(study: optuna.Study, output_dir: str, space, score_name: str) -> dict:
@@ -199,10 +230,7 @@ def _finish(study: optuna.Study, output_dir: str, space, score_name: str) -> dic
     trial's model and results copied into output_dir. Returns the best trial's row."""
     rows = _rows(study, score_name)
     done = [r for r in rows if r["state"] == "complete"]
-    if not done:
-        raise InputError(f"--output_dir={output_dir}: no trial of the search finished "
-                         "(each failed or was pruned)")
-    best = max(done, key=lambda r: (r[score_name], -r["trial"]))
+    best = _rows_best(study, score_name, output_dir)
     scores = [r[score_name] for r in done]
     summary = (f"{score_name} over {len(done)} finished trials: median "
                f"{statistics.median(scores):.4f}, min {min(scores):.4f}, max {max(scores):.4f}"
@@ -218,18 +246,25 @@ def _finish(study: optuna.Study, output_dir: str, space, score_name: str) -> dic
 
 def search(output_dir: str, storage: Optional[str], space: tuple[Param, ...], n_trials: int,
            seed: int, score_name: str, run: TrialRunner,
-           finish: Optional[Callable[[dict], None]] = None) -> dict:
-    """Runs trials (alongside any other workers) until `n_trials` have ended, then makes the
-    best one output_dir's model and calls `finish(its params)`, holding the schedule lock.
-    Returns the best trial's row: trial, state, score, epochs, time_s, params."""
+           finish: Optional[Callable[[dict], None]] = None, name: Optional[str] = None) -> dict:
+    """Runs trials (alongside any other workers) until `n_trials` have ended; then the last
+    worker makes the best one output_dir's model and calls `finish(its params)`, holding the
+    schedule lock. Returns the best trial's row: trial, state, score, epochs, time_s,
+    params. Holds output_dir's lock shared throughout."""
     os.makedirs(output_dir, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    schedule = FileLock(os.path.join(output_dir, SCHEDULE_LOCK))
-    with schedule:
-        study = open_study(output_dir, storage, space, n_trials)
+    with folder_lock(output_dir, f"--output_dir={output_dir}", shared=True):
+        return _search(output_dir, storage, space, n_trials, seed, score_name, run, finish,
+                       name)
+
+
+def _search(output_dir, storage, space, n_trials, seed, score_name, run, finish, name) -> dict:
+    schedule = functools.partial(file_lock, os.path.join(output_dir, SCHEDULE_LOCK))
+    with schedule():
+        study = open_study(output_dir, storage, space, n_trials, name)
     while True:
         with contextlib.ExitStack() as stack:
-            with schedule:
+            with schedule():
                 claim = _claim(study, output_dir, space, seed, n_trials, stack)
                 others = claim is None and study.get_trials(
                     deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
@@ -239,8 +274,14 @@ def search(output_dir: str, storage: Optional[str], space: tuple[Param, ...], n_
         if not others:
             break
         time.sleep(POLL_S)  # trials that other workers run (or that one left behind)
-    with schedule:
+    with schedule():
+        if study.user_attrs.get(FINISHED) is not None:  # another worker made the model
+            best = _rows_best(study, score_name)
+            logger.info("The search is finished: output_dir's model is trial %d's (another "
+                        "worker copied it)", best["trial"])
+            return best
         best = _finish(study, output_dir, space, score_name)
         if finish:
             finish({p.name: best[p.name] for p in space})
+        study.set_user_attr(FINISHED, best["trial"])
     return best

@@ -4,6 +4,8 @@ parallel subprocesses; `check_case` asserts exit code, the one line, no tracebac
 nothing partial left in output_dir or the cache. Tables live in `test_bad_*.py`.
 """
 
+import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -63,6 +65,7 @@ class Case:
     quiet: bool = True  # stderr holds nothing but the error line
     read_only_out: bool = False
     limit_writes: bool = False
+    unprivileged: bool = False  # the child runs without root's override of permission bits
     program: str = "run_classifier.py"
     interrupt_at: Optional[float] = None  # seconds after the start: Ctrl-C (SIGINT)
     interrupt_with: int = signal.SIGINT  # or SIGTERM, as a scheduler sends
@@ -208,6 +211,33 @@ def limit_file_size():
     resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
 
 
+def drop_root_override():
+    """In the child: root's CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH dropped from its bounding
+    set (so the program it runs has neither): permission bits apply to it as to any user. A
+    no-op for a non-root user, whom they apply to anyway."""
+    if os.geteuid() == 0:
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if libc.prctl(24, cap, 0, 0, 0):  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+@functools.lru_cache
+def can_drop_root_override() -> bool:
+    try:
+        subprocess.run(["true"], preexec_fn=drop_root_override, check=True)
+    except (subprocess.SubprocessError, OSError):
+        return False
+    return True
+
+
+def _preexec(case):
+    """What the child runs before the program: the case's limits, or None."""
+    steps = [step for step, wanted in ((limit_file_size, case.limit_writes),
+                                       (drop_root_override, case.unprivileged)) if wanted]
+    return (lambda: [step() for step in steps]) if steps else None
+
+
 SIM = "sentence_similarity"
 
 
@@ -239,7 +269,7 @@ def snapshot(folder) -> dict:
     for parent, dirs, files in os.walk(folder):
         for name in dirs + files:
             path = os.path.join(parent, name)
-            found[os.path.relpath(path, folder)] = os.path.getsize(path)
+            found[os.path.relpath(path, folder)] = os.lstat(path).st_size
     return found
 
 
@@ -250,13 +280,13 @@ def run_case(case, dirs):
         args = ["--task_name=" + case.task, "--data_dir={data}", "--output_dir={out}", *args]
     before = snapshot(dirs["case"])
     undo = make_read_only(dirs["out"]) if case.read_only_out else []
-    if undo is None:
+    if undo is None or case.unprivileged and not can_drop_root_override():
         return None
     try:
         proc = subprocess.Popen([sys.executable, os.path.join(ROOT, case.program)] +
                                 [a.format(**dirs) for a in args], stderr=subprocess.PIPE,
                                 stdout=subprocess.DEVNULL, text=True, env=ENV, cwd=ROOT,
-                                preexec_fn=limit_file_size if case.limit_writes else None)
+                                preexec_fn=_preexec(case))
         if case.interrupt_at is not None:
             time.sleep(case.interrupt_at)
             proc.send_signal(case.interrupt_with)
@@ -291,7 +321,8 @@ def assert_caches_complete(folder):
 def check_case(case, dirs, result):
     """The assertions every row of a bad-input table must pass."""
     if result is None:
-        pytest.skip("root, and neither chattr +i nor a read-only mount works here")
+        pytest.skip("root, and the case's protection cannot be set up here (chattr +i, a "
+                    "read-only mount, or dropping CAP_DAC_OVERRIDE)")
     code, stderr, before, after = result
     message = case.message.format(**dirs)
     lines = stderr.splitlines()

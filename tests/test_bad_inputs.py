@@ -255,7 +255,29 @@ ROUND_2 = [
     Case("sigterm-after-2.5s", INTERRUPTED, ("--do_train", "--num_train_epochs=10000"), task=SIM,
          code=143, quiet=False, interrupt_at=2.5, interrupt_with=signal.SIGTERM)]
 
-ALL = CASES + FLAG_CASES + ROUND_2
+
+def lock_file(make):
+    """An output_dir whose .lock is what `make(path, case_dir)` puts there, and a victim file."""
+    def prepare(case_dir, bert):
+        os.makedirs(os.path.join(case_dir, "out"))
+        with open(os.path.join(case_dir, "victim"), "w") as f:
+            f.write("precious\n")
+        make(os.path.join(case_dir, "out", ".lock"), case_dir)
+    return prepare
+
+
+LOCKS = [
+    Case("lock-symlink", "--output_dir={out}: {out}/.lock is a symbolic link; a lock file must "
+         "be a regular file (remove the link)", ("--do_train",), task=SIM, quiet=False,
+         prepare=lock_file(lambda path, case: os.symlink("../victim", path))),
+    Case("lock-dangling-symlink", "--output_dir={out}: {out}/.lock is a symbolic link",
+         ("--do_eval", "--init_checkpoint={bert}"), task=SIM, quiet=False,
+         prepare=lock_file(lambda path, case: os.symlink(os.path.join(case, "made"), path))),
+    Case("lock-fifo", "--output_dir={out}: {out}/.lock is not a regular file", ("--do_train",),
+         task=SIM, quiet=False, prepare=lock_file(lambda path, case: os.mkfifo(path))),
+]
+
+ALL = CASES + FLAG_CASES + ROUND_2 + LOCKS
 
 
 @pytest.fixture(scope="module")

@@ -16,23 +16,65 @@ from processors import InputError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
 HOLD = ("import sys, time; from core import folder_lock\n"
-        "with folder_lock(sys.argv[1], 'x'):\n    print('locked', flush=True); time.sleep(600)")
+        "with folder_lock(sys.argv[1], 'x', sys.argv[2] == 'shared'):\n"
+        "    print('locked', flush=True); time.sleep(600)")
 TRY = ("import sys; from core import folder_lock, InputError\n"
-       "try:\n    with folder_lock(sys.argv[1], 'x'): print('free')\n"
-       "except InputError: print('busy')")
+       "try:\n    with folder_lock(sys.argv[1], 'x', sys.argv[2] == 'shared'): print('free')\n"
+       "except InputError as e: print('busy' if 'in use by' in str(e) else str(e))")
 
 
-def hold(folder):
+def hold(folder, how="exclusive"):
     """A process that holds `folder` until killed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE,
-                            text=True, cwd=ROOT)
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder), how],
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout.readline() == "locked\n"
     return proc
 
 
-def other_process_sees(folder):
-    return subprocess.run([sys.executable, "-c", TRY, str(folder)], capture_output=True,
+def other_process_sees(folder, how="exclusive"):
+    return subprocess.run([sys.executable, "-c", TRY, str(folder), how], capture_output=True,
                           text=True, cwd=ROOT).stdout.strip()
+
+
+def test_search_workers_share_a_folder_that_no_plain_run_enters(tmp_path):
+    """Shared holders (a search's workers) together; never beside an exclusive one."""
+    worker = hold(tmp_path, "shared")
+    try:
+        assert other_process_sees(tmp_path, "shared") == "free"
+        assert other_process_sees(tmp_path, "exclusive") == "busy"
+        assert (tmp_path / LOCK_FILE).read_text().endswith("(a search worker)\n")
+    finally:
+        worker.kill()
+        worker.wait()
+    plain = hold(tmp_path)
+    try:
+        assert other_process_sees(tmp_path, "shared") == "busy"
+    finally:
+        plain.kill()
+        plain.wait()
+    assert other_process_sees(tmp_path, "shared") == "free"
+
+
+@pytest.mark.parametrize("kind", ["link", "dangling-link", "fifo", "folder"])
+def test_a_lock_that_is_a_link_or_not_a_file_is_refused_and_its_target_untouched(
+        tmp_path, kind):
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    out.mkdir()
+    victim.write_text("precious\n")
+    lock = out / LOCK_FILE
+    if kind == "link":
+        lock.symlink_to("../victim")
+    elif kind == "dangling-link":
+        lock.symlink_to(tmp_path / "created")
+    elif kind == "fifo":
+        os.mkfifo(lock)
+    else:
+        lock.mkdir()
+    with pytest.raises(InputError, match=f"--output_dir=x: {lock} is (a symbolic link|not a "
+                                         "regular file); a lock file must be"):
+        with folder_lock(str(out), "--output_dir=x"):
+            pass
+    assert victim.read_text() == "precious\n" and not (tmp_path / "created").exists()
 
 
 def test_a_busy_folder_is_refused_at_once_and_a_killed_holders_is_taken(tmp_path):

@@ -16,7 +16,8 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import kill_after_checkpoint, write_keyword_data
-from modeling.search import DATABASE, RESULTS, STUDY_NAME
+from modeling.search import DATABASE, RESULTS, open_study, study_name
+from modeling.search_space import parse_search_space
 from processors import InputError
 
 FLAGS = flags.FLAGS
@@ -71,7 +72,7 @@ def read_stats(folder):
 
 
 def load_study(out):
-    return optuna.load_study(study_name=STUDY_NAME, storage=f"sqlite:///{out}/{DATABASE}")
+    return optuna.load_study(study_name=study_name(out), storage=f"sqlite:///{out}/{DATABASE}")
 
 
 def by_trial(study):
@@ -106,14 +107,15 @@ def test_search_prunes_and_makes_the_best_trial_the_model(tiny_bert, tmp_path):
     table = read(os.path.join(out, RESULTS))
     assert len(re.findall(r"^ +\d +(complete|pruned) ", table, re.M)) == 4
     assert f"best: trial {best} (dev_accuracy {complete[best]:.4f}): --learning_rate=" in table
-    with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
-                             **SEARCH):  # the same search again: done, nothing runs
-        run_classifier.main(["run_classifier"])
-    assert by_trial(load_study(out)) == trials and read(os.path.join(out, RESULTS)) == table
-    with pytest.raises(InputError, match="the study in .* searches learning_rate=0.0001:0.01"):
+    model = read(os.path.join(out, "model.safetensors"), "rb")
+    with pytest.raises(InputError, match="a search there already finished"):
         with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
-                                 **{**SEARCH, "search_space": "seed"}):
+                                 **SEARCH):  # the same search again: refused, nothing runs
             run_classifier.main(["run_classifier"])
+    assert by_trial(load_study(out)) == trials and read(os.path.join(out, RESULTS)) == table
+    assert read(os.path.join(out, "model.safetensors"), "rb") == model
+    with pytest.raises(InputError, match="the study in .* searches learning_rate=0.0001:0.01"):
+        open_study(out, None, parse_search_space("seed"), 4)
 
 
 def command(tiny_bert, data, out):
@@ -171,7 +173,36 @@ def test_two_workers_share_one_study(tiny_bert, tmp_path):
     study = load_study(out)
     assert len(study.trials) == 4 and all(t.state.is_finished() and t.state.name != "FAIL"
                                           for t in study.trials)
-    for log in logs:
-        text = read(log)
+    texts = [read(log) for log in logs]
+    for text in texts:
         assert "Resuming from" not in text and "lost its worker" not in text
-        assert "***** Search results *****" in text  # both end with the table
+    # The model is copied once, by the worker that finished last; the other says so.
+    assert sorted("***** Search results *****" in text for text in texts) == [False, True]
+    assert sum("another worker copied it" in text for text in texts) == 1
+
+
+def test_a_search_never_replaces_a_finished_run(tiny_bert, tmp_path):
+    """A plain run's finished output_dir: a search there is refused, the model intact."""
+    data, out = write_keyword_data(tmp_path / "data"), str(tmp_path / "out")
+    plain = {k: v for k, v in SEARCH.items() if not k.startswith("search_")}
+    with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                             **{**plain, "num_train_epochs": 1.0}):
+        run_classifier.main(["run_classifier"])
+    before = {name: read(os.path.join(out, name), "rb") for name in os.listdir(out)
+              if os.path.isfile(os.path.join(out, name))}
+    with pytest.raises(InputError, match="training there already finished"):
+        with flagsaver.flagsaver(init_checkpoint=tiny_bert, data_dir=data, output_dir=out,
+                                 **SEARCH):
+            run_classifier.main(["run_classifier"])
+    assert before == {name: read(os.path.join(out, name), "rb") for name in os.listdir(out)
+                      if os.path.isfile(os.path.join(out, name))}
+    assert not [name for name in os.listdir(out) if name.startswith("trial-")]
+
+
+@pytest.mark.parametrize("name", ["s?a", "s%41", "s#b"])
+def test_the_default_study_file_is_inside_output_dir_whatever_its_name(tmp_path, name):
+    out = tmp_path / name
+    out.mkdir()
+    study = open_study(str(out), None, parse_search_space("seed"), 2)
+    assert os.listdir(tmp_path) == [name] and os.path.isfile(out / DATABASE)
+    assert study.study_name == study_name(str(out)) == "run_classifier:" + str(out)
