@@ -6,7 +6,7 @@ run_checks, they import no torch, so a user error is reported in a fraction of a
 
 import os
 
-from core import check, cpp_compiler
+from core import check, check_integrity, cpp_compiler
 from modeling import families
 from modeling.model import read_config
 from modeling.tokenization import load_vocab
@@ -50,6 +50,15 @@ def check_compile_model(f, source) -> None:
     check(cpp_compiler() is not None, "--compile=on: torch.compile needs a C++ compiler "
           f"({os.environ.get('CXX') or 'g++'}) and none was found: install one (e.g. apt "
           "install g++) or use --compile=off")
+
+
+def check_model_files(model_dir) -> None:
+    """A model folder this project saved (a trained output_dir, best_model/) carries an
+    integrity record: each file it names must match, else core.DamagedFile names the file
+    (a bit flip would change results unnoticed). A folder without one (a hub download) is
+    taken as it is."""
+    if model_dir and os.path.isdir(model_dir):
+        check_integrity(model_dir, required=False)
 
 
 def check_config(config: dict, path: str) -> None:

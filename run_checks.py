@@ -13,7 +13,7 @@ from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL, check
 from modeling import plot
 from modeling.model import check_trained_labels, is_model_dir, resolve_source
 from model_checks import (check_compile_model, check_long_text, check_model,
-                          check_windows_model)
+                          check_model_files, check_windows_model)
 from modeling.search_space import parse_search_space
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
@@ -253,6 +253,7 @@ def validate(f):
     if f.cache_dir:
         check_output_dir(f.cache_dir, "cache_dir")
     check_processor(processor)
+    check_model_files(f.output_dir if trained else f.init_checkpoint)  # before it is read
     source = resolve_source(f.output_dir if trained else f.init_checkpoint,
                             f.bert_config_file, f.vocab_file)
     if trained:

@@ -1,69 +1,39 @@
-"""Training checkpoints: written to a temp folder and renamed, so each is whole or absent.
+"""Training checkpoints: each written to a temp folder and renamed, so it is whole or absent.
 
 A checkpoint holds the model weights (safetensors) and the training state:
 optimizer, scheduler, global step, RNG states, the per-epoch stats so far, and
 the run's signature (task, labels, model, max_seq_length, ...). A resumed run
 continues exactly where the checkpoint left off; one whose signature differs is
-refused. An unreadable newest checkpoint is moved aside and the one before it used.
+refused.
+
+Nothing on disk runs code: the state is read with `torch.load(weights_only=True)`
+(tensors, numbers, strings, lists and dicts only; a pickled object is refused), and
+only after the checkpoint's integrity record (the sha256 of both files, written last)
+matched. A checkpoint that fails either is unreadable: moved aside, with a warning,
+and the one before it used.
 """
 
 import glob
+import io
 import logging
 import os
 import re
 import shutil
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 
-from core import InputError
+from core import InputError, atomic_folder, check_integrity, write_integrity
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
 WEIGHTS, STATE = "model.safetensors", "training_state.pt"
 UNREADABLE = ".unreadable"  # suffix of a damaged checkpoint moved aside
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _RecordingFile:
-    """A file whose write errors are kept: torch.save reports them as a bare RuntimeError."""
-
-    def __init__(self, f):
-        self.f, self.error = f, None
-
-    def write(self, data) -> int:
-        try:
-            return self.f.write(data)
-        except OSError as e:
-            self.error = e
-            raise
-
-    def flush(self) -> None:
-        self.f.flush()
-
-
-def _write_file(path: str, write: Callable) -> None:
-    """Runs `write(file)` on a new file and fsyncs it; write errors stay OSErrors."""
-    with open(path, "wb") as f:
-        recording = _RecordingFile(f)
-        try:
-            write(recording)
-        except RuntimeError:
-            if recording.error is not None:
-                raise recording.error from None
-            raise
-        f.flush()
-        os.fsync(f.fileno())
+FORMAT = "format"  # the state's key for FORMAT_VERSION: checkpoints with integrity records
+FORMAT_VERSION = 2
 
 
 def list_checkpoints(output_dir: str) -> list[str]:
@@ -73,34 +43,49 @@ def list_checkpoints(output_dir: str) -> list[str]:
     return sorted(paths, key=lambda p: int(p.rsplit("-", 1)[1]))
 
 
+def _plain(value):
+    """`value` with numpy scalars and arrays as Python numbers and tensors, which
+    `torch.load(weights_only=True)` reads (sklearn's metrics are numpy floats)."""
+    if isinstance(value, dict):
+        return type(value)((k, _plain(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if type(value).__module__ == "numpy":
+        return torch.from_numpy(value) if hasattr(value, "shape") and value.shape else \
+            value.item()
+    return value
+
+
 def save_checkpoint(output_dir: str, model, state: dict, keep_max: int) -> str:
-    """Writes checkpoint-<step> atomically; only then deletes all but the newest `keep_max`."""
+    """Writes checkpoint-<step> atomically (its integrity record last); only then deletes
+    all but the newest `keep_max`. A failed write raises an OSError naming the checkpoint."""
     final = os.path.join(output_dir, f"{PREFIX}{state['global_step']}")
-    tmp = os.path.join(output_dir, f".{PREFIX}{state['global_step']}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        os.makedirs(tmp)
-        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        _write_file(os.path.join(tmp, WEIGHTS), lambda f: f.write(save_tensors(weights)))
-        _write_file(os.path.join(tmp, STATE), lambda f: torch.save(state, f))
-        _fsync_dir(tmp)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(tmp, final)
-        _fsync_dir(output_dir)
-    except BaseException as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(e, OSError):
-            raise OSError(e.errno, e.strerror, final) from None
-        raise
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_folder(final) as tmp:
+        buffer = io.BytesIO()  # (torch.save reports a failed file write as a RuntimeError)
+        torch.save(_plain({**state, FORMAT: FORMAT_VERSION}), buffer)
+        for name, data in ((WEIGHTS, save_tensors(weights)), (STATE, buffer.getbuffer())):
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(data)
+        write_integrity(tmp, [WEIGHTS, STATE])
     for old in list_checkpoints(output_dir)[:-keep_max] if keep_max > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def _read(path: str) -> tuple[dict, dict]:
-    """(training state, weights) of one checkpoint; raises whatever a damaged file raises."""
-    state = torch.load(os.path.join(path, STATE), map_location="cpu", weights_only=False)
+    """(training state, weights) of one checkpoint, its files checked against its integrity
+    record first; raises whatever a damaged file raises, never runs code from it."""
+    recorded = check_integrity(path, required=False)
+    state = torch.load(os.path.join(path, STATE), map_location="cpu", weights_only=True)
+    if not (isinstance(state, dict) and isinstance(state.get("global_step"), int)
+            and isinstance(state.get("signature"), dict)):
+        raise ValueError(f"{STATE} is not a training state")
+    if not recorded:
+        if state.get(FORMAT):  # this version always writes one: it was removed
+            check_integrity(path, required=True)
+        logger.warning("Checkpoint %s has no integrity record (an older version wrote it); "
+                       "its files are not checked", path)
     return state, load_file(os.path.join(path, WEIGHTS))
 
 

@@ -8,6 +8,7 @@ is killed and restarted ends with the same weights as one that never stopped.
 import contextlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, fields
 from typing import Callable, Optional
@@ -18,8 +19,8 @@ from tqdm import tqdm
 from core import TrainingDiverged
 
 from . import distributed
-from .checkpoint import (list_checkpoints, load_latest_checkpoint, rng_state, save_checkpoint,
-                         set_rng_state)
+from .checkpoint import (PREFIX, list_checkpoints, load_latest_checkpoint, rng_state,
+                         save_checkpoint, set_rng_state)
 from .data import iterate, train_batches
 from .device import autocast, keep_freed_memory
 from .compiled import training_forward
@@ -114,6 +115,7 @@ class _Loop:
         # The first step whose loss, and whose gradient norm, was not finite (0: none yet).
         self.first_bad = torch.zeros(2, dtype=torch.long, device=device)
         state = load_latest_checkpoint(args.output_dir, model, signature)
+        self.resumed_at = state["global_step"] if state else None
         if state:
             if state["optimizer"] is not None:  # None: the run had finished
                 self.optimizer.load_state_dict(state["optimizer"])
@@ -171,13 +173,21 @@ class _Loop:
                                      self.step, self.first_bad)  # on the device: no sync
 
     def _diverged(self, loss_step: int, norm_step: int) -> str:
-        """The one-line report of a non-finite loss or gradient norm."""
+        """The one-line report of a non-finite loss or gradient norm. A checkpoint is called
+        good only if a step after it succeeded: one that diverges at once may be damaged."""
         step = min(s for s in (loss_step, norm_step, self.step) if s)
         what = "gradient norm" if norm_step == step != loss_step else "loss"
-        cause = (f"lower --learning_rate={self.args.learning_rate}" if step > 1 else
+        head = f"training diverged: the {what} was not finite at step {step}"
+        rate = f"--learning_rate={self.args.learning_rate}"
+        if self.resumed_at is not None and step == self.resumed_at + 1:
+            resumed = os.path.join(self.args.output_dir, f"{PREFIX}{self.resumed_at}")
+            return (f"{head}, the first after resuming from {resumed} (which may be damaged); "
+                    f"pass --overwrite_output_dir to start over, or a lower {rate}. No model "
+                    "was saved")
+        cause = (f"lower {rate}" if step > 1 else
                  "the first batch's loss overflows: check --class_weights and the model")
         kept = list_checkpoints(self.args.output_dir)
-        return (f"training diverged: the {what} was not finite at step {step}; {cause}. "
+        return (f"{head}; {cause}. "
                 + (f"Kept the last good checkpoint, {kept[-1]}; no model was saved" if kept else
                    "No checkpoint or model was saved"))
 

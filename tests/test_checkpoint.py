@@ -4,6 +4,8 @@ import errno
 import logging
 import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,11 +14,19 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import write_tiny_bert
+from core import DamagedFile, check_integrity, read_integrity, write_integrity
 from modeling import checkpoint
+from modeling.export import load_weights
 from processors import InputError, SentenceSimilarityProcessor
+from test_bad_disk_checkpoints import flip_bit, flip_weight_bit
 
 FLAGS = flags.FLAGS
 RESULTS = ("eval_results.txt", "test_results.tsv", "predictions.tsv")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGS_OF_RUN_MAIN = ("--task_name=sentence_similarity", "--train_batch_size=8",
+                     "--eval_batch_size=16", "--predict_batch_size=16", "--num_train_epochs=2",
+                     "--learning_rate=1e-3", "--precision=fp32", "--save_checkpoints_steps=5",
+                     "--keep_checkpoint_max=2", "--do_train", "--do_eval", "--do_predict")
 
 
 def run_main(**overrides):
@@ -79,7 +89,7 @@ def test_unreadable_newest_checkpoint_falls_back_to_the_previous(finished, tmp_p
 def test_only_the_final_checkpoint_leaves_out_the_optimizer_state(finished):
     out, _ = finished
     states = {step: torch.load(os.path.join(out, f"checkpoint-{step}", "training_state.pt"),
-                               weights_only=False) for step in (15, 16)}
+                               weights_only=True) for step in (15, 16)}
     assert states[16]["global_step"] == 16 and states[16]["optimizer"] is None
     assert states[15]["optimizer"]["state"]  # the moments a resume needs
 
@@ -187,3 +197,134 @@ def test_old_checkpoints_are_deleted_only_after_the_new_one_is_complete(tmp_path
     checkpoint.save_checkpoint(out, model, {"global_step": 4}, keep_max=2)
     assert removed == [True]
     assert sorted(os.listdir(out)) == ["checkpoint-3", "checkpoint-4"]
+
+
+class Payload:
+    """What a crafted state file holds: unpickling it runs a shell command."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+@pytest.mark.parametrize("record", ["rewritten", "stale"])
+def test_a_pickled_payload_in_a_checkpoint_never_runs(finished, tmp_path, record):
+    """The issue's reproduction through the command line: a real state with one pickled
+    object added. With the integrity record rewritten to match, only weights_only=True
+    stands between it and the shell; with the record stale, the record catches it first.
+    Either way: a warning, the checkpoint before used, the uninterrupted run's results."""
+    source, args = finished
+    out = unfinished_copy(source, tmp_path / "out")
+    newest, marker = os.path.join(out, "checkpoint-16"), tmp_path / "PWNED"
+    state_file = os.path.join(newest, "training_state.pt")
+    state = torch.load(state_file, weights_only=True)
+    state["extra"] = Payload(marker)
+    torch.save(state, state_file)
+    if record == "rewritten":
+        write_integrity(newest, ["model.safetensors", "training_state.pt"])
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "run_classifier.py"), *FLAGS_OF_RUN_MAIN,
+         f"--output_dir={out}", *(f"--{k}={v}" for k, v in args.items())],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert not marker.exists()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    why = "UnpicklingError: Weights only load failed" if record == "rewritten" else (
+        f"DamagedFile: {state_file}: damaged")
+    assert f"Checkpoint {newest} is unreadable ({why}" in proc.stderr
+    assert "Resuming from " + os.path.join(out, "checkpoint-15") in proc.stderr
+    assert os.path.isdir(newest + ".unreadable")
+    for name in RESULTS:
+        assert read(os.path.join(out, name)) == read(os.path.join(source, name)), name
+
+
+def rng_state_flipped(path):
+    """One bit of the saved torch RNG state (found by its bytes: torch.save stores
+    tensors uncompressed) flipped."""
+    state = torch.load(path, weights_only=True)
+    data = read(path)
+    offset = data.index(state["rng"]["torch"].numpy().tobytes())
+    flip_bit(path, offset + 100, 0)
+
+
+@pytest.mark.parametrize("name,flip", [("model.safetensors", flip_weight_bit),
+                                       ("training_state.pt", rng_state_flipped)],
+                         ids=["weights", "rng-state"])
+def test_a_bit_flip_in_the_newest_checkpoint_falls_back_to_the_previous(
+        finished, tmp_path, caplog, name, flip):
+    """The flipped checkpoint still loads (a weight doubled, another RNG state); only its
+    integrity record tells. It is moved aside and never used: the results are the
+    uninterrupted run's."""
+    source, args = finished
+    out = unfinished_copy(source, tmp_path / "out")
+    bad = os.path.join(out, "checkpoint-16")
+    flip(os.path.join(bad, name))
+    with caplog.at_level(logging.INFO):
+        run_main(output_dir=out, **args)
+    assert (f"Checkpoint {bad} is unreadable (DamagedFile: {os.path.join(bad, name)}: damaged"
+            in caplog.text)
+    assert "Resuming from " + os.path.join(out, "checkpoint-15") in caplog.text
+    for result in RESULTS:
+        assert read(os.path.join(out, result)) == read(os.path.join(source, result)), result
+    assert read(os.path.join(out, "checkpoint-16", "model.safetensors")) == read(
+        os.path.join(source, "checkpoint-16", "model.safetensors"))
+
+
+def test_a_divergence_right_after_a_resume_does_not_call_that_checkpoint_good(
+        finished, tmp_path):
+    """A damaged but loadable checkpoint (whole, its record matching: an infinite weight)
+    diverges at the first step after the resume: the message says so and points to
+    --overwrite_output_dir, instead of calling it the last good checkpoint."""
+    from core import TrainingDiverged
+    source, args = finished
+    out = unfinished_copy(source, tmp_path / "out")
+    shutil.rmtree(os.path.join(out, "checkpoint-16"))
+    resumed = os.path.join(out, "checkpoint-15")
+    state = torch.load(os.path.join(resumed, "training_state.pt"), weights_only=True)
+    model = torch.nn.Module()
+    model.state_dict = lambda: {k: v.fill_(float("inf")) if k == "classifier.weight" else v
+                                for k, v in checkpoint.load_file(
+                                    os.path.join(resumed, "model.safetensors")).items()}
+    checkpoint.save_checkpoint(out, model, state, keep_max=2)
+    with pytest.raises(TrainingDiverged) as info:
+        run_main(output_dir=out, **args)
+    assert str(info.value) == (
+        f"training diverged: the loss was not finite at step 16, the first after resuming "
+        f"from {resumed} (which may be damaged); pass --overwrite_output_dir to start over, "
+        "or a lower --learning_rate=0.001. No model was saved")
+
+
+def test_saved_models_carry_an_integrity_record_that_load_weights_checks(finished, tmp_path):
+    """The final model and best_model/ each have a record of every file (config.json and
+    the tokenizer's too); the early-stopping reload of best_model/ refuses a flip."""
+    out, _ = finished
+    for folder in (out, os.path.join(out, "best_model")):
+        assert {"model.safetensors", "config.json", "vocab.txt",
+                "tokenizer_config.json"} <= set(read_integrity(folder)), folder
+        assert check_integrity(folder)
+    best = shutil.copytree(os.path.join(out, "best_model"), tmp_path / "best")
+    flip_weight_bit(best / "model.safetensors")
+    from transformers import BertForSequenceClassification
+    model = BertForSequenceClassification.from_pretrained(out)
+    with pytest.raises(DamagedFile, match=f"^{best / 'model.safetensors'}: damaged"):
+        load_weights(model, str(best))
+
+
+def test_a_checkpoint_without_its_integrity_record(tmp_path, caplog):
+    """This version's checkpoint whose record is gone is unreadable; an older version's
+    (no record, no format mark) is read, with a warning that it is unchecked."""
+    model, signature = torch.nn.Linear(2, 2), {"task": "x"}
+    path = checkpoint.save_checkpoint(str(tmp_path), model, {
+        "global_step": 1, "signature": signature}, keep_max=1)
+    os.remove(os.path.join(path, "integrity.json"))
+    with pytest.raises(InputError, match="no earlier one is readable"):
+        checkpoint.load_latest_checkpoint(str(tmp_path), model, signature)
+    assert "integrity.json: missing" in caplog.text
+    torch.save({"global_step": 1, "signature": signature},
+               os.path.join(path, "training_state.pt"))
+    with caplog.at_level(logging.INFO):
+        state = checkpoint.load_latest_checkpoint(str(tmp_path), model, signature)
+    assert state["global_step"] == 1 and "has no integrity record (an older version" in \
+        caplog.text
