@@ -328,3 +328,18 @@ def test_a_checkpoint_without_its_integrity_record(tmp_path, caplog):
         state = checkpoint.load_latest_checkpoint(str(tmp_path), model, signature)
     assert state["global_step"] == 1 and "has no integrity record (an older version" in \
         caplog.text
+
+
+def test_numpy_values_in_the_state_are_saved_as_plain_types(tmp_path):
+    """sklearn's metrics are numpy floats: saved as Python numbers (and arrays as tensors),
+    which weights_only=True reads back."""
+    import numpy as np
+    model, signature = torch.nn.Linear(2, 2), {"task": "x"}
+    checkpoint.save_checkpoint(str(tmp_path), model, {
+        "global_step": 2, "signature": signature,
+        "stats": [{"dev_f1": np.float64(0.5), "counts": np.arange(3), "n": np.int64(4)}]},
+        keep_max=1)
+    state = checkpoint.load_latest_checkpoint(str(tmp_path), model, signature)
+    row = state["stats"][0]
+    assert type(row["dev_f1"]) is float and type(row["n"]) is int and row["dev_f1"] == 0.5
+    assert torch.equal(row["counts"], torch.arange(3))
