@@ -57,17 +57,23 @@ def machine_class() -> str:
             f"{' '.join(flags) or 'no bf16 flags'} (class: {kind})")
 
 
+FAST_BF16_CAPABILITY = (8, 0)  # Ampere: bf16 tensor cores
+
+
 def choose_precision(precision: str, device: torch.device) -> tuple[str, str]:
-    """(precision, why): `auto` is bf16 where it is fast (CUDA with bf16, avx512_bf16 or
-    AMX CPUs), fp16 on GPUs without bf16, else fp32."""
+    """(precision, why): `auto` is bf16 where it is fast (CUDA GPUs of compute capability
+    8.0 on, avx512_bf16 or AMX CPUs), fp16 with the grad scaler on older GPUs (V100, T4:
+    `torch.cuda.is_bf16_supported()` may say True there, emulated and slow), else fp32."""
     if precision == "fp16" and device.type != "cuda":
         raise InputError("--precision=fp16: needs a CUDA GPU (use bf16 or fp32 on the CPU)")
     if precision != "auto":
         return precision, f"--precision={precision}"
     if device.type == "cuda":
-        if torch.cuda.is_bf16_supported():
-            return "bf16", "auto: the GPU has bf16"
-        return "fp16", "auto: the GPU has no bf16"
+        major, minor = torch.cuda.get_device_capability(device)
+        if (major, minor) >= FAST_BF16_CAPABILITY and torch.cuda.is_bf16_supported():
+            return "bf16", f"auto: the GPU (compute capability {major}.{minor}) has bf16"
+        return "fp16", (f"auto: the GPU (compute capability {major}.{minor}) has no fast "
+                        "bf16: fp16 with the grad scaler")
     flag = cpu_fast_bf16_flag()
     if flag:
         return "bf16", f"auto: the CPU has {flag}"

@@ -8,25 +8,46 @@ Each rank trains on its share of every global batch (rows rank, rank+N, ...),
 so the global batch is still --train_batch_size and the batch order still
 depends only on (seed, epoch). A rank's loss is weighted by its share of the
 global batch, so DDP's gradient average equals the single-process gradient.
+
+The process group's timeout (`process_group_timeout`) covers the longest wait a rank
+has: the others wait in a barrier while each node's rank 0 builds the features
+(`local_main_first`). torch's default, 10 minutes for NCCL, is about 10M rows' build
+on a 2-core machine (1M rows built in 46.7 s, README's Large training files); the
+timeout here is at least 2 hours, and 1 s per 5,000 rows to build beyond that.
 """
 
 import contextlib
+import datetime
 import logging
 import os
+from typing import Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 
-def init(device: torch.device) -> torch.device:
-    """Joins torchrun's process group; returns this rank's device (cuda:LOCAL_RANK)."""
+MIN_TIMEOUT = datetime.timedelta(hours=2)
+ROWS_PER_TIMEOUT_SECOND = 5000  # a quarter of the 2-core build rate (21,000 rows/s)
+
+
+def process_group_timeout(rows: Optional[int] = None) -> datetime.timedelta:
+    """How long a collective may wait: MIN_TIMEOUT, or longer for `rows` rows of features
+    that rank 0 builds while the others wait (unknown: MIN_TIMEOUT)."""
+    scaled = datetime.timedelta(seconds=(rows or 0) / ROWS_PER_TIMEOUT_SECOND)
+    return max(MIN_TIMEOUT, scaled)
+
+
+def init(device: torch.device, rows: Optional[int] = None) -> torch.device:
+    """Joins torchrun's process group; returns this rank's device (cuda:LOCAL_RANK).
+    `rows`: the rows of features the run may build (see `process_group_timeout`)."""
     if "RANK" not in os.environ or dist.is_initialized():
         return device
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                            timeout=process_group_timeout(rows))
     if not is_main():
         logging.getLogger().setLevel(logging.WARNING)
     return device

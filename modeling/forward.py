@@ -21,6 +21,12 @@ saved model is unchanged and its logits are the same):
 - On the CPU, attention without dropout (eval, predict) over rows of up to 64 tokens is
   the plain product, mask and softmax, which inductor fuses; torch's CPU SDPA kernel
   costs more on short rows.
+The attention mask is built once per forward (`_Mask`): SDPA's additive form (0 or -inf)
+in the attention's dtype, made at the first layer and reused by every other, instead of
+SDPA converting a boolean mask in each layer.
+
+`cuda_path=True` makes a CPU run take exactly the branches a CUDA run takes (torch's
+dropout, SDPA at every length): the tests run the GPU's code path on the CPU with it.
 """
 
 from typing import Optional, Union
@@ -102,30 +108,51 @@ def dropout_elements(model, batch: int, length: int) -> int:
     return total
 
 
-def dropout_bits(model, input_ids: torch.Tensor) -> Optional[torch.Tensor]:
-    """The bits of a CPU training pass (None in eval and on GPUs)."""
-    if not model.training or input_ids.device.type != "cpu":
+def dropout_bits(model, input_ids: torch.Tensor, cuda_path: bool = False
+                 ) -> Optional[torch.Tensor]:
+    """The bits of a CPU training pass (None in eval, on GPUs and with `cuda_path`)."""
+    if not model.training or input_ids.device.type != "cpu" or cuda_path:
         return None
     return DropoutBits.draw(dropout_elements(model, *input_ids.shape))
 
 
-def _attend(query, key, value, mask, p: float, scale: float, drop: Dropout) -> torch.Tensor:
+class _Mask:
+    """One forward's attention mask, built once: `keep` (True = attend, batch x 1 x 1 x
+    length) and, at the first layer, its additive form in the attention's dtype (0 or
+    -inf), which every layer adds (the same probabilities as masking with -inf). Always
+    passed, so no step syncs with the GPU to ask whether a batch has padding."""
+
+    def __init__(self, attention_mask: torch.Tensor, cpu_branches: bool):
+        self.keep = attention_mask[:, None, None, :].bool()
+        self.cpu_branches = cpu_branches  # the CPU's plain short-row attention may be taken
+        self._additive = None
+
+    def additive(self, dtype: torch.dtype) -> torch.Tensor:
+        if self._additive is None or self._additive.dtype != dtype:
+            self._additive = torch.zeros(self.keep.shape, dtype=dtype,
+                                         device=self.keep.device).masked_fill_(
+                                             ~self.keep, float("-inf"))
+        return self._additive
+
+
+def _attention_mask(attention_mask: torch.Tensor, cpu_branches: bool = True) -> _Mask:
+    return _Mask(attention_mask, cpu_branches)
+
+
+def _attend(query, key, value, mask: _Mask, p: float, scale: float, drop: Dropout
+            ) -> torch.Tensor:
     """Scaled dot-product attention; CPU dropout from `drop`'s bits. On the CPU, rows of
     up to `CPU_MATH_ATTENTION_MAX` tokens take the plain product, mask and softmax."""
     plain = (isinstance(drop, DropoutBits) and p > 0.0) or (
-        query.device.type == "cpu" and key.shape[-2] <= CPU_MATH_ATTENTION_MAX)
+        mask.cpu_branches and query.device.type == "cpu"
+        and key.shape[-2] <= CPU_MATH_ATTENTION_MAX)
+    bias = mask.additive(query.dtype)
     if not plain:
         return F.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask,
+            query, key, value, attn_mask=bias,
             dropout_p=p if isinstance(drop, TorchDropout) else 0.0, scale=scale)
     scores = (query @ key.transpose(-1, -2)) * scale
-    probs = scores.masked_fill(~mask, float("-inf")).softmax(-1)
-    return drop.dropout(probs, p) @ value
-
-
-def _attention_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    """SDPA's boolean mask (True = attend); always passed, so no step syncs with the GPU."""
-    return attention_mask[:, None, None, :].bool()
+    return drop.dropout((scores + bias).softmax(-1), p) @ value
 
 
 def input_embeddings(model, input_ids: torch.Tensor, token_type_ids: torch.Tensor
@@ -169,7 +196,7 @@ def _cls_layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor
     folded = torch.einsum("bhd,hdw->bhw", query, keys)
     offset = (query * attention.key.bias.view(heads, size)).sum(-1, keepdim=True)
     scores = (folded @ hidden.transpose(1, 2) + offset) * attention.scaling
-    probs = scores.masked_fill(~mask[:, 0], float("-inf")).softmax(-1)
+    probs = (scores + mask.additive(scores.dtype)[:, 0]).softmax(-1)
     probs = drop.dropout(probs, attention.dropout.p)
     values = attention.value.weight.view(heads, size, width)
     context = (torch.einsum("bhw,hdw->bhd", probs @ hidden, values)
@@ -187,23 +214,26 @@ def _rest(layer, context: torch.Tensor, queries: torch.Tensor, drop: Dropout) ->
 
 
 def classifier_logits(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      token_type_ids: torch.Tensor) -> torch.Tensor:
-    """Logits of a BertForSequenceClassification, computed as described above; any other
-    family's model runs its own forward."""
+                      token_type_ids: torch.Tensor, cuda_path: bool = False) -> torch.Tensor:
+    """Logits of a BertForSequenceClassification, computed as described above (CUDA's
+    branches on any device with `cuda_path`); any other family's model runs its own
+    forward."""
     if model.config.model_type != "bert":
         return families.logits(model, input_ids, attention_mask, token_type_ids)
     return logits_from_embeddings(model, input_embeddings(model, input_ids, token_type_ids),
-                                  attention_mask, dropout_bits(model, input_ids))
+                                  attention_mask, dropout_bits(model, input_ids, cuda_path),
+                                  cuda_path)
 
 
 def logits_from_embeddings(model, embedded: torch.Tensor, attention_mask: torch.Tensor,
-                           bits: Optional[torch.Tensor]) -> torch.Tensor:
+                           bits: Optional[torch.Tensor], cuda_path: bool = False
+                           ) -> torch.Tensor:
     """classifier_logits after `input_embeddings`; `bits` from `dropout_bits`."""
     bert = model.bert
     drop = (NoDropout() if not model.training else DropoutBits(bits) if bits is not None
             else TorchDropout())
     hidden = drop.dropout(bert.embeddings.LayerNorm(embedded), bert.embeddings.dropout.p)
-    mask = _attention_mask(attention_mask)
+    mask = _attention_mask(attention_mask, not cuda_path)
     *layers, last = bert.encoder.layer
     for layer in layers:
         hidden = _layer(layer, hidden, mask, drop)

@@ -50,11 +50,13 @@ class TrainArgs:
     class_weights: Optional[tuple[float, ...]] = None  # per label, for cross-entropy
     problem_type: Optional[str] = None  # transformers' name; None is single-label
     compile: bool = False  # compile the forward and backward (compiled.py)
+    cuda_path: bool = False  # take a CUDA run's branches on any device (the tests' switch)
 
     @classmethod
     def from_settings(cls, settings, **resolved) -> "TrainArgs":
         """The fields named like run_classifier's flags from `settings`; the rest `resolved`."""
-        names = [f.name for f in fields(cls) if f.name not in resolved]
+        names = [f.name for f in fields(cls)
+                 if f.name not in resolved and hasattr(settings, f.name)]
         return cls(**{name: getattr(settings, name) for name in names}, **resolved)
 
 
@@ -109,7 +111,7 @@ class _Loop:
         self.optimizer, self.scheduler = create_optimizer(
             model, args.learning_rate, args.weight_decay, args.adam_epsilon, self.num_steps,
             int(self.num_steps * args.warmup_proportion))
-        self.scaler = torch.amp.GradScaler("cuda") if args.precision == "fp16" else None
+        self.scaler = torch.amp.GradScaler(device.type) if args.precision == "fp16" else None
         self.step, self.loss_sum, self.loss_count, self.stats = 0, 0.0, 0, []
         self.pending, self.pending_count = torch.zeros((), device=device), 0
         # The first step whose loss, and whose gradient norm, was not finite (0: none yet).
@@ -125,7 +127,8 @@ class _Loop:
             set_rng_state(state["rng"])
             self.step, self.stats = state["global_step"], state["stats"]
             self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
-        self.forward = distributed.wrap(model, training_forward(args.compile, args.precision))
+        self.forward = distributed.wrap(
+            model, training_forward(args.compile, args.precision, args.cuda_path))
 
     def flush(self) -> float:
         """Adds the pending device-side losses to the epoch's (one host sync); raises
@@ -219,13 +222,13 @@ def _run(loop: _Loop, bar, end_of_epoch, on_log, should_stop) -> None:
 
 
 @contextlib.contextmanager
-def sparse_word_embeddings(model, device: torch.device):
+def sparse_word_embeddings(model, device: torch.device, cuda_path: bool = False):
     """Sparse word-embedding gradients while training in one CPU process (see
-    optimization.BertAdamW). A GPU zero-fills the dense one in microseconds, and DDP
-    all-reduces dense gradients."""
+    optimization.BertAdamW), unless taking CUDA's branches. A GPU zero-fills the dense one
+    in microseconds, and DDP all-reduces dense gradients."""
     embeddings = model.get_input_embeddings()
     before = embeddings.sparse
-    embeddings.sparse = device.type == "cpu" and distributed.world_size() == 1
+    embeddings.sparse = device.type == "cpu" and not cuda_path and distributed.world_size() == 1
     try:
         yield
     finally:
@@ -254,6 +257,6 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
     model.train()
     with tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
               dynamic_ncols=True, disable=not distributed.is_main()) as bar, \
-            sparse_word_embeddings(model, device):
+            sparse_word_embeddings(model, device, args.cuda_path):
         _run(loop, bar, end_of_epoch, on_log, should_stop)  # the bar closes even on an error
     return loop.stats

@@ -181,3 +181,40 @@ def test_the_compiled_training_graph_leaves_the_embedding_lookups_out(tiny_bert,
                if node.op == "call_function"]
     assert graphs and any("layer_norm" in t for t in targets)
     assert not [t for t in targets if "embedding" in t]
+
+
+def old_torch_compile(real, calls):
+    """torch.compile as torch 2.4-2.11 declare it (no `recompile_limit`), on dynamo's eager
+    backend: the same tracing and guards as inductor, without its minutes of compiles."""
+    def compile(model=None, *, fullgraph=False, dynamic=None, backend="inductor", mode=None,
+                options=None, disable=False):
+        calls.append({"dynamic": dynamic, "mode": mode})
+        return real(model, fullgraph=fullgraph, dynamic=dynamic, backend="eager",
+                    disable=disable)
+    return compile
+
+
+def test_compile_on_trains_and_predicts_with_a_torch_compile_without_recompile_limit(
+        tiny_bert, similarity_dir, monkeypatch, tmp_path):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    import run_classifier
+    calls = []
+    monkeypatch.setattr(torch, "compile", old_torch_compile(torch.compile, calls))
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else \
+        "cache_size_limit"
+    monkeypatch.setattr(torch._dynamo.config, limit, 1)
+    assert "recompile_limit" not in compiled.compile_options(False)
+    assert getattr(torch._dynamo.config, limit) == compiled.RECOMPILE_LIMIT  # set there instead
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(task_name="sentence_similarity", data_dir=similarity_dir,
+                             output_dir=str(tmp_path / "out"), init_checkpoint=tiny_bert,
+                             do_train=True, do_predict=True, compile="on", precision="fp32",
+                             num_train_epochs=1.0, train_batch_size=16):
+        run_classifier.main(["run_classifier"])
+    assert calls == [{"dynamic": True, "mode": None}] * 2  # the training step and predict
+    predictions = np.loadtxt(tmp_path / "out" / "test_results.tsv", delimiter="\t")
+    assert predictions.shape == (20, 2) and np.isfinite(predictions).all()
+    assert (tmp_path / "out" / "model.safetensors").exists()

@@ -23,10 +23,17 @@ def test_auto_on_the_cpu_names_the_flag(monkeypatch, cpu_flags, expected):
     assert resolve_precision("auto", CPU) == expected[0]
 
 
-@pytest.mark.parametrize("bf16, expected", [
-    (True, ("bf16", "auto: the GPU has bf16")), (False, ("fp16", "auto: the GPU has no bf16"))])
-def test_auto_on_a_gpu(monkeypatch, bf16, expected):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: bf16)
+@pytest.mark.parametrize("capability, bf16, expected", [
+    ((8, 0), True, ("bf16", "auto: the GPU (compute capability 8.0) has bf16")),
+    ((9, 0), True, ("bf16", "auto: the GPU (compute capability 9.0) has bf16")),
+    ((7, 0), True, ("fp16", "auto: the GPU (compute capability 7.0) has no fast bf16: fp16 "
+                            "with the grad scaler")),  # V100: bf16 "supported", emulated
+    ((7, 5), False, ("fp16", "auto: the GPU (compute capability 7.5) has no fast bf16: fp16 "
+                             "with the grad scaler"))])
+def test_auto_on_a_gpu_picks_bf16_from_compute_capability_8(
+        monkeypatch, capability, bf16, expected):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: bf16)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
     assert choose_precision("auto", CUDA) == expected
 
 

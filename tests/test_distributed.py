@@ -110,3 +110,72 @@ def test_without_torchrun_everything_is_a_single_process_no_op(monkeypatch):
     values, order = np.ones((2, 2)), np.array([1, 0])
     gathered = distributed.gather_rows(values, order)
     assert gathered[0] is values and gathered[1] is order
+
+
+def test_the_process_group_waits_as_long_as_rank_0_may_build_features(monkeypatch):
+    """NCCL's default 10 minutes is about 10M rows' features on 2 cores; the others wait in
+    a barrier meanwhile."""
+    joined = {}
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(distributed.dist, "init_process_group",
+                        lambda backend, **kwargs: joined.update(backend=backend, **kwargs))
+    distributed.init(torch.device("cpu"))
+    assert joined == {"backend": "gloo", "timeout": distributed.MIN_TIMEOUT}
+    assert distributed.MIN_TIMEOUT.total_seconds() >= 2 * 3600
+    rows = 100_000_000
+    distributed.init(torch.device("cpu"), rows=rows)
+    assert joined["timeout"].total_seconds() == rows / distributed.ROWS_PER_TIMEOUT_SECOND
+    assert joined["timeout"].total_seconds() > rows / 21000 * 3  # 3x the measured build rate
+
+
+LAUNCHER = """import os, runpy, sys, torch
+real = torch.compile
+
+
+def compile(fn=None, **options):  # dynamo and AOTAutograd, without inductor's C++ compiles
+    with open(os.path.join({out!r}, "compiled-" + os.environ["RANK"]), "a") as f:
+        f.write(fn.__name__ + "\\n")
+    options.pop("mode", None)
+    return real(fn, **dict(options, backend="aot_eager"))
+
+
+torch.compile = compile
+sys.path.insert(0, {root!r})
+sys.argv[0] = {script!r}
+runpy.run_path({script!r}, run_name="__main__")
+"""
+
+
+def test_ddp_with_a_compiled_forward_matches_one_eager_process(
+        tiny_bert_without_dropout, tmp_path):
+    """Two gloo processes, --compile=on (on aot_eager: DDP's graph splitting and the
+    compiled backward's gradient hooks, as under inductor) against one eager process: the
+    same dev results after a 5-step epoch."""
+    results = {}
+    data = write_similarity_data(tmp_path / "data", n_train=32, n_dev=8, n_test=8)
+    values = dict(FLAG_VALUES, data_dir=data, init_checkpoint=tiny_bert_without_dropout,
+                  num_train_epochs=1.0, gradient_accumulation_steps=1, do_predict=False)
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(output_dir=str(tmp_path / "one"), compile="off", **values):
+        run_classifier.main(["run_classifier"])
+    launcher = tmp_path / "launch.py"
+    launcher.write_text(LAUNCHER.format(root=ROOT, out=str(tmp_path),
+                                        script=os.path.join(ROOT, "run_classifier.py")))
+    args = [f"--{'' if v else 'no'}{k}" if isinstance(v, bool) else f"--{k}={v}"
+            for k, v in values.items()]
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(launcher), *args, "--compile=on", f"--output_dir={tmp_path / 'two'}"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+        env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rank in "01":  # each rank compiled its training step
+        assert (tmp_path / f"compiled-{rank}").read_text().split() == ["logits_from_embeddings"]
+    for out in ("one", "two"):
+        with open(tmp_path / out / "eval_results.json") as f:
+            results[out] = json.load(f)
+    assert results["one"].keys() == results["two"].keys()
+    for key, value in results["one"].items():
+        assert results["two"][key] == pytest.approx(value, abs=1e-5), key

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from modeling.forward import (CPU_MATH_ATTENTION_MAX, DropoutBits, NoDropout, _attend,
+from modeling.forward import (CPU_MATH_ATTENTION_MAX, DropoutBits, NoDropout, _attend, _Mask,
                               _attention_mask, _cls_layer, _rest, classifier_logits,
                               dropout_bits, dropout_elements, input_embeddings,
                               logits_from_embeddings)
@@ -87,7 +87,8 @@ def test_training_attention_without_drops_equals_sdpa():
     mask[1, ..., 3:] = False
     expected = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.3)
     bits = DropoutBits(DropoutBits.draw(q.numel() // 4 * 5))
-    torch.testing.assert_close(_attend(q, k, v, mask, 1e-7, 0.3, bits), expected)  # p rounds to 0
+    torch.testing.assert_close(_attend(q, k, v, _Mask(mask[:, 0, 0].long(), True), 1e-7, 0.3,
+                                       bits), expected)  # p rounds to 0
 
 
 @pytest.mark.parametrize("length, sdpa_calls", [(5, 0), (CPU_MATH_ATTENTION_MAX + 1, 1)])
@@ -103,8 +104,34 @@ def test_cpu_eval_attention_is_the_plain_product_on_short_rows_and_sdpa_beyond(
         calls.append(1)
         return expected
     monkeypatch.setattr(F, "scaled_dot_product_attention", counted)
-    torch.testing.assert_close(_attend(q, k, v, mask, 0.1, 0.3, NoDropout()), expected)
+    built = _Mask(mask[:, 0, 0].long(), True)
+    torch.testing.assert_close(_attend(q, k, v, built, 0.1, 0.3, NoDropout()), expected)
     assert len(calls) == sdpa_calls
+    calls.clear()
+    gpu = _Mask(mask[:, 0, 0].long(), False)  # cuda_path: SDPA at every length
+    torch.testing.assert_close(_attend(q, k, v, gpu, 0.1, 0.3, NoDropout()), expected)
+    assert len(calls) == 1
+
+
+def test_the_attention_mask_is_built_once_per_forward(tiny_bert, monkeypatch):
+    """One additive mask for every layer, the same logits as the boolean one gives."""
+    from modeling import forward
+    built = []
+    real = forward._Mask.additive
+
+    def counting(self, dtype):
+        mask = real(self, dtype)
+        built.append(id(mask))
+        return mask
+    monkeypatch.setattr(forward._Mask, "additive", counting)
+    model = without_dropout(tiny_bert).eval()
+    ids = torch.randint(5, 60, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    logits = classifier_logits(model, ids, mask, torch.zeros_like(ids), cuda_path=True)
+    assert len(built) == model.config.num_hidden_layers and len(set(built)) == 1
+    expected = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    torch.testing.assert_close(logits, expected.logits, rtol=1e-5, atol=1e-5)
 
 
 def without_dropout(tiny_bert):
@@ -149,7 +176,8 @@ def cls_layer_with_keys_and_values(layer, hidden, mask, drop):
 
     query = split(attention.query(hidden[:, :1]))
     scores = query @ split(attention.key(hidden)).transpose(-1, -2) * attention.scaling
-    probs = drop.dropout(scores.masked_fill(~mask, float("-inf")).softmax(-1), attention.dropout.p)
+    probs = drop.dropout(scores.masked_fill(~mask.keep, float("-inf")).softmax(-1),
+                         attention.dropout.p)
     context = (probs @ split(attention.value(hidden))).transpose(1, 2).reshape(batch, 1, width)
     return _rest(layer, context, hidden[:, :1], drop)
 

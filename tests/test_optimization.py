@@ -137,7 +137,7 @@ def test_training_with_sparse_embedding_gradients_equals_dense(tiny_bert, tmp_pa
     assert seen and all(seen)  # the word embeddings (first parameter) took sparse gradients
     assert not sparse.bert.embeddings.word_embeddings.sparse  # reset after training
     monkeypatch.setattr(training, "sparse_word_embeddings",
-                        lambda model, device: contextlib.nullcontext())
+                        lambda *args: contextlib.nullcontext())
     seen.clear()
     dense = _train_tiny(tiny_bert, tmp_path, "dense")
     assert seen and not any(seen)
