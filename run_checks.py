@@ -90,7 +90,8 @@ def _finished_message(out: str) -> str:
     """Why --do_train stops in a directory that holds a model: what the model is."""
     if os.path.isfile(os.path.join(out, "search_results.txt")):
         return (f"--output_dir={out}: a search there already finished (search_results.txt); "
-                "choose another --output_dir, or drop --do_train to use its model")
+                "add --search_trials to go on with it, choose another --output_dir, or drop "
+                "--do_train to use its model")
     if os.path.isfile(os.path.join(out, plot.STATS_FILE)):
         return (f"--output_dir={out}: training there already finished; pass "
                 "--overwrite_output_dir to train again, or drop --do_train to use that model")
@@ -134,7 +135,9 @@ def check_paths(f) -> bool:
     check(os.path.isdir(f.data_dir), f"--data_dir={f.data_dir}: not a directory")
     out = f.output_dir
     check_output_dir(out)
-    trained = is_model_dir(out) and not (f.do_train and f.overwrite_output_dir)
+    searched = os.path.isfile(os.path.join(out, "search_results.txt"))
+    trained = is_model_dir(out) and not (  # (a search goes on in its own output_dir)
+        f.do_train and (f.overwrite_output_dir or (f.search_trials and searched)))
     check(not (trained and f.do_train), _finished_message(out))
     check(trained or f.do_train or f.init_checkpoint is not None,
           f"--output_dir={out}: holds no trained model to evaluate or predict with; "

@@ -152,7 +152,7 @@ def do_train(run, s, on_dev_score=None) -> int:
     from modeling.early_stopping import best_epoch, should_stop
     from modeling.export import load_weights
     from modeling.losses import resolve_class_weights
-    from modeling.runs import run_signature
+    from modeling.runs import run_signature, write_run_config
     from modeling.selection import BEST_MODEL, EpochEnd
     from modeling.training import TrainArgs, count_train_steps, train
 
@@ -172,7 +172,12 @@ def do_train(run, s, on_dev_score=None) -> int:
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
                               {name: getattr(s, name) for name in TRAINING_FLAGS}
+                              | {"precision": run.precision}
                               | windows_key(Windows.from_settings(s)))
+
+    def write_config() -> None:  # once the resume check passed: a refused run writes nothing
+        if distributed.is_main():
+            write_run_config(run, vars(s))
 
     def stop(stats: list[dict]) -> bool:
         return should_stop([r[key] for r in stats], s.early_stopping_patience,
@@ -181,7 +186,7 @@ def do_train(run, s, on_dev_score=None) -> int:
     stats = train(run.model, run.datasets["train"], args, run.device, signature,
                   EpochEnd(run, s.eval_batch_size, s.multi_label_threshold, tensorboard,
                            on_dev_score), tensorboard.log_step if tensorboard else None,
-                  stop if s.early_stopping_patience else None)
+                  stop if s.early_stopping_patience else None, write_config)
     if tensorboard:
         tensorboard.close()
     if distributed.is_main() and plot.has_matplotlib():
@@ -228,9 +233,10 @@ def do_predict(run, s) -> None:
 
 
 # A resumed run must have these as its checkpoint has them: they fix the batch order, the
-# rate at each step and the loss.
+# rate at each step, the loss, the optimizer's steps and the clipping (the precision, as
+# resolved, too).
 TRAINING_FLAGS = ("train_batch_size", "num_train_epochs", "learning_rate", "warmup_proportion",
-                  "seed", "class_weights")
+                  "seed", "class_weights", "weight_decay", "adam_epsilon", "max_grad_norm")
 
 
 def _make_output_dir(out: str) -> None:
@@ -328,7 +334,7 @@ def _run_modes(s, run, on_dev_score) -> None:
     for line in describe_run(run, s.precision, {k: v.count for k, v in run.examples.items()}):
         logging.info("%s", line)
     load_datasets(run, s)
-    if distributed.is_main():
+    if distributed.is_main() and not s.do_train:  # (training writes it once it may go on)
         write_run_config(run, vars(s))
     global_step = (do_train(run, s, on_dev_score) if s.do_train
                    else saved_global_step(run.source.config_file))

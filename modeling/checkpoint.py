@@ -22,6 +22,7 @@ import shutil
 from typing import Optional
 
 import torch
+import torch.distributed as dist
 from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 
@@ -129,14 +130,44 @@ def load_latest_checkpoint(output_dir: str, model, signature: dict) -> Optional[
     return state
 
 
-def rng_state() -> dict:
-    state = {"torch": torch.get_rng_state()}
+def _every_rank(state: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """[world size, n]: each rank's `state` (a collective under torchrun: every rank calls
+    it), so that rank 0's checkpoint holds them all."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return state.unsqueeze(0)
+    local = state.to(device)
+    gathered = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, local)
+    return torch.stack(gathered).cpu()
+
+
+def rng_state(device: torch.device = torch.device("cpu")) -> dict:
+    """The RNG states of every rank (one row each), each restored on its own rank by
+    `set_rng_state`: a resumed rank draws dropout where it left off. `device`: where the
+    process group's collectives run (the rank's GPU under NCCL)."""
+    state = {"torch_per_rank": _every_rank(torch.get_rng_state(), device)}
     if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+        state["cuda_per_rank"] = _every_rank(torch.cuda.get_rng_state(), device)
     return state
 
 
+def _own_row(rows: torch.Tensor) -> torch.Tensor:
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    if rows.shape[0] != (dist.get_world_size() if dist.is_initialized() else 1):
+        logger.warning("The checkpoint holds the RNG states of %d processes, this run has "
+                       "%d: dropout is not drawn as an uninterrupted run would",
+                       rows.shape[0], dist.get_world_size() if dist.is_initialized() else 1)
+    # A copy: torch.set_rng_state given a view into the stack crashes the process.
+    return rows[min(rank, rows.shape[0] - 1)].clone()
+
+
 def set_rng_state(state: dict) -> None:
+    """Restores this rank's row of `rng_state()` (or an older checkpoint's one state)."""
+    if "torch_per_rank" in state:
+        torch.set_rng_state(_own_row(state["torch_per_rank"]))
+        if "cuda_per_rank" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state(_own_row(state["cuda_per_rank"]))
+        return
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

@@ -32,7 +32,7 @@ from typing import Callable, Optional
 import optuna
 from optuna.trial import TrialState
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from core import InputError, atomic_open, atomic_write_text, file_lock, folder_lock
 
@@ -47,7 +47,7 @@ DATABASE = "search.db"
 RESULTS = "search_results.txt"
 SCHEDULE_LOCK = ".search.lock"
 POLL_S = 2.0  # how often a worker with nothing to run looks again for unfinished trials
-FINISHED = "finished_with"  # the study's record of the trial copied into output_dir
+FINISHED = "finished_at"  # the study's record: trials ended when the model was copied
 NOT_COPIED = ("run_config.json",)  # the best trial's flags stay in its trial directory
 
 # What a trial runner gets: (trial directory, flag values, report(epoch, dev score)); it
@@ -80,14 +80,22 @@ def open_study(output_dir: str, storage: Optional[str], space: tuple[Param, ...]
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     pruner = (optuna.pruners.NopPruner() if [p.name for p in space] == ["seed"] else
               optuna.pruners.MedianPruner(n_startup_trials=min(5, max(1, n_trials // 4))))
-    try:
-        study = optuna.create_study(
-            storage=optuna.storages.RDBStorage(url, engine_kwargs=engine),
-            study_name=study_name(output_dir, name), direction="maximize",
-            load_if_exists=True, pruner=pruner)
-    except (ImportError, ValueError, SQLAlchemyError, optuna.exceptions.StorageInternalError
-            ) as e:  # a URL that does not parse, a driver not installed, no connection
-        raise InputError(f"--search_storage={url}: {str(e).splitlines()[0]}") from None
+    for attempt in range(5):
+        try:
+            study = optuna.create_study(
+                storage=optuna.storages.RDBStorage(url, engine_kwargs=engine),
+                study_name=study_name(output_dir, name), direction="maximize",
+                load_if_exists=True, pruner=pruner)
+            break
+        except IntegrityError:  # another worker made the tables or the study meanwhile
+            time.sleep(0.5 + attempt)
+        except (ImportError, ValueError, SQLAlchemyError,
+                optuna.exceptions.StorageInternalError
+                ) as e:  # a URL that does not parse, a driver not installed, no connection
+            raise InputError(f"--search_storage={url}: {str(e).splitlines()[0]}") from None
+    else:
+        raise InputError(f"--search_storage={url}: the study could not be created (other "
+                         "workers kept creating it at the same time); run again")
     text, recorded = ",".join(str(p) for p in space), study.user_attrs.get("search_space")
     if recorded is None:
         study.set_user_attr("search_space", text)
@@ -275,13 +283,15 @@ def _search(output_dir, storage, space, n_trials, seed, score_name, run, finish,
             break
         time.sleep(POLL_S)  # trials that other workers run (or that one left behind)
     with schedule():
-        if study.user_attrs.get(FINISHED) is not None:  # another worker made the model
+        ended = len(study.get_trials(deepcopy=False, states=(
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+        if study.user_attrs.get(FINISHED) == ended:  # a worker made the model already
             best = _rows_best(study, score_name)
             logger.info("The search is finished: output_dir's model is trial %d's (another "
-                        "worker copied it)", best["trial"])
+                        "worker copied it, or an earlier run of this search)", best["trial"])
             return best
         best = _finish(study, output_dir, space, score_name)
         if finish:
             finish({p.name: best[p.name] for p in space})
-        study.set_user_attr(FINISHED, best["trial"])
+        study.set_user_attr(FINISHED, ended)
     return best

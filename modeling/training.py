@@ -151,7 +151,7 @@ class _Loop:
         done = last or self.step == self.num_steps
         state = {"global_step": self.step,
                  "optimizer": None if done else self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(),
+                 "scheduler": self.scheduler.state_dict(), "rng": rng_state(self.device),
                  "scaler": self.scaler.state_dict() if self.scaler else None,
                  "loss_sum": self.loss_sum, "loss_count": self.loss_count,
                  "stats": self.stats, "signature": self.signature}
@@ -238,9 +238,12 @@ def sparse_word_embeddings(model, device: torch.device, cuda_path: bool = False)
 def train(model, train_set, args: TrainArgs, device: torch.device, signature: dict,
           end_of_epoch: Optional[Callable[[dict, list[dict]], dict]] = None,
           on_log: Optional[Callable[[int, float, float], None]] = None,
-          should_stop: Optional[Callable[[list[dict]], bool]] = None) -> list[dict]:
+          should_stop: Optional[Callable[[list[dict]], bool]] = None,
+          on_start: Optional[Callable[[], None]] = None) -> list[dict]:
     """Trains `model` on `train_set` (resuming from a checkpoint); returns per-epoch stats.
 
+    `on_start()` runs once the checkpoint to resume from (if any) has passed its checks:
+    a run refused there has written nothing.
     `end_of_epoch(row, history)` may add dev results to each epoch's stats row;
     `history` holds the earlier epochs' rows, those before a resume included.
     `on_log(step, loss, learning_rate)` gets what the progress bar shows.
@@ -249,6 +252,8 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
     """
     keep_freed_memory()
     loop = _Loop(model, train_set, args, device, signature)
+    if on_start:
+        on_start()
     logger.info("***** Running training *****\n  Num examples = %d\n  Batch size = %d\n"
                 "  Num steps = %d (%d per epoch)", len(train_set), args.train_batch_size,
                 loop.num_steps, loop.steps_per_epoch)
