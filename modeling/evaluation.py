@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from core import MULTI_LABEL, REGRESSION, atomic_write_text, finite_json
+from processors.cells import table_cell
 from processors.metrics import compute_metrics
 from processors.windows import document_labels, pool_windows
 
@@ -98,13 +99,16 @@ def write_eval_results(output_dir: str, results: dict, global_step: int) -> dict
 
 def _prediction_names(logits: np.ndarray, label_list, problem_type: str, threshold: float,
                       separator: str) -> list[str]:
-    """predictions.tsv's column: a label, `separator`-joined labels (multi-label), or a score."""
+    """predictions.tsv's column: a label, `separator`-joined labels (multi-label), or a score.
+    Labels are `table_cell`s: one a spreadsheet would run as a formula gets a leading `'`."""
     decided = decide(logits, problem_type, threshold)
     if problem_type == REGRESSION:
         return [repr(float(score)) for score in decided]
     if problem_type == MULTI_LABEL:
-        return [separator.join(label_list[j] for j in np.flatnonzero(row)) for row in decided]
-    return [label_list[j] for j in decided]
+        return [table_cell(separator.join(label_list[j] for j in np.flatnonzero(row)))
+                for row in decided]
+    cells = [table_cell(label) for label in label_list]
+    return [cells[j] for j in decided]
 
 
 def write_predictions(output_dir: str, logits: np.ndarray, label_list, problem_type: str,

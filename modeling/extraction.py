@@ -5,8 +5,9 @@ Two outputs. Google's extract_features.py JSON lines, one line per input:
     {"linex_index": 0, "features": [{"token": "[CLS]",
                                      "layers": [{"index": -1, "values": [...]}, ...]}, ...]}
 and, for downstream models, an array of one vector per input (`[CLS]`, mean of the
-tokens, or BERT's pooler) as `.npy` with a `.guids.txt` sidecar, or `.safetensors`
-with the guids in its metadata. Batches are length-sorted (dynamic padding) within
+tokens, or BERT's pooler) as `.npy` with a `.guids.txt` sidecar (one guid a line, escaped: see
+`guid_line`), or `.safetensors` with the guids in its metadata (JSON). Duplicate
+guids are warned about. Batches are length-sorted (dynamic padding) within
 chunks of rows, and every chunk comes out in the input's order.
 """
 
@@ -26,6 +27,7 @@ from transformers import BertConfig, BertModel
 from core import InputError, atomic_open, atomic_write_bytes, atomic_write_text
 from processors.base import InputExample, read_rows
 from processors.cache import FeatureSet
+from processors.cells import table_cell
 from processors.features import convert_examples_to_features
 from processors.hf_features import tokenizer_features
 from processors.windows import describe, pool_windows, window_arrays
@@ -130,6 +132,28 @@ def guids_path(vectors_path: str) -> str:
     return os.path.splitext(vectors_path)[0] + ".guids.txt"
 
 
+def guid_line(guid) -> str:
+    """A guid as one line of `.guids.txt`: backslash, TAB, LF and CR as backslash escapes,
+    other control characters as backslash-u escapes (`cells.escape_text`), and a leading
+    `'` where a spreadsheet would read a formula (`cells.table_cell`)."""
+    return table_cell(str(guid), escape=True) + "\n"
+
+
+def warn_duplicate_guids(guids: Sequence) -> int:
+    """Logs one warning naming the first guid that repeats and how many rows repeat one;
+    returns that count (rows are still written: the order of the rows tells them apart)."""
+    seen, first, count = set(), None, 0
+    for guid in guids:
+        if guid in seen:
+            first = guid if first is None else first
+            count += 1
+        seen.add(guid)
+    if count:
+        logger.warning("%d inputs repeat an earlier input's guid (the first: %r); the "
+                       "vectors' rows are in input order", count, first)
+    return count
+
+
 def write_vectors(path: str, vectors: np.ndarray, guids: list[str], metadata: dict) -> None:
     """`.npy` plus a guids sidecar, or `.safetensors` with guids in the metadata; atomic."""
     if path.endswith(".safetensors"):
@@ -139,7 +163,7 @@ def write_vectors(path: str, vectors: np.ndarray, guids: list[str], metadata: di
         return
     buffer = io.BytesIO()
     np.save(buffer, vectors)
-    atomic_write_text(guids_path(path), "".join(f"{guid}\n" for guid in guids))
+    atomic_write_text(guids_path(path), "".join(map(guid_line, guids)))
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -171,6 +195,8 @@ def extract_to_files(model, tokenizer, examples: Sequence[InputExample], args: E
     With windows (`args.doc_stride`), only the vectors: one per example.
     """
     unlabeled = [InputExample(e.guid, e.text_a, e.text_b) for e in examples]
+    if args.output_vectors:
+        warn_duplicate_guids([e.guid for e in examples])
     if args.doc_stride:
         vectors = document_vectors(model, unlabeled, args, tokenizer, device, precision)
         write_vectors(args.output_vectors, vectors, [e.guid for e in examples], metadata)

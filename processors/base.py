@@ -52,12 +52,13 @@ def _decode(path: str, data: bytes, first_line: int) -> str:
     return text
 
 
-def read_lines(path: str) -> Iterator[str]:
+def read_lines(path: str, max_line: Optional[int] = None) -> Iterator[str]:
     """Streams a UTF-8 file's lines, each with its "\n" (the last may have none).
 
     Only "\n" ends a line, so line numbers are what `grep -n` and editors show. A
     leading BOM is dropped; a missing, undecodable or empty file raises. The file
-    is read a block at a time: memory stays constant whatever its size.
+    is read a block at a time: memory stays constant whatever its size. `max_line`:
+    a line longer than this many bytes raises before it is read whole.
     """
     if not os.path.isfile(path):
         raise InputError(f"{path}: file not found")
@@ -69,6 +70,8 @@ def read_lines(path: str) -> Iterator[str]:
             more = f.read(BLOCK)
             cut = len(data) if not more else data.rfind(b"\n") + 1
             if not cut:  # one line longer than a block: read on
+                if max_line is not None and len(data) > max_line:
+                    raise InputError(f"{path}:{line}: a line longer than {max_line} bytes")
                 data += more
                 continue
             text = _decode(path, data[:cut], line)

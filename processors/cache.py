@@ -10,24 +10,24 @@ stale features. An entry is a folder of raw arrays, built chunk by chunk
 `features.json`, written last, records the key and each array's dtype, shape and
 sha256, so a corrupt or truncated entry is detected and rebuilt. Windowed
 entries add `doc_offsets` (window rows -> documents) and `doc_lengths`. Arrays
-are memory-mapped on load. A file lock lets two
-processes ask for the same entry at once.
+are memory-mapped on load. A file lock (core's) lets two processes ask for the
+same entry at once. Entries are named by the task's name made path-safe and the
+key's digest: no name leaves the cache folder.
 """
 
 import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import torch
-from filelock import FileLock
 
-from core import atomic_write_text, remove_temp_files, sha256_file
+from core import atomic_folder, atomic_write_text, file_lock, remove_temp_files, sha256_file
 
+from .cells import path_safe
 from .examples import SplitExamples, chunks
 from .features import InputFeatures, feature_arrays, log_examples
 from .hf_features import tokenizer_feature_arrays
@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 
 FEATURES_VERSION = 2
 SIDECAR = "features.json"
+# The arrays an entry may hold: a sidecar naming another file is damaged, not followed.
+ARRAYS = frozenset({"input_ids", "segment_ids", "offsets", "label_ids", "doc_offsets",
+                    "doc_lengths"})
 
 
 class FeatureSet(torch.utils.data.Dataset):
@@ -130,35 +133,40 @@ class _Writer:
         self.rows += len(arrays["lengths"])
 
     def close(self) -> dict:
-        """Flushes every file to disk; returns each array's dtype, shape and sha256."""
+        """Closes every file (atomic_folder fsyncs them); returns each array's dtype,
+        shape and sha256."""
         described = {}
         for name, f in self.files.items():
-            f.flush()
-            os.fsync(f.fileno())
             f.close()
             shape, dtype = self.shapes[name]
             described[name] = {"dtype": dtype, "shape": shape,
                                "sha256": sha256_file(os.path.join(self.folder, name + ".bin"))}
         return described
 
+    def abandon(self) -> None:
+        """Closes what is still open (a failed build), so the folder can go."""
+        for f in self.files.values():
+            if not f.closed:
+                try:
+                    f.close()
+                except OSError:  # the write that failed is reported, not this flush
+                    pass
+
 
 def _build(path: str, key_parts: dict, build_chunks: Iterator[dict]) -> FeatureSet:
-    """Writes an entry in a temp folder, then renames it into place."""
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    try:
+    """Writes an entry in core's temp folder, which replaces `path` when whole (an
+    OSError, a full disk say, names `path` and leaves no temp folder)."""
+    with atomic_folder(path) as tmp:
         writer = _Writer(tmp)
-        for arrays in build_chunks:
-            writer.add(arrays)
-        sidecar = {"key": key_parts, "num_examples": writer.rows, "arrays": writer.close()}
+        try:
+            for arrays in build_chunks:
+                writer.add(arrays)
+            described = writer.close()
+        finally:
+            writer.abandon()
+        sidecar = {"key": key_parts, "num_examples": writer.rows, "arrays": described}
         atomic_write_text(os.path.join(tmp, SIDECAR),
                           json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
-        shutil.rmtree(path, ignore_errors=True)
-        os.rename(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return _map(path, sidecar)
 
 
@@ -180,6 +188,9 @@ def _load(path: str) -> Optional[FeatureSet]:
     try:
         with open(os.path.join(path, SIDECAR)) as f:
             sidecar = json.load(f)
+        unknown = set(sidecar["arrays"]) - ARRAYS
+        if unknown:
+            raise ValueError(f"{SIDECAR} names unknown arrays {sorted(unknown)}")
         for name, info in sidecar["arrays"].items():
             if sha256_file(os.path.join(path, name + ".bin")) != info["sha256"]:
                 raise ValueError(f"{name}: sha256 does not match {SIDECAR}")
@@ -198,9 +209,9 @@ def load_or_build(cache_dir: str, name: str, key_parts: dict,
                   ) -> FeatureSet:
     """The cached features for `key_parts`, building and caching them on a miss."""
     digest = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
-    path = os.path.join(cache_dir, f"{name}_{digest}")
+    path = os.path.join(cache_dir, f"{path_safe(name)}_{digest}")
     os.makedirs(cache_dir, exist_ok=True)
-    with FileLock(path + ".lock"):
+    with file_lock(path + ".lock"):
         remove_temp_files(cache_dir, os.path.basename(path))  # left by a killed build
         if not overwrite:
             cached = _load(path)

@@ -21,18 +21,29 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from .base import (MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError,
                    InputExample)
+from .cells import check_label_name, control_character
 
 CHUNK = 4096  # examples hashed and tokenized together
 KEEP_EXAMPLES = 2_000_000  # a streamed split up to this size is parsed once (~0.3 KB each)
 
 
 def known_labels(processor: DataProcessor) -> Optional[frozenset]:
-    """The label names as a set; None for regression. An empty list is an error."""
+    """The label names as a set; None for regression. An empty list is an error, and so
+    is a name that would break the TSV files it is written to."""
     labels = processor.get_labels()
     if labels is None:
         return None
+    name = type(processor).__name__
     if not labels:
-        raise InputError(f"{type(processor).__name__}.get_labels() returned no labels")
+        raise InputError(f"{name}.get_labels() returned no labels")
+    separator = processor.label_separator if processor.problem_type == MULTI_LABEL else None
+    if separator is not None and (not separator or control_character(separator)):
+        raise InputError(f"{name}.label_separator is {separator!r}; a multi-label task's "
+                         "separator must be printable (predictions.tsv joins names with it)")
+    for label in labels:
+        problem = isinstance(label, str) and check_label_name(label, separator)
+        if problem:
+            raise InputError(f"{name}.get_labels(): {problem}")
     return frozenset(labels)
 
 

@@ -5,16 +5,21 @@ row. Their options are keyword arguments, which run_classifier.py fills from
 its flags (`--data_format`, `--text_a_column`, `--labels`, ...).
 """
 
+import csv
 import json
 import os
 from typing import Callable, Iterator, Optional, Sequence
 
 from .base import MULTI_LABEL, SPLITS, InputError, read_lines, read_rows
+from .cells import check_label_name
 from .registry import register_processor
 from .table import TableProcessor
 
 FORMATS = {"csv": (",", '"'), "tsv": ("\t", None), "jsonl": (None, None)}
 HEADER_NAMES = {"text", "text_a", "text_b", "label", "labels"}  # the columns' default names
+# A JSON Lines line longer than this is refused before it is parsed: 64 fields at the CSV
+# reader's limit (131,072 characters), room for escapes (`\u00e9`) and unused keys.
+MAX_JSONL_LINE = 64 * 131_072
 
 
 @register_processor("generic")
@@ -47,7 +52,15 @@ class GenericProcessor(TableProcessor):
             if column is not None and not has_header and not column.isdigit():
                 raise InputError(f"--{flag}={column}: without a header, columns are numbers "
                                  "(0 is the first)")
+        for label in labels or ():
+            problem = check_label_name(label, self._separator())
+            if problem:
+                raise InputError(f"--labels: {problem}")
         self.labels = labels and self._checked(list(labels), "--labels=" + ",".join(labels))
+
+    def _separator(self) -> Optional[str]:
+        """The separator a label name must not hold: a multi-label row's."""
+        return self.label_separator if self.problem_type == MULTI_LABEL else None
 
     def settings(self):
         return {"data_format": self.data_format, "has_header": self.has_header, **self.columns}
@@ -78,7 +91,7 @@ class GenericProcessor(TableProcessor):
 
     def _infer_labels(self) -> list[str]:
         path = self.get_file_path(self.data_dir or "", "train")
-        if not os.path.isfile(path):
+        if not os.path.lexists(path):  # (a folder or FIFO there: read_split names it)
             raise InputError(f"--labels: not given, and there is no {path} to read them from")
         names = set()
         for line, (_, _, label) in self.read_split(path, "train"):
@@ -87,9 +100,13 @@ class GenericProcessor(TableProcessor):
                 if "" in row:
                     raise InputError(f"{path}:{line}: empty label name in {label!r} (labels "
                                      f"are {self.label_separator!r}-separated)")
-                names.update(row)
-            elif label:
-                names.add(label)
+            else:
+                row = (label,) if label else ()
+            for name in set(row) - names:
+                problem = check_label_name(name, self._separator())
+                if problem:
+                    raise InputError(f"{path}:{line}: {problem}")
+                names.add(name)
         return self._checked(sorted(names), f"{path}: labels")
 
     def _read_table(self, path: str, split: str) -> Iterator[tuple[int, list]]:
@@ -125,8 +142,10 @@ class GenericProcessor(TableProcessor):
                              "the columns")
 
     def _read_jsonl(self, path: str, split: str) -> Iterator[tuple[int, list]]:
-        for line, text in enumerate(read_lines(path), 1):
+        for line, text in enumerate(read_lines(path, MAX_JSONL_LINE), 1):
             where = f"{path}:{line}"
+            if len(text) > MAX_JSONL_LINE:
+                raise InputError(f"{where}: a line longer than {MAX_JSONL_LINE} bytes")
             if not text.strip():
                 raise InputError(f"{where}: blank line")
             try:
@@ -152,8 +171,12 @@ class GenericProcessor(TableProcessor):
         return values
 
     def _value(self, where: str, flag: str, value):
-        """A field as text; JSON labels may also be integers, or lists for multi-label."""
+        """A field as text; JSON labels may also be integers, or lists for multi-label.
+        Texts longer than the CSV reader's limit are refused, as that reader does."""
         for text in value if isinstance(value, list) else (value,):
+            if isinstance(text, str) and len(text) > csv.field_size_limit():
+                raise InputError(f"{where}: a field longer than {csv.field_size_limit()} "
+                                 f"characters (--{flag})")
             if isinstance(text, str) and not _is_unicode(text):
                 raise InputError(f"{where}: --{flag} field is not valid Unicode (a lone "
                                  "surrogate, such as \\ud800 without its pair)")

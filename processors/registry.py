@@ -13,12 +13,17 @@ import sys
 from typing import Optional
 
 from .base import DataProcessor, InputError
+from .cells import check_plain_name
 
 PROCESSORS: dict[str, type[DataProcessor]] = {}
 
 
 def register_processor(name: str):
-    """Class decorator: registers a DataProcessor subclass under a task name."""
+    """Class decorator: registers a DataProcessor subclass under a task name, a plain
+    name (it names cache entries: never a path)."""
+    problem = check_plain_name(name)
+    if problem:
+        raise InputError(f"register_processor({name!r}): {problem}")
 
     def register(cls):
         if not (isinstance(cls, type) and issubclass(cls, DataProcessor)):
@@ -42,7 +47,7 @@ def get_processor(task_name: str, data_dir: Optional[str] = None, **options) -> 
     name = task_name.lower()
     cls = PROCESSORS.get(name) or next(
         (c for n, c in PROCESSORS.items() if n.lower() == name), None)
-    if cls is None:
+    if cls is None or check_plain_name(name):
         raise InputError(f"--task_name={task_name}: unknown task; registered tasks: "
                          f"{', '.join(sorted(PROCESSORS))} (--task_name=help describes them)")
     if not (isinstance(cls, type) and issubclass(cls, DataProcessor)):
@@ -84,10 +89,10 @@ def describe_tasks() -> str:
 def load_processor_module(spec: str) -> None:
     """Imports a user's module (dotted path or .py file) that registers processors."""
     before = set(PROCESSORS.items())
+    if spec.endswith(".py") and not os.path.isfile(spec):
+        raise InputError(f"--processor_module={spec}: file not found")
     try:
         if spec.endswith(".py"):
-            if not os.path.isfile(spec):
-                raise InputError(f"--processor_module={spec}: file not found")
             name = "user_processors_" + os.path.splitext(os.path.basename(spec))[0]
             module_spec = importlib.util.spec_from_file_location(name, spec)
             module = importlib.util.module_from_spec(module_spec)
@@ -95,12 +100,17 @@ def load_processor_module(spec: str) -> None:
             module_spec.loader.exec_module(module)
         else:
             importlib.import_module(spec)
-    except InputError:
-        raise
+    except InputError as e:  # register_processor's, say
+        sys.modules.pop("user_processors_" + os.path.splitext(os.path.basename(spec))[0], None)
+        raise InputError(f"--processor_module={spec}: {e}") from None
     except Exception as e:  # any failure inside the user's module is a user error
         sys.modules.pop("user_processors_" + os.path.splitext(os.path.basename(spec))[0], None)
         raise InputError(f"--processor_module={spec}: cannot import: "
                          f"{type(e).__name__}: {e}".splitlines()[0]) from None
+    for name in dict(set(PROCESSORS.items()) - before):
+        problem = check_plain_name(name)
+        if problem:
+            raise InputError(f"--processor_module={spec}: PROCESSORS[{name!r}]: {problem}")
     if set(PROCESSORS.items()) <= before:
         raise InputError(f"--processor_module={spec}: registers no processor (add a "
                          "DataProcessor subclass to PROCESSORS, or decorate it with "

@@ -1,5 +1,6 @@
 """The features cache: hits, misses on every key part, corruption, concurrency."""
 
+import errno
 import hashlib
 import json
 import logging
@@ -160,7 +161,21 @@ def drop_sidecar(path):
     os.unlink(os.path.join(path, cache.SIDECAR))
 
 
-@pytest.mark.parametrize("damage", [truncate, flip_byte, drop_sidecar])
+def sidecar_names_an_outside_file(path):
+    """A sidecar whose array name points outside the entry, at a file with its sha256."""
+    outside = os.path.join(os.path.dirname(os.path.dirname(path)), "secret.bin")
+    with open(outside, "wb") as f:
+        f.write(b"\0" * 8)
+    with open(os.path.join(path, cache.SIDECAR)) as f:
+        sidecar = json.load(f)
+    sidecar["arrays"]["../../secret"] = {"dtype": "<i8", "shape": [1],
+                                         "sha256": hashlib.sha256(b"\0" * 8).hexdigest()}
+    with open(os.path.join(path, cache.SIDECAR), "w") as f:
+        json.dump(sidecar, f)
+
+
+@pytest.mark.parametrize("damage", [truncate, flip_byte, drop_sidecar,
+                                    sidecar_names_an_outside_file])
 def test_corrupt_cache_is_rebuilt(env, caplog, damage):
     mapped = load(env)  # memory-mapped: copied before its files are damaged in place
     original = FeatureSet({name: t.numpy().copy() for name, t in mapped.tensors.items()})
@@ -173,6 +188,27 @@ def test_corrupt_cache_is_rebuilt(env, caplog, damage):
     assert_same(original, rebuilt)
     assert_same(original, load(env))
     assert len(env.builds) == 2
+
+
+def test_a_full_disk_mid_build_names_the_entry_and_leaves_nothing(env, monkeypatch):
+    """The build's writes fail as on a full disk: the OSError names the entry (not a temp
+    file), and no entry or temp folder is left; the next build succeeds."""
+    real_write = cache._Writer._append
+
+    def full(self, name, array):
+        if name == "input_ids":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, name, array)
+
+    monkeypatch.setattr(cache._Writer, "_append", full)
+    with pytest.raises(OSError) as info:
+        load(env)
+    assert info.value.errno == errno.ENOSPC
+    assert os.path.dirname(info.value.filename) == env.cache_dir
+    assert os.path.basename(info.value.filename).startswith("sentence_similarity_train_")
+    assert [n for n in os.listdir(env.cache_dir) if not n.endswith(".lock")] == []
+    monkeypatch.setattr(cache._Writer, "_append", real_write)
+    assert len(load(env)) == 64 and cache_files(env) == [info.value.filename]
 
 
 def test_no_temp_files_and_test_split_without_labels(env):

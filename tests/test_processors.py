@@ -237,3 +237,72 @@ def test_load_processor_module_errors(registry, tmp_path, monkeypatch, source, s
         assert fragment in message
     assert "\n" not in message
     assert PROCESSORS == before
+
+
+# ---------------------------------------------------------------- cells and names
+
+@pytest.mark.parametrize("text,cell", [
+    ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"), ("+1+2", "'+1+2"),
+    ("-neg", "'-neg"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\\tx"), ("-", "'-"),
+    ("-0.5", "-0.5"), ("+3", "+3"), ("-1e-05", "-1e-05"), ("-.5", "-.5"), ("-inf", "'-inf"),
+    ("pos", "pos"), ("a=b", "a=b"), ("", ""), ("'quoted", "'quoted"), ("a\nb", "a\\nb"),
+])
+def test_table_cell_guards_formulas_and_keeps_numbers(text, cell):
+    from processors.cells import table_cell
+    assert table_cell(text) == cell
+
+
+def test_escape_text_is_one_line_and_reversible():
+    from processors.cells import escape_text
+    text = "a\\b\tc\nd\re\x00f\x85g\u2028h\u2029i é"
+    escaped = escape_text(text)
+    assert escaped == "a\\\\b\\tc\\nd\\re\\u0000f\\u0085g\\u2028h\\u2029i é"
+    assert len(escaped.splitlines()) == 1 and escaped.isprintable()
+    assert escaped.encode("latin-1", "backslashreplace").decode("unicode_escape") == text
+    assert escape_text("train-7") == "train-7"
+
+
+def test_label_names_with_control_characters_or_the_separator_are_refused():
+    from processors.cells import check_label_name
+    assert check_label_name("pos") is None and check_label_name("a|b") is None
+    assert "(U+0009)" in check_label_name("a\tb")
+    assert "(U+009F)" in check_label_name("a\x9fb")
+    assert check_label_name("a|b", "|") == "label 'a|b' holds the label separator '|'"
+
+
+def test_a_processor_whose_labels_hold_a_newline_is_refused_when_read(tmp_path):
+    from processors import split_examples
+
+    class Broken(ColaProcessor):
+        def get_labels(self):
+            return ["0", "1\n"]
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write(data / "train.tsv", "gj04\t1\t\tThe dog runs.\n")
+    with pytest.raises(InputError, match=r"^Broken.get_labels\(\): label '1\\n' holds a "
+                       r"control character \(U\+000A\)"):
+        list(split_examples(Broken(), str(data), "train"))
+
+
+def test_every_registered_task_has_a_plain_name():
+    from processors.cells import check_plain_name
+    assert PROCESSORS and not [n for n in PROCESSORS if check_plain_name(n)]
+
+
+def test_path_safe_names_never_leave_their_folder():
+    from processors.cells import path_safe
+    for name in ("../../x", "/abs", "..", ".", "", "a\nb", "\\..\\x", "-x"):
+        safe = path_safe(name)
+        assert safe and "/" not in safe and "\\" not in safe and not safe.startswith((".", "-"))
+    assert path_safe("sts-b_train") == "sts-b_train"
+
+
+def test_read_lines_refuses_a_line_longer_than_the_bound_before_reading_it_whole(tmp_path):
+    from processors.base import read_lines
+    path = write(tmp_path / "f.jsonl", "short\n" + "x" * (3 << 20) + "\nend\n")
+    lines = read_lines(path, max_line=1 << 20)
+    assert next(lines) == "short\n"
+    with pytest.raises(InputError, match=r"f.jsonl:2: a line longer than 1048576 bytes$"):
+        next(lines)
+    assert [len(line) for line in read_lines(path)] == [6, (3 << 20) + 1, 4]
