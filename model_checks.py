@@ -107,3 +107,25 @@ def check_family_model(source, do_lower_case: bool, max_seq_length: int) -> None
           "pair's special tokens and a token of each text)")
     check(max_seq_length <= limit, f"--max_seq_length={max_seq_length}: must be at most "
           f"{limit}, the longest input of {model_dir}")
+
+
+def check_token_types(source, task: str, examples: dict) -> None:
+    """A pair's second text gets token type 1 (BERT's segment B; another family's as its
+    tokenizer gives it): a model with fewer token types would fail at its first step (an
+    IndexError), so such a model is refused on a task with pairs, before any work.
+    `examples` ({split: examples}) are walked only for such a model."""
+    config = read_config(source.config_file)
+    types = config.get("type_vocab_size")
+    if not isinstance(types, int) or isinstance(types, bool) or types >= 2 or (
+            types < 1 and source.family != "bert"):  # (DeBERTa's 0: no token types)
+        return
+    check(types >= 1, f"{source.config_file}: type_vocab_size is {types}; BERT needs at least "
+          "1 (2 for sentence pairs)")
+    second = 1 if source.family == "bert" else families.second_text_type(
+        os.path.dirname(source.config_file))
+    if second < types:
+        return
+    pair = next((e for split in examples.values() for e in split if e.text_b is not None), None)
+    check(pair is None, f"{source.config_file}: type_vocab_size is {types}, but --task_name="
+          f"{task} has sentence pairs (e.g. guid {pair and pair.guid}), whose second text gets "
+          f"token type {second}; use a model with type_vocab_size {second + 1} or more")

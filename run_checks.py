@@ -13,7 +13,7 @@ from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL, check
 from modeling import plot
 from modeling.model import check_trained_labels, is_model_dir, resolve_source
 from model_checks import (check_compile_model, check_long_text, check_model,
-                          check_model_files, check_windows_model)
+                          check_model_files, check_token_types, check_windows_model)
 from modeling.search_space import parse_search_space
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
@@ -268,6 +268,7 @@ def validate(f):
     check_search(f, processor, source)
     examples = {split: SplitExamples(processor, f.data_dir, split)
                 for split, mode in SPLIT_MODES if getattr(f, mode)}
+    check_token_types(source, processor.task_name, examples)
     if "train" in examples:
         check_train_steps(f, examples["train"].count)
     return processor, source, trained, examples

@@ -7,6 +7,10 @@ own files (AutoTokenizer, offline), and the pair layout and token types from tha
 tokenizer. BERT keeps its own path (`model.py`: Google's features and flags, TF
 checkpoints, the fast forward). The flag checks here read the tokenizer with the
 `tokenizers` library (no torch import) when the directory has a tokenizer.json.
+
+A folder's own Python code never runs: every transformers call passes
+`trust_remote_code=False`, and a folder that asks for its code (`auto_map`, or a
+model_type transformers does not know) is refused before any is read (`check_own_code`).
 """
 
 from __future__ import annotations
@@ -29,18 +33,78 @@ logger = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json", "vocab.json", "merges.txt", "vocab.txt", "spm.model",
                    "sentencepiece.bpe.model", "tokenizer.model")
-POSITION_OFFSET = ("roberta", "xlm-roberta", "camembert")  # positions start at pad_id + 1
+POSITION_OFFSET = ("roberta", "xlm-roberta", "camembert", "mpnet")  # positions from pad_id + 1
 CASE_PROBE = "The Quick Brown Fox"
 
 
-def model_type(config_file: str) -> str:
-    """config.json's model_type; "bert" where there is none (Google's bert_config.json)."""
+def read_json(path: str, missing_ok: bool = True) -> dict:
+    """A model folder's JSON file (config, tokenizer config) as a dict; {} where it is absent
+    and `missing_ok`. A damaged one is one line naming it."""
     try:
-        with open(config_file) as f:
+        with open(path, encoding="utf-8") as f:
             values = json.load(f)
-    except (OSError, ValueError):
-        return "bert"  # read_config reports the file
-    return values.get("model_type", "bert") if isinstance(values, dict) else "bert"
+        if not isinstance(values, dict):
+            raise ValueError("not a JSON object")
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise InputError(f"{path}: file not found") from None
+    except (OSError, ValueError) as e:
+        what = e.strerror if isinstance(e, OSError) and e.strerror else e
+        raise InputError(f"{path}: not a valid JSON file (damaged or cut short?): {what}"
+                         .splitlines()[0]) from None
+    return values
+
+
+@functools.lru_cache
+def known_model_types() -> frozenset:
+    """The model_types transformers has classes for. Its generated table is read where there
+    is one (no torch import); older versions' table comes with the config classes."""
+    try:
+        from transformers.models.auto.auto_mappings import CONFIG_MAPPING_NAMES
+    except ImportError:  # pragma: no cover (transformers without the generated table)
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+    return frozenset(CONFIG_MAPPING_NAMES)
+
+
+def check_own_code(values: dict, path: str) -> None:
+    """Refuses a config (or tokenizer config) that asks transformers to run the model
+    folder's own Python: `auto_map`, or a model_type transformers does not know (it would
+    look for the folder's code). That code is never run here (trust_remote_code stays off),
+    and asking would prompt mid-run."""
+    if "auto_map" in values:
+        raise InputError(f"{path}: has auto_map, which asks to run the model folder's own "
+                         "Python code; this program never runs it (trust_remote_code stays "
+                         "off): use a model of a family transformers has built in")
+    family = values.get("model_type", "bert")
+    if family != "bert" and family not in known_model_types():
+        raise InputError(f"{path}: model_type {family!r} is not one transformers knows (a "
+                         "model that needs its own code is not run here)")
+
+
+def second_text_type(model_dir: str) -> int:
+    """The token type a pair's second text reaches the model with: what the pair template
+    of tokenizer.json gives it (read with `tokenizers`, no torch), 0 where the tokenizer
+    passes no token types (its model_input_names) or there is no tokenizer.json."""
+    path = os.path.join(model_dir, "tokenizer.json")
+    if not os.path.isfile(path):
+        return 0
+    from tokenizers import Tokenizer
+    try:
+        second = max(Tokenizer.from_file(path).encode("a", "b").type_ids)
+    except Exception as e:  # a foreign or broken file fails in many ways
+        raise InputError(f"{path}: cannot load the tokenizer: {type(e).__name__}: {e}"
+                         .splitlines()[0]) from None
+    if not second:
+        return 0
+    names = read_json(os.path.join(model_dir, "tokenizer_config.json")).get(
+        "model_input_names")
+    if names is None:  # the tokenizer class's own (imported only here: a rare case)
+        import transformers
+        cls = read_json(os.path.join(model_dir, "tokenizer_config.json")).get(
+            "tokenizer_class")
+        names = getattr(getattr(transformers, str(cls), None), "model_input_names", ())
+    return second if "token_type_ids" in names else 0
 
 
 def tokenizer_files(model_dir: str) -> tuple[str, ...]:
@@ -94,7 +158,8 @@ def check_casing(model_dir: str, do_lower_case: bool) -> None:
 def load_tokenizer(model_dir: str):
     """The directory's own tokenizer (fast, Rust), offline."""
     import transformers
-    tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        model_dir, local_files_only=True, trust_remote_code=False)
     if not tokenizer.is_fast:
         raise InputError(f"{model_dir}: its tokenizer ({type(tokenizer).__name__}) has no fast "
                          "version; features are built with the fast (Rust) tokenizer")
@@ -105,7 +170,8 @@ def load_config(model_dir: str, num_labels: int, labels: Optional[list[str]],
                 problem_type: str):
     """The directory's config (AutoConfig), set up for a task's labels."""
     import transformers
-    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    config = transformers.AutoConfig.from_pretrained(model_dir, local_files_only=True,
+                                                     trust_remote_code=False)
     return set_task(config, num_labels, labels, problem_type)
 
 
@@ -132,7 +198,7 @@ def build_model(model_dir: str, config, keep_head: bool):
     try:
         model, info = transformers.AutoModelForSequenceClassification.from_pretrained(
             model_dir, config=config, local_files_only=True, output_loading_info=True,
-            dtype="float32")
+            dtype="float32", trust_remote_code=False)
     finally:
         transformers.logging.set_verbosity(verbosity)
     prefix = model.base_model_prefix + "."
@@ -153,7 +219,8 @@ def load_encoder(model_dir: str, pooler: bool):
     transformers.logging.set_verbosity_error()
     try:
         model, info = transformers.AutoModel.from_pretrained(
-            model_dir, local_files_only=True, output_loading_info=True, dtype="float32")
+            model_dir, local_files_only=True, output_loading_info=True, dtype="float32",
+            trust_remote_code=False)
     finally:
         transformers.logging.set_verbosity(verbosity)
     missing = sorted(info["missing_keys"])

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Optional
 from core import SINGLE_LABEL, InputError
 
 from . import families
-from .families import TOKENIZER_FILES, model_type, tokenizer_files
+from .families import TOKENIZER_FILES, tokenizer_files
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +80,11 @@ def resolve_source(init_checkpoint: Optional[str], bert_config_file: Optional[st
 
 def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional[str]
                 ) -> ModelSource:
-    family = model_type(os.path.join(model_dir, "config.json"))
+    """A model directory's files, its JSON files read first: a damaged one, or one asking to
+    run the folder's own code, is refused before any library reads it."""
+    family = read_config(os.path.join(model_dir, "config.json")).get("model_type", "bert")
+    tokenizer_config = os.path.join(model_dir, "tokenizer_config.json")
+    families.check_own_code(families.read_json(tokenizer_config), tokenizer_config)
     if family != "bert":
         return _family_source(model_dir, family, config_file, vocab_file)
     weights = next(os.path.join(model_dir, w) for w in WEIGHT_FILES
@@ -88,11 +92,7 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
     vocab = vocab_file or os.path.join(model_dir, "vocab.txt")
     if not os.path.isfile(vocab):
         raise InputError(f"--init_checkpoint={model_dir}: no vocab.txt (pass --vocab_file)")
-    do_lower_case = None
-    tokenizer_config = os.path.join(model_dir, "tokenizer_config.json")
-    if os.path.isfile(tokenizer_config):
-        with open(tokenizer_config) as f:
-            do_lower_case = json.load(f).get("do_lower_case")
+    do_lower_case = families.read_json(tokenizer_config).get("do_lower_case")
     return ModelSource(config_file or os.path.join(model_dir, "config.json"), vocab, weights,
                        do_lower_case)
 
@@ -115,7 +115,10 @@ def _family_source(model_dir: str, family: str, config_file: Optional[str],
 
 
 def read_config(config_file: str) -> dict:
-    """The values of a BERT config file (HF's config.json or Google's bert_config.json)."""
+    """The values of a BERT config file (HF's config.json or Google's bert_config.json).
+
+    One that asks to run its folder's own code is refused (`families.check_own_code`).
+    """
     try:
         with open(config_file) as f:
             values = json.load(f)
@@ -123,6 +126,7 @@ def read_config(config_file: str) -> dict:
             raise ValueError("not a JSON object")
     except (OSError, ValueError) as e:
         raise InputError(f"{config_file}: not a valid JSON config: {e}".splitlines()[0]) from None
+    families.check_own_code(values, config_file)
     return {**SIZE_DEFAULTS, **values}
 
 
@@ -145,8 +149,7 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
 
 def _trained_labels(config_file: str) -> tuple[Optional[str], list]:
     """(problem_type, label names in id order) a model's config.json records."""
-    with open(config_file) as f:
-        saved = json.load(f)
+    saved = read_config(config_file)
     id2label = saved.get("id2label") or {}
     return saved.get("problem_type"), [id2label.get(str(i)) for i in range(len(id2label))]
 
@@ -240,13 +243,16 @@ def init_untrained_pooler(model: BertForSequenceClassification) -> bool:
     and the gradient back into the encoder, about a hundredfold; under a new classifier head
     fine-tuning then sits at the majority baseline until noise breaks the symmetry (late, or
     never, on noisy labels such as windows of long documents). A trained pooler is kept.
+    Another layout (BigBird's classifier reads [CLS]'s state, not its Linear pooler) is
+    left alone.
     """
     import torch
     pooler = getattr(getattr(model, "bert", None), "pooler", None)
-    if pooler is None or bool(pooler.dense.bias.any()):
+    dense = getattr(pooler, "dense", None)  # (BigBird's pooler, a bare Linear, is unused)
+    if not isinstance(dense, torch.nn.Linear) or dense.bias is None or bool(dense.bias.any()):
         return False
     with torch.no_grad():
-        pooler.dense.weight.copy_(torch.eye(*pooler.dense.weight.shape))
+        dense.weight.copy_(torch.eye(*dense.weight.shape))
     return True
 
 

@@ -25,12 +25,14 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list(".,!?'\"-") + WORD
     "##s", "##ed", "##ing", "##ly", "##er", "caf", "##e", "##é"] + [f"w{i}" for i in range(100)]
 
 
-def write_tiny_bert(path, seed: int = 0, do_lower_case: bool = True) -> str:
+def write_tiny_bert(path, seed: int = 0, do_lower_case: bool = True, type_vocab_size: int = 2
+                    ) -> str:
     """Writes a random 2-layer, hidden-32 BERT model dir with vocab.txt; returns its path."""
     os.makedirs(path, exist_ok=True)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+                        type_vocab_size=type_vocab_size)
     BertModel(config).save_pretrained(path)
     with open(os.path.join(path, "vocab.txt"), "w") as f:
         f.write("\n".join(VOCAB) + "\n")
@@ -42,6 +44,67 @@ def write_tiny_bert(path, seed: int = 0, do_lower_case: bool = True) -> str:
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> str:
     return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def _trained_vocab(kind: str, specials: list[str], unk: str):
+    """A WordPiece {token: id} or a Unigram [(piece, score)] vocab, trained offline with the
+    `tokenizers` library on the project's sample sentences."""
+    import json
+
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    from tiny_families import sample_texts
+    if kind == "wordpiece":
+        tok = Tokenizer(models.WordPiece(unk_token=unk))
+        tok.normalizer = normalizers.BertNormalizer(lowercase=False)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        trainer = trainers.WordPieceTrainer(vocab_size=400, special_tokens=specials)
+    else:
+        tok = Tokenizer(models.Unigram())
+        tok.pre_tokenizer = pre_tokenizers.Metaspace()
+        trainer = trainers.UnigramTrainer(vocab_size=400, special_tokens=specials, unk_token=unk)
+    tok.train_from_iterator(sample_texts(), trainer)
+    if kind == "wordpiece":
+        return tok.get_vocab()
+    return [(piece, score) for piece, score in json.loads(tok.to_str())["model"]["vocab"]]
+
+
+MORE_ENCODERS = ("big_bird", "mpnet", "albert")  # beyond tiny_families' FAMILIES
+
+
+def write_tiny_encoder(name: str, path, seed: int = 0) -> str:
+    """Writes a random 2-layer, hidden-32 BigBird, MPNet or ALBERT model dir (cased tokenizer
+    of the family's own transformers class, its vocab trained offline); returns its path."""
+    import transformers as t
+    sizes = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                 intermediate_size=64)
+    if name == "big_bird":  # SentencePiece Unigram; block-sparse attention, tiny blocks
+        tokenizer = t.BigBirdTokenizer(vocab=_trained_vocab(
+            "unigram", ["<pad>", "<s>", "</s>", "<unk>", "[CLS]", "[SEP]", "[MASK]"], "<unk>"))
+        config = t.BigBirdConfig(**sizes, max_position_embeddings=128, block_size=4,
+                                 num_random_blocks=2, pad_token_id=0, bos_token_id=1,
+                                 eos_token_id=2, sep_token_id=tokenizer.sep_token_id)
+    elif name == "mpnet":  # WordPiece; positions start after the pad id, as RoBERTa's
+        tokenizer = t.MPNetTokenizer(vocab=_trained_vocab(
+            "wordpiece", ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"], "[UNK]"),
+            do_lower_case=False)
+        config = t.MPNetConfig(**sizes, max_position_embeddings=130, pad_token_id=1,
+                               bos_token_id=0, eos_token_id=2)
+    elif name == "albert":  # SentencePiece Unigram; factorized embeddings, shared layers
+        tokenizer = t.AlbertTokenizer(vocab=_trained_vocab(
+            "unigram", ["<pad>", "<unk>", "[CLS]", "[SEP]", "[MASK]"], "<unk>"),
+            do_lower_case=False)
+        config = t.AlbertConfig(**sizes, embedding_size=16, max_position_embeddings=128,
+                                pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    else:
+        raise ValueError(name)
+    os.makedirs(path, exist_ok=True)
+    config.vocab_size = len(tokenizer)
+    torch.manual_seed(seed)
+    t.AutoModel.from_config(config).save_pretrained(path)
+    tokenizer.model_max_length = 128
+    tokenizer.save_pretrained(path)
+    return str(path)
 
 
 def make_sentence(rng: random.Random, n: int) -> str:

@@ -2,6 +2,7 @@
 SIGKILL, reload in transformers.pipeline, extract features; and their features against
 the tokenizer's own pair encoding on all of CoLA and MRPC."""
 
+import json
 import logging
 import os
 import signal
@@ -14,7 +15,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 import run_classifier
-from conftest import glue_dir, kill_after_checkpoint, write_similarity_data
+from conftest import (MORE_ENCODERS, glue_dir, kill_after_checkpoint, write_similarity_data,
+                      write_tiny_encoder)
 from modeling import families
 from processors import InputError, get_processor, split_examples
 from processors.hf_features import tokenizer_feature_arrays
@@ -217,3 +219,32 @@ def test_missing_encoder_weight_is_an_error(tiny, data, tmp_path):
         run_main(**dict(TRAIN, init_checkpoint=broken, data_dir=data,
                         output_dir=str(tmp_path / "out")))
     assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.fixture(scope="session")
+def more_encoders(tmp_path_factory) -> dict:
+    """BigBird, MPNet and ALBERT tiny random model dirs (cased tokenizers)."""
+    root = tmp_path_factory.mktemp("more_encoders")
+    return {name: write_tiny_encoder(name, str(root / name)) for name in MORE_ENCODERS}
+
+
+@pytest.mark.parametrize("family", MORE_ENCODERS)
+def test_more_encoders_train_eval_and_predict_through_the_cli(family, more_encoders, tmp_path):
+    """One epoch on the sample data through run_classifier.py: BigBird (whose classifier
+    reads [CLS], not its pooler, and block-sparse attention), MPNet (positions after the
+    pad id) and ALBERT (factorized embeddings)."""
+    out = tmp_path / "out"
+    flags = dict(task_name="sentence_similarity", data_dir=os.path.join(ROOT, "data",
+                 "sentence_similarity"), output_dir=str(out), init_checkpoint=more_encoders[family],
+                 do_train=True, do_eval=True, do_predict=True, num_train_epochs=1,
+                 do_lower_case=False, max_seq_length=64, precision="fp32")
+    proc = subprocess.run(command(flags), capture_output=True, text=True, cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = dict(line.split(" = ") for line in read(out / "eval_results.txt").splitlines())
+    assert 0 <= float(results["eval_accuracy"]) <= 1 and results["global_step"] == "19"
+    probs = np.loadtxt(out / "test_results.tsv", delimiter="\t")
+    assert probs.shape == (150, 2) and np.allclose(probs.sum(1), 1, atol=1e-5)
+    assert read(out / "predictions.tsv").count("\n") == 151
+    with open(out / "config.json") as f:
+        assert json.load(f)["model_type"] == family

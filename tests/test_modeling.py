@@ -187,3 +187,15 @@ def test_the_embedded_minilm_pooler_is_untrained():
     model = build_model(source, load_config(source.config_file, 2, ["0", "1"]))
     assert init_untrained_pooler(model)
     assert torch.equal(model.bert.pooler.dense.weight, torch.eye(384))
+
+
+def test_a_pooler_of_another_layout_is_left_alone():
+    """BigBird's classifier reads [CLS]'s state; its pooler is a bare Linear (no `.dense`)."""
+    from transformers import BigBirdConfig, BigBirdForSequenceClassification
+    model = BigBirdForSequenceClassification(BigBirdConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=64, max_position_embeddings=64))
+    assert isinstance(model.bert.pooler, torch.nn.Linear)
+    weight = model.bert.pooler.weight.clone()
+    assert not init_untrained_pooler(model)
+    assert torch.equal(model.bert.pooler.weight, weight)
