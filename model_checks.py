@@ -129,3 +129,16 @@ def check_token_types(source, task: str, examples: dict) -> None:
     check(pair is None, f"{source.config_file}: type_vocab_size is {types}, but --task_name="
           f"{task} has sentence pairs (e.g. guid {pair and pair.guid}), whose second text gets "
           f"token type {second}; use a model with type_vocab_size {second + 1} or more")
+
+
+def check_onnx_file(path: str, flag: str, export: str) -> None:
+    """An exported model that onnx cannot parse (cut short, overwritten) is one line naming
+    it, before any work; onnxruntime's own error comes mid-run, as a traceback."""
+    import onnx  # (protobuf; no torch)
+    try:
+        onnx.load(path, load_external_data=False)
+        return
+    except Exception as e:  # a damaged file fails in many ways
+        reason = f"{type(e).__name__}: {e}".splitlines()[0]
+    check(False, f"{path}: not a valid ONNX model (damaged or cut short?): {reason}; {flag} "
+          f"needs it whole: export it again (--export={export})")

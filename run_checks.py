@@ -13,7 +13,8 @@ from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL, check
 from modeling import plot
 from modeling.model import check_trained_labels, is_model_dir, resolve_source
 from model_checks import (check_compile_model, check_long_text, check_model,
-                          check_model_files, check_token_types, check_windows_model)
+                          check_model_files, check_onnx_file, check_token_types,
+                          check_windows_model)
 from modeling.search_space import parse_search_space
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
@@ -162,8 +163,11 @@ def check_deployment(f, trained: bool) -> None:
     check(f.do_predict, f"--predict_backend={backend}: needs --do_predict")
     made = f.export == "onnx_int8" or f.export == "onnx" and backend == "onnxruntime"
     path = os.path.join(f.output_dir, ONNX_FILES[backend])
+    export = "onnx_int8" if backend.endswith("int8") else "onnx"
     check(made or trained and os.path.isfile(path), f"--predict_backend={backend}: no {path}; "
-          f"add --export={'onnx_int8' if backend.endswith('int8') else 'onnx'}")
+          f"add --export={export}")
+    if not made:
+        check_onnx_file(path, f"--predict_backend={backend}", export)
 
 
 def check_processor(processor) -> None:

@@ -9,13 +9,14 @@ multiplies, activations quantized on the fly). Nothing here builds graph nodes b
 hand. Needs the `onnx` extra: pip install 'bert-run-classifier[onnx]'.
 """
 
+import io
 import logging
 import os
 
 import numpy as np
 import torch
 
-from core import ONNX_FILES
+from core import ONNX_FILES, InputError, atomic_write_bytes
 from processors.features import collate
 
 from .data import inference_batches
@@ -46,8 +47,9 @@ def input_names(model: torch.nn.Module, tokenizer) -> list[str]:
 
 
 def export_onnx(model: torch.nn.Module, tokenizer, output_dir: str, int8: bool) -> list[str]:
-    """Writes model.onnx (and model_int8.onnx) to output_dir, each moved in by rename;
-    returns their paths."""
+    """Writes model.onnx (and model_int8.onnx) to output_dir through core's atomic writers
+    (each whole or not at all, an OSError naming it, no temp file left); returns their
+    paths."""
     names = input_names(model, tokenizer)
     model = model.float().eval().cpu()
     # Real-looking ids, and a padded row: transformers skips an all-ones mask when tracing.
@@ -56,27 +58,26 @@ def export_onnx(model: torch.nn.Module, tokenizer, output_dir: str, int8: bool) 
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
     example = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
-    path = os.path.join(output_dir, ONNX_FILES["onnx"])
-    tmp = os.path.join(output_dir, f".{ONNX_FILES['onnx']}.tmp")  # (a killed run's: removed)
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # (notes about torchvision's ops, which it lacks)
     try:
-        torch.onnx.export(_Logits(model).eval(), tuple(example[name] for name in names), tmp,
-                          dynamo=True, verbose=False, input_names=names, output_names=["logits"],
-                          opset_version=OPSET, external_data=False,
-                          dynamic_shapes=tuple({0: batch, 1: sequence} for _ in names))
+        program = torch.onnx.export(
+            _Logits(model).eval(), tuple(example[name] for name in names), None, dynamo=True,
+            verbose=False, input_names=names, output_names=["logits"], opset_version=OPSET,
+            dynamic_shapes=tuple({0: batch, 1: sequence} for _ in names))
     finally:
         quiet.setLevel(level)
-    os.replace(tmp, path)
+    path = os.path.join(output_dir, ONNX_FILES["onnx"])
+    atomic_write_bytes(path, program.model_proto.SerializeToString())
     written = [path]
     if int8:
         from onnxruntime.quantization import QuantType, quantize_dynamic
         path8 = os.path.join(output_dir, ONNX_FILES["onnx_int8"])
-        tmp8 = os.path.join(output_dir, f".{ONNX_FILES['onnx_int8']}.tmp")
-        quantize_dynamic(path, tmp8, weight_type=QuantType.QInt8)
-        os.replace(tmp8, path8)
+        quantized = io.BytesIO()  # (onnx.save_model writes to a file object too)
+        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8)
+        atomic_write_bytes(path8, quantized.getvalue())
         written.append(path8)
     logger.info("Exported %s", " and ".join(written))
     return written
@@ -88,7 +89,11 @@ def session(path: str, threads: int = 0):
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.log_severity_level = 3
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    try:
+        return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's InvalidProtobuf, Fail, ...: a damaged file
+        raise InputError(f"{path}: onnxruntime cannot load it (damaged?): {type(e).__name__}: "
+                         f"{e}".splitlines()[0]) from None
 
 
 def onnx_logits(path: str, dataset, batch_size: int) -> np.ndarray:

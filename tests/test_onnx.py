@@ -120,3 +120,53 @@ def test_readme_onnxruntime_snippet(exported):
     namespace = {}
     exec(code.replace("/tmp/mrpc", exported[0]), namespace)
     assert namespace["logits"].shape == (1, 2) and np.isfinite(namespace["logits"]).all()
+
+
+@pytest.mark.parametrize("int8", [False, True])
+def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(exported, tmp_path,
+                                                                     monkeypatch, int8):
+    """ENOSPC while model.onnx (or then model_int8.onnx) is written: the OSError names the
+    final path, no temp file is left, and a file written before stays whole."""
+    import errno
+
+    from modeling import families
+    from modeling.model import build_model, load_config, resolve_source
+    from modeling.onnx_export import export_onnx, session
+    out = exported[0]
+    source = resolve_source(out, None, None)
+    model = build_model(source, load_config(source.config_file, 2, ["0", "1"]), keep_head=True)
+    target = tmp_path / "export"
+    target.mkdir()
+    synced, fsync = [], os.fsync
+
+    def full_disk(fd):
+        if len(synced) == int8:  # (the int8 run: model.onnx's is the first fsync)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        synced.append(fd)
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError) as info:
+        export_onnx(model, families.load_tokenizer(out), str(target), int8=int8)
+    name = "model_int8.onnx" if int8 else "model.onnx"
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(target / name))
+    assert sorted(os.listdir(target)) == (["model.onnx"] if int8 else [])
+    if int8:
+        session(str(target / "model.onnx"))  # whole
+
+
+def test_a_model_onnxruntime_cannot_load_is_one_line(tmp_path):
+    """A file that parses as ONNX but that onnxruntime refuses (here: an unknown operator)
+    is an InputError naming it, not onnxruntime's traceback."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from modeling.onnx_export import session
+    graph = helper.make_graph(
+        [helper.make_node("NoSuchOp", ["x"], ["logits"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1])])
+    path = str(tmp_path / "model.onnx")
+    onnx.save(helper.make_model(graph), path)
+    with pytest.raises(InputError, match=f"^{path}: onnxruntime cannot load it \\(damaged\\?\\): "):
+        session(path)
