@@ -134,6 +134,8 @@ def check_paths(f) -> bool:
     for name in ("data_dir", "output_dir"):
         check(bool(getattr(f, name)), f"--{name} is required")
     check(os.path.isdir(f.data_dir), f"--data_dir={f.data_dir}: not a directory")
+    check(os.access(f.data_dir, os.R_OK | os.X_OK), f"--data_dir={f.data_dir}: permission "
+          "denied (the folder's files cannot be read)")
     out = f.output_dir
     check_output_dir(out)
     searched = os.path.isfile(os.path.join(out, "search_results.txt"))

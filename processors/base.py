@@ -12,8 +12,9 @@ import abc
 import codecs
 import csv
 import os
+import stat
 from dataclasses import dataclass
-from typing import ClassVar, Iterator, Optional, Union
+from typing import BinaryIO, ClassVar, Iterator, Optional, Union
 
 from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError  # noqa: F401 (re-exported)
 
@@ -52,6 +53,32 @@ def _decode(path: str, data: bytes, first_line: int) -> str:
     return text
 
 
+def open_data_file(path: str) -> BinaryIO:
+    """`path` opened for reading, or one line naming it and what is wrong: not found, a
+    directory, not a regular file (a FIFO or device: reading one would block or never end;
+    it is opened non-blocking and checked before any read), or permission denied."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise InputError(f"{path}: file not found") from None
+    except IsADirectoryError:  # (where a folder cannot be opened at all)
+        raise InputError(f"{path}: is a directory, not a data file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied (cannot read it, or the folder that "
+                         "holds it)") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot open: {e.strerror or e}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise InputError(f"{path}: is a directory, not a data file" if stat.S_ISDIR(mode) else
+                         f"{path}: not a regular file (a FIFO, device or socket); data files "
+                         "must be regular files")
+    if getattr(os, "O_NONBLOCK", 0):
+        os.set_blocking(fd, True)  # (a regular file's reads are unaffected either way)
+    return os.fdopen(fd, "rb")
+
+
 def read_lines(path: str, max_line: Optional[int] = None) -> Iterator[str]:
     """Streams a UTF-8 file's lines, each with its "\n" (the last may have none).
 
@@ -60,9 +87,7 @@ def read_lines(path: str, max_line: Optional[int] = None) -> Iterator[str]:
     is read a block at a time: memory stays constant whatever its size. `max_line`:
     a line longer than this many bytes raises before it is read whole.
     """
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: file not found")
-    with open(path, "rb") as f:
+    with open_data_file(path) as f:
         data, line, seen = f.read(BLOCK), 1, False
         if data.startswith(codecs.BOM_UTF8):
             data = data[len(codecs.BOM_UTF8):]
