@@ -28,7 +28,7 @@ from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
 from processors.base import SPLITS
 from processors.windows import LONG_TEXT, Windows, windows_key
-from model_checks import check_long_text, check_model, check_windows_model
+from model_checks import check_long_text, check_model, check_model_files, check_windows_model
 
 FLAGS = flags.FLAGS
 
@@ -132,6 +132,7 @@ def main(argv) -> None:
     check_outputs(s)
     device = select_device(s.no_cuda)
     precision = resolve_precision(s.precision, device)
+    check_model_files(s.init_checkpoint)  # a saved model's integrity record, before it is read
     source = resolve_source(s.init_checkpoint, s.bert_config_file, s.vocab_file)
     config = load_config(source.config_file, 2, None)
     layers = parse_layers(s.layers, config.num_hidden_layers)

@@ -109,6 +109,11 @@ CASES = [
          + DAMAGED, ("--do_train", "--init_checkpoint={out}/best_model",
                      "--output_dir={case}/new"),
          prepare=damaged("best_model/model.safetensors", first_weight_flipped)),
+    Case("flipped-final-weights-extract-features", "{out}/model.safetensors: " + DAMAGED,
+         ("--init_checkpoint={out}", "--input_file={case}/in.txt",
+          "--output_vectors={case}/v.npy"), program="extract_features.py",
+         prepare=damaged("model.safetensors", first_weight_flipped),
+         files={"../in.txt": "the dog runs\n"}),
     Case("flipped-only-checkpoint", "{out}/checkpoint-3: checkpoint is unreadable and no "
          "earlier one is readable; pass --overwrite_output_dir to start over", task=SIM,
          prepare=flipped_checkpoint, quiet=False),
