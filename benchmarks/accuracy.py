@@ -8,6 +8,8 @@ the project's fastest settings (its defaults), then HF Trainer at its fastest
 (dynamic padding, group_by_length, bf16 where fast) with the same recipe. Prints
 the per-run metrics, the medians side by side, and one JSON line.
 
+`--device` (cpu or cuda; default: cuda when there is one) puts both on the same device,
+`--model_dir` names the model both fine-tune (default: the embedded MiniLM-L6).
 `seconds` is each run's whole command, process start to finish (imports, features,
 training, eval); with `--epochs=1` and GLUE_DIR at a subset (benchmarks/glue_subset.py),
 the whole-command comparison of README's Compiling section. `--project_flags` adds flags
@@ -30,6 +32,24 @@ TASKS = {"cola": ("CoLA", "mcc"), "mrpc": ("MRPC", "f1")}
 RECIPE = dict(learning_rate=1e-4, warmup=0.1, weight_decay=0.01, batch_size=32, epochs=3.0)
 
 
+def default_device() -> str:
+    import torch
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def device_flags(device: str, model_dir) -> list[str]:
+    """run_classifier's flags for a benchmark's --device and --model_dir."""
+    return (["--no_cuda"] if device == "cpu" else []) + (
+        [f"--init_checkpoint={model_dir}"] if model_dir else [])
+
+
+def fast_bf16(device: str) -> bool:
+    """Whether HF's Trainer should run bf16 here, as the project's `auto` would."""
+    import torch
+    from modeling.device import resolve_precision
+    return resolve_precision("auto", torch.device(device)) == "bf16"
+
+
 def run_project(task: str, seed: int, flags: list[str]) -> dict:
     data_dir = os.path.join(os.environ["GLUE_DIR"], TASKS[task][0])
     with tempfile.TemporaryDirectory() as out:
@@ -49,12 +69,11 @@ def run_project(task: str, seed: int, flags: list[str]) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def run_hf(task: str, seed: int) -> dict:
-    """HF Trainer, fastest configuration, in this process (one task and seed)."""
+def run_hf(task: str, seed: int, device: str = "cpu", model_dir=None) -> dict:
+    """HF Trainer, fastest configuration, in this process (one task and seed), on `device`."""
     import numpy as np
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-    from modeling.device import cpu_has_fast_bf16
     from modeling.model import build_model, load_config, resolve_source
     from modeling.tokenization import load_tokenizer
     from processors import get_processor
@@ -62,7 +81,7 @@ def run_hf(task: str, seed: int) -> dict:
     from processors.metrics import compute_metrics
     processor = get_processor(task)
     data_dir = os.path.join(os.environ["GLUE_DIR"], TASKS[task][0])
-    source = resolve_source(None, None, None)
+    source = resolve_source(model_dir, None, None)
     tokenizer = load_tokenizer(source.vocab_file, True)
     labels = processor.get_labels()
 
@@ -81,7 +100,7 @@ def run_hf(task: str, seed: int) -> dict:
             per_device_eval_batch_size=64, learning_rate=RECIPE["learning_rate"],
             num_train_epochs=RECIPE["epochs"], warmup_steps=RECIPE["warmup"],
             weight_decay=RECIPE["weight_decay"], adam_epsilon=1e-6, max_grad_norm=1.0,
-            seed=seed, use_cpu=True, bf16=cpu_has_fast_bf16(),
+            seed=seed, use_cpu=device == "cpu", bf16=fast_bf16(device),
             train_sampling_strategy="group_by_length", save_strategy="no",
             logging_strategy="no", report_to="none", disable_tqdm=True)
         trainer = Trainer(model=model, args=args, train_dataset=rows("train"),
@@ -103,12 +122,16 @@ def main():
     p.add_argument("--configs", default="project,hf_best")
     p.add_argument("--epochs", type=float, default=RECIPE["epochs"])
     p.add_argument("--project_flags", default="", help="more flags for run_classifier.py")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="both on this device (default: cuda when there is one)")
+    p.add_argument("--model_dir", default=None, help="default: the embedded MiniLM-L6")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
     RECIPE["epochs"] = args.epochs
+    device = args.device or default_device()
     if args.worker:  # one HF run in a fresh process: task,seed
         task, seed = args.worker.split(",")
-        print(json.dumps(run_hf(task, int(seed))))
+        print(json.dumps(run_hf(task, int(seed), device, args.model_dir)))
         return
     if not os.environ.get("GLUE_DIR"):
         sys.exit("accuracy: set GLUE_DIR to the GLUE data directory")
@@ -117,11 +140,14 @@ def main():
         for seed in map(int, args.seeds.split(",")):
             for config in args.configs.split(","):
                 if config == "project":
-                    result = run_project(task, seed, args.project_flags.split())
+                    result = run_project(task, seed, args.project_flags.split()
+                                         + device_flags(device, args.model_dir))
                 else:
                     start = time.perf_counter()
                     done = subprocess.run([sys.executable, __file__, f"--worker={task},{seed}",
-                                           f"--epochs={args.epochs}"],
+                                           f"--epochs={args.epochs}", f"--device={device}"]
+                                          + ([f"--model_dir={args.model_dir}"]
+                                             if args.model_dir else []),
                                           check=True, capture_output=True, text=True)
                     result = {**json.loads(done.stdout.strip().splitlines()[-1]),
                               "seconds": time.perf_counter() - start}

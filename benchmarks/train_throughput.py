@@ -50,6 +50,8 @@ def parse_args(argv=None):
     p.add_argument("--predict_batch_size", type=int, default=64)
     p.add_argument("--learning_rate", type=float, default=1e-4)
     p.add_argument("--model_dir", default=None, help="default: the embedded MiniLM-L6")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="every configuration on this device (default: cuda when there is one)")
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--repeats", type=int, default=3, help="runs of each configuration")
     p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
@@ -78,15 +80,18 @@ def model_flops(config, lengths) -> float:
     return sum(6 * dense * n + 12 * layers * d * n * n for n in lengths)
 
 
-def matmul_peak(dtype_name: str) -> float:
-    """Best-of-5 FLOP/s of a 2048^3 matmul, the hardware ceiling MFU is measured against."""
+def matmul_peak(dtype_name: str, device=None) -> float:
+    """Best-of-5 FLOP/s of a 2048^3 matmul on `device` (default the CPU), the hardware
+    ceiling MFU is measured against."""
     import torch
-    dtype = getattr(torch, dtype_name)
-    a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
+    dtype, device = getattr(torch, dtype_name), device or torch.device("cpu")
+    a, b = (torch.randn(2048, 2048, dtype=dtype, device=device) for _ in range(2))
     best = float("inf")
-    for _ in range(5):
+    for _ in range(6):
+        synchronize(device)
         start = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * 2048 ** 3 / best
 
@@ -155,7 +160,8 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     config = load_config(source.config_file, len(labels), labels)
     torch.manual_seed(42)
     model = build_model(source, config)
-    device = torch.device("cpu")
+    device = run_device(args)
+    model = model.to(device)
     precision = resolve_precision("auto", device)
     train_set, dev_set = FeatureSet.from_features(train_features), FeatureSet.from_features(
         dev_features)
@@ -177,7 +183,7 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     run_train()
     train_s = time.perf_counter() - start
     if compiled:
-        predict_s, predict_compile_s = compiled_predict(model, dev_set, args, precision)
+        predict_s, predict_compile_s = compiled_predict(model, dev_set, args, precision, device)
     else:
         start = time.perf_counter()
         predict_logits(model, dev_set, args.predict_batch_size, device, precision)
@@ -190,7 +196,20 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     return {**run, "matmul_share": matmul_share(run_train)}  # after the RSS: profiling adds
 
 
-def compiled_predict(model, dev_set, args, precision) -> tuple[float, float]:
+def run_device(args):
+    """--device, or CUDA when there is one."""
+    import torch
+    return torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def synchronize(device) -> None:
+    """Waits for the device's queued work (timings on a GPU end there)."""
+    import torch
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, float]:
     """(seconds of a pass over dev_set, its compile's seconds) for a compiled model:
     the first pass compiles, the second is timed; the compile is the difference."""
     import torch
@@ -203,9 +222,10 @@ def compiled_predict(model, dev_set, args, precision) -> tuple[float, float]:
         with torch.inference_mode():
             for batch in iterate(dev_set, inference_batches(dev_set.lengths(),
                                                             args.predict_batch_size),
-                                 torch.device("cpu")):
+                                 device):
                 batch.pop("labels", None)
                 predict(**batch)
+        synchronize(device)
         seconds.append(time.perf_counter() - start)
     return seconds[1], seconds[0] - seconds[1]
 
@@ -214,7 +234,7 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
     import tempfile
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-    from modeling.device import cpu_has_fast_bf16
+    from benchmarks.accuracy import fast_bf16
     from modeling.model import build_model, load_config
     best = args.worker == "hf_best"
     labels = processor.get_labels()
@@ -231,13 +251,15 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
                         "token_type_ids": f.segment_ids + [0] * pad, "labels": f.label_id})
         return out
 
-    bf16 = best and cpu_has_fast_bf16()
+    device = run_device(args)
+    bf16 = best and fast_bf16(device.type)
     with tempfile.TemporaryDirectory() as out:
         training_args = TrainingArguments(
             output_dir=out, per_device_train_batch_size=args.batch_size,
             per_device_eval_batch_size=args.predict_batch_size,
             learning_rate=args.learning_rate, num_train_epochs=args.epochs, warmup_steps=0.1,
-            weight_decay=0.01, adam_epsilon=1e-6, max_grad_norm=1.0, seed=42, use_cpu=True,
+            weight_decay=0.01, adam_epsilon=1e-6, max_grad_norm=1.0, seed=42,
+            use_cpu=device.type == "cpu",
             bf16=bf16, train_sampling_strategy="group_by_length" if best else "random",
             save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True)
         trainer = Trainer(model=model, args=training_args, train_dataset=rows(train_features),
@@ -271,7 +293,8 @@ def main(argv=None):
             print(f"{name}: run {repeat + 1} of {args.repeats} done", file=sys.stderr)
     for run in runs.get("project", []):
         run["ceiling_examples_per_s"] = run["train_examples_per_s"] / run["matmul_share"]
-    report({name: median_run(r) for name, r in runs.items()}, paired_ratios(runs))
+    report({name: median_run(r) for name, r in runs.items()}, paired_ratios(runs),
+           run_device(args))
 
 
 def median_run(runs: list[dict]) -> dict:
@@ -302,8 +325,9 @@ def paired_ratios(runs: dict[str, list[dict]]) -> dict[str, list[float]]:
     return ratios
 
 
-def report(results: dict, ratios: dict[str, list[float]]) -> None:
-    peaks = {"fp32": matmul_peak("float32"), "bf16": matmul_peak("bfloat16")}
+def report(results: dict, ratios: dict[str, list[float]], device=None) -> None:
+    peaks = {name: matmul_peak(dtype, device) for name, dtype in
+             (("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16"))}
     keys = ("precision", "train_rows", "train_examples_per_s", "real_tokens_per_s",
             "padding_share", "predict_examples_per_s", "compile_s", "predict_compile_s",
             "peak_rss_mb", "mfu")

@@ -10,8 +10,9 @@ each run a fresh process timed from start to finish (imports, features, training
   compiled_warm  --compile=on again, with the caches compiled_cold left
   hf_best        HF Trainer at its best (dynamic padding, group_by_length, bf16 if fast)
 The configurations take turns, `--repeats` times (each repeat starts from empty caches).
-Prints the machine class, each run's seconds, and HF's seconds over each configuration's,
-the median of the repeats' own ratios (above 1: faster than HF).
+`--device` and `--model_dir` go to both, as in benchmarks/accuracy.py. Prints the machine
+class, each run's seconds, and HF's seconds over each configuration's, the median of the
+repeats' own ratios (above 1: faster than HF).
 """
 
 import argparse
@@ -37,18 +38,24 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=float, default=1.0)
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--configs", default=",".join(CONFIGS))
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="both on this device (default: cuda when there is one)")
+    p.add_argument("--model_dir", default=None, help="default: the embedded MiniLM-L6")
     return p.parse_args(argv)
 
 
-def run(config: str, cache_dir: str) -> float:
-    """Seconds of one whole command; compiled runs keep inductor's caches in cache_dir."""
+def run(config: str, cache_dir: str, device: str, model_dir) -> float:
+    """Seconds of one whole command on `device`; compiled runs keep inductor's caches in
+    cache_dir."""
     if config == "hf_best":
         start = time.perf_counter()
         subprocess.run([sys.executable, accuracy.__file__, "--worker=cola,1",
-                        f"--epochs={accuracy.RECIPE['epochs']}"], check=True,
+                        f"--epochs={accuracy.RECIPE['epochs']}", f"--device={device}"]
+                       + ([f"--model_dir={model_dir}"] if model_dir else []), check=True,
                        capture_output=True)
         return time.perf_counter() - start
-    flags = [] if config == "project" else ["--compile=on"]
+    flags = ([] if config == "project" else ["--compile=on"]) + accuracy.device_flags(
+        device, model_dir)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache_dir
     return accuracy.run_project("cola", 1, flags)["seconds"]
 
@@ -59,6 +66,7 @@ def main(argv=None) -> None:
         sys.exit("whole_command: set GLUE_DIR to the GLUE data directory")
     accuracy.RECIPE["epochs"] = args.epochs
     configs = args.configs.split(",")
+    device = args.device or accuracy.default_device()
     seconds = {config: [] for config in configs}
     with tempfile.TemporaryDirectory() as tmp:
         glue_subset.main([f"--task_dir={os.path.join(os.environ['GLUE_DIR'], 'CoLA')}",
@@ -68,7 +76,7 @@ def main(argv=None) -> None:
         for repeat in range(args.repeats):
             cache_dir = os.path.join(tmp, f"inductor-{repeat}")
             for config in configs:
-                seconds[config].append(run(config, cache_dir))
+                seconds[config].append(run(config, cache_dir, device, args.model_dir))
                 print(f"{config}: run {repeat + 1} of {args.repeats}: "
                       f"{seconds[config][-1]:.1f} s", file=sys.stderr, flush=True)
     report(seconds, args)

@@ -61,6 +61,7 @@ import inspect
 import json
 import logging
 import os
+from typing import Optional
 
 import torch
 
@@ -203,14 +204,19 @@ class TrainingForward:
     call: CUDA graphs when the batch is on CUDA); `cuda_path` takes CUDA's branches on any
     device (see forward.classifier_logits)."""
 
-    def __init__(self, precision: str, cuda_path: bool = False):
+    def __init__(self, precision: str, cuda_path: bool = False,
+                 cuda_graphs: Optional[bool] = None):
         self.precision, self.cuda_path, self.compiled = precision, cuda_path, None
+        self.cuda_graphs = cuda_graphs  # None: `cuda_graphs_for` the batch's device
 
     def __call__(self, model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                  token_type_ids: torch.Tensor) -> torch.Tensor:
         if self.compiled is None:
+            graphs = self.cuda_graphs
+            if graphs is None:
+                graphs = cuda_graphs_for(input_ids.device, self.cuda_path)
             self.compiled = _compile(logits_from_embeddings, self.precision, "training steps",
-                                     cuda_graphs_for(input_ids.device, self.cuda_path))
+                                     graphs)
         return self.compiled(model, input_embeddings(model, input_ids, token_type_ids),
                              attention_mask, dropout_bits(model, input_ids, self.cuda_path),
                              self.cuda_path)

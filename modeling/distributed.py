@@ -104,9 +104,11 @@ class _Forward(torch.nn.Module):
 
 
 def wrap(model: torch.nn.Module, fn) -> torch.nn.Module:
-    """`fn(model, **inputs)` as a module, inside DDP under torchrun."""
+    """`fn(model, **inputs)` as a module, inside DDP under torchrun with more than one
+    process (one has nothing to all-reduce, and its CPU word embeddings take sparse
+    gradients, which DDP refuses: `training.sparse_word_embeddings`)."""
     module = _Forward(model, fn)
-    if not dist.is_initialized():
+    if world_size() == 1:
         return module
     device = next(model.parameters()).device
     return torch.nn.parallel.DistributedDataParallel(
