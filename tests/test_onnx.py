@@ -111,9 +111,10 @@ def test_onnx_flag_checks(exported, tmp_path):
 
 
 def test_readme_onnxruntime_snippet(exported):
-    """The README's 5 lines run on an exported model as printed (its path replaced)."""
+    """docs/deployment.md's 5 lines run on an exported model as printed (its path replaced)."""
     import re
-    with open(os.path.join(os.path.dirname(os.path.dirname(__file__)), "README.md")) as f:
+    root = os.path.dirname(os.path.dirname(__file__))
+    with open(os.path.join(root, "docs", "deployment.md")) as f:
         code = re.search(r"```python\n(import numpy as np, onnxruntime.*?)```", f.read(),
                          re.S).group(1)
     assert len(code.splitlines()) == 5
