@@ -245,7 +245,7 @@ def rng_state_flipped(path):
     tensors uncompressed) flipped."""
     state = torch.load(path, weights_only=True)
     data = read(path)
-    offset = data.index(state["rng"]["torch"].numpy().tobytes())
+    offset = data.index(state["rng"]["torch_per_rank"][0].numpy().tobytes())
     flip_bit(path, offset + 100, 0)
 
 
