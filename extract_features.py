@@ -17,8 +17,8 @@ import sys
 import transformers
 from absl import flags
 
-import cli
-from core import InputError
+import training.cli as cli
+from modeling.errors import InputError
 from modeling import PRECISIONS
 from modeling.device import resolve_precision, select_device
 from modeling.extraction import (POOLINGS, VECTOR_SUFFIXES, ExtractArgs, extract_to_files,
@@ -28,7 +28,8 @@ from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
 from processors.base import SPLITS
 from processors.windows import LONG_TEXT, Windows, windows_key
-from model_checks import check_long_text, check_model, check_model_files, check_windows_model
+from training.model_checks import (check_long_text, check_model, check_model_files,
+                                   check_windows_model)
 
 FLAGS = flags.FLAGS
 

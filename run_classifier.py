@@ -16,7 +16,7 @@ Ctrl-C and SIGTERM are handled from the first lines on, before the heavy imports
 import contextlib
 import sys
 
-import cli  # (light: it installs the Ctrl-C handler before the heavy imports)
+import training.cli as cli  # (light: it installs the Ctrl-C handler before the heavy imports)
 
 INTERRUPTED = "run the same command again to go on (training resumes from its last checkpoint)"
 if __name__ == "__main__" or sys.argv[0].endswith("run_classifier"):  # the program, not a test
@@ -29,12 +29,16 @@ import os
 from absl import flags
 
 import run_search
-from cli import settings
-from core import ONNX_FILES, InputError, folder_lock, remove_temp_files, use_cache_dir
-from modeling import COMPILE, PRECISIONS, plot
+from training.cli import settings
+from modeling.disk import folder_lock, remove_temp_files
+from modeling.errors import InputError
+from modeling.files import ONNX_FILES
+from modeling.toolchain import use_cache_dir
+from modeling import COMPILE, PRECISIONS
+from training import plot
 from processors import describe_tasks, load_processor_module
 from processors.windows import LONG_TEXT, WINDOW_POOLINGS, Windows, windows_key
-from run_checks import check, validate
+from training.checks import check, validate
 
 FLAGS = flags.FLAGS
 
@@ -147,14 +151,14 @@ def do_train(run, s, on_dev_score=None) -> int:
     Under torchrun every rank trains and evaluates; only rank 0 writes files.
     `on_dev_score(epoch, score)` hears each epoch's dev score (a search prunes with it).
     """
-    from modeling import distributed
+    from training import distributed
     from modeling.compiled import should_compile
-    from modeling.early_stopping import best_epoch, should_stop
+    from training.early_stopping import best_epoch, should_stop
     from modeling.export import load_weights
     from modeling.losses import resolve_class_weights
-    from modeling.runs import run_signature, write_run_config
-    from modeling.selection import BEST_MODEL, EpochEnd
-    from modeling.training import TrainArgs, count_train_steps, train
+    from training.runs import run_signature, write_run_config
+    from training.selection import BEST_MODEL, EpochEnd
+    from training.loop import TrainArgs, count_train_steps, train
 
     tensorboard = (plot.TensorBoardLog(os.path.join(s.output_dir, "tensorboard"))
                    if s.tensorboard and distributed.is_main() else None)
@@ -203,8 +207,8 @@ def do_train(run, s, on_dev_score=None) -> int:
 
 
 def do_eval(run, s, global_step: int) -> None:
-    from modeling import distributed
-    from modeling.evaluation import evaluate, write_eval_results
+    from training import distributed
+    from training.evaluation import evaluate, write_eval_results
     results = run.dev_results.get(global_step)  # an epoch's end evaluated these weights
     if results is None:
         results = evaluate(run.model, run.datasets["dev"], run.processor.metric,
@@ -214,16 +218,16 @@ def do_eval(run, s, global_step: int) -> None:
 
 
 def do_predict(run, s) -> None:
-    from modeling import distributed
+    from training import distributed
     from modeling.compiled import should_compile
-    from modeling.evaluation import predict_logits, write_predictions
+    from training.evaluation import predict_logits, write_predictions
     if s.predict_backend == "torch":
         test = run.datasets["test"]
         logits = predict_logits(run.model, test, s.predict_batch_size, run.device, run.precision,
                                 should_compile(s.compile, run.model, run.device,
                                                run.precision, len(test), "predict rows"))
     else:
-        from modeling.onnx_export import onnx_logits
+        from training.evaluation import onnx_logits
         logits = onnx_logits(os.path.join(s.output_dir, ONNX_FILES[s.predict_backend]),
                              run.datasets["test"], s.predict_batch_size)
     if distributed.is_main():
@@ -255,11 +259,11 @@ def start_run(s, processor, source, trained: bool, examples: dict,
 
     from modeling.device import resolve_precision, select_device
     from modeling.model import build_model, head_trained_for, init_untrained_pooler, load_config
-    from modeling.runs import Run, clear_run_outputs
+    from training.runs import Run, clear_run_outputs
     from modeling.tokenization import source_tokenizer
 
     transformers.utils.logging.disable_progress_bar()
-    from modeling import distributed
+    from training import distributed
     device = distributed.init(select_device(s.no_cuda))
     precision = resolve_precision(s.precision, device)
     labels = processor.get_labels()
@@ -286,7 +290,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
 
 def load_datasets(run, s) -> None:
     """The features of each split the run uses, from the cache or built (one build per node)."""
-    from modeling import distributed
+    from training import distributed
     from modeling.losses import label_distribution
     from processors.cache import load_features
 
@@ -329,7 +333,7 @@ def train_eval_predict(on_dev_score=None) -> None:
 def _run_modes(s, run, on_dev_score) -> None:
     from modeling import distributed  # (imported once every check has passed)
     from modeling.export import save_model, saved_global_step
-    from modeling.runs import describe_run, write_run_config
+    from training.runs import describe_run, write_run_config
 
     for line in describe_run(run, s.precision, {k: v.count for k, v in run.examples.items()}):
         logging.info("%s", line)

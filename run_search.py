@@ -11,7 +11,7 @@ import json
 import os
 from typing import Callable
 
-from run_checks import validate
+from training.checks import validate
 
 # What every trial runs with besides its searched flags: trials only train and evaluate
 # (the best model predicts, once), and share the search's features cache.
@@ -33,13 +33,13 @@ def flag_values(f, values: dict):
 
 
 def search(f, train_eval_predict: Callable) -> dict:
-    """Runs the search `f` asks for; returns the best trial's row (see modeling.search).
+    """Runs the search `f` asks for; returns the best trial's row (see training.search).
 
     `train_eval_predict(on_dev_score)` is one ordinary run with the flags as set.
     """
-    from modeling import search as tuning
     from modeling.model import is_model_dir
-    from modeling.search_space import parse_search_space
+    from training import search as tuning
+    from training.search_space import parse_search_space
 
     metric = validate(f)[0].metric
     common = {**TRIAL_FLAGS, "cache_dir": f.cache_dir or os.path.join(f.output_dir, "cache")}

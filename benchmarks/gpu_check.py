@@ -55,6 +55,7 @@ class Context:
 
     def __init__(self, args, tmp: str):
         import torch
+
         from conftest import write_similarity_data, write_tiny_bert
         self.dry = args.dry_run
         self.device = torch.device("cpu" if self.dry else "cuda")
@@ -67,6 +68,7 @@ class Context:
 
     def model(self, eval_mode: bool = False):
         import torch
+
         from modeling.model import build_model, load_config, resolve_source
         source = resolve_source(self.model_dir, None, None)
         torch.manual_seed(0)
@@ -77,8 +79,9 @@ class Context:
         """aot_eager in a dry run (the same dynamo and AOTAutograd), else as it is."""
         if not self.dry:
             return contextlib.nullcontext()
-        import torch
         from unittest import mock
+
+        import torch
         real = torch.compile
 
         def compile(fn=None, **options):
@@ -93,6 +96,7 @@ def environment(ctx) -> dict:
 
     import torch
     import transformers
+
     from modeling.device import choose_precision, describe_device
     out = {"python": platform.python_version(), "torch": torch.__version__,
            "transformers": transformers.__version__, "cuda": torch.version.cuda,
@@ -114,11 +118,12 @@ def training_steps(ctx) -> dict:
     """Five steps per precision, recorded; then eval logits against transformers'."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
-    from modeling import training
-    from modeling.data import iterate, train_batches
+
     from modeling.forward import classifier_logits
     from processors.cache import FeatureSet
     from processors.features import InputFeatures
+    from training import loop as training
+    from training.data import iterate, train_batches
 
     class Recorder(TorchDispatchMode):
         def __init__(self):
@@ -186,6 +191,7 @@ def tests(ctx) -> dict:
 def compile_shapes(ctx) -> dict:
     """--compile=on's training forward and predict at odd lengths and 1-row batches."""
     import torch
+
     from modeling.compiled import TrainingForward, compiled_predictor
     from modeling.forward import classifier_logits
     model = ctx.model(eval_mode=True)
@@ -273,8 +279,10 @@ def _step_ms(ctx, model, batch: dict, forward, steps: int) -> float:
     """ms a bf16 training step of `forward` (training_forward's), after two warm-up steps
     (compiles, CUDA graph recordings)."""
     import torch
-    from modeling import distributed, training
-    from modeling.optimization import create_optimizer
+
+    from training import distributed
+    from training import loop as training
+    from training.optimization import create_optimizer
     args = training.TrainArgs(ctx.tmp, len(batch["labels"]), 1, 1e-5, 1.0, 0.0, 0.01, 1e-6,
                               1.0, 10 ** 9, 1, 0, "bf16")
     optimizer, scheduler = create_optimizer(model, 1e-5, 0.01, 1e-6, 10 ** 6, 0)
@@ -320,9 +328,11 @@ def _hf_trainer_ms(ctx, model, batch: dict, steps: int) -> float:
 
 def throughput(ctx) -> dict:
     import torch
-    from benchmarks.train_throughput import model_flops
+
     from modeling.compiled import TrainingForward
     from modeling.forward import classifier_logits
+
+    from .train_throughput import model_flops
     rows, length, steps = (4, 16, 2) if ctx.dry else (32, 128, 20)
     g = torch.Generator().manual_seed(0)
     batch = {"input_ids": torch.randint(1000 % 99, 99, (rows, length), generator=g),
@@ -383,7 +393,7 @@ def table(results: dict) -> str:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from core import atomic_write_text
+    from modeling.disk import atomic_write_text
     names = [n for n in args.steps.split(",") if n] or list(STEPS)
     unknown = sorted(set(names) - set(STEPS))
     if unknown:

@@ -25,13 +25,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from modeling.device import machine_class, resolve_precision  # noqa: E402
-from modeling.evaluation import decide, predict_logits  # noqa: E402
 from modeling.model import build_model, load_config, resolve_source  # noqa: E402
 from modeling.onnx_export import onnx_logits  # noqa: E402
 from modeling.tokenization import source_tokenizer  # noqa: E402
 from processors import get_processor  # noqa: E402
 from processors.cache import load_features  # noqa: E402
 from processors.metrics import compute_metrics  # noqa: E402
+from training.evaluation import decide, predict_logits  # noqa: E402
 
 FOLDERS = {"mrpc": "MRPC", "cola": "CoLA", "sst-2": "SST-2", "rte": "RTE"}
 

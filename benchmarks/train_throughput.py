@@ -140,7 +140,7 @@ def padding_share(lengths, batch_size, pad_to, name) -> float:
     """Share of pad tokens in the training batches this configuration builds."""
     if pad_to:
         return 1 - sum(lengths) / (pad_to * len(lengths))
-    from modeling.data import train_batches
+    from training.data import train_batches
     batches = train_batches(lengths, batch_size, 42, 0)  # the same grouping as both samplers
     padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     return 1 - sum(lengths) / padded
@@ -150,12 +150,14 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     """The project's train and predict; compiled (after a compiling warm-up) for
     project_compiled."""
     import tempfile
+
     import torch
+
     from modeling.device import resolve_precision
-    from modeling.evaluation import predict_logits
     from modeling.model import build_model, load_config
-    from modeling.training import TrainArgs, train
     from processors.cache import FeatureSet
+    from training.evaluation import predict_logits
+    from training.loop import TrainArgs, train
     labels = processor.get_labels()
     config = load_config(source.config_file, len(labels), labels)
     torch.manual_seed(42)
@@ -213,8 +215,9 @@ def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, fl
     """(seconds of a pass over dev_set, its compile's seconds) for a compiled model:
     the first pass compiles, the second is timed; the compile is the difference."""
     import torch
+
     from modeling.compiled import compiled_predictor
-    from modeling.data import inference_batches, iterate
+    from training.data import inference_batches, iterate
     predict = compiled_predictor(model, precision)
     seconds = []
     for _ in range(2):
@@ -232,10 +235,13 @@ def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, fl
 
 def run_hf(args, processor, source, tokenizer, train_features, dev_features):
     import tempfile
+
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-    from benchmarks.accuracy import fast_bf16
+
     from modeling.model import build_model, load_config
+
+    from .accuracy import fast_bf16
     best = args.worker == "hf_best"
     labels = processor.get_labels()
     config = load_config(source.config_file, len(labels), labels)

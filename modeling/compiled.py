@@ -65,9 +65,8 @@ from typing import Optional
 
 import torch
 
-from core import cpp_compiler, use_cache_dir
-
 from .forward import classifier_logits, dropout_bits, input_embeddings, logits_from_embeddings
+from .toolchain import cpp_compiler, use_cache_dir
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import torch
 
-from core import InputError
+from .errors import InputError
 
 
 def select_device(no_cuda: bool) -> torch.device:

@@ -7,8 +7,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from transformers import BertForSequenceClassification
 
-from core import FILE_MODE, INTEGRITY, check_integrity, move_into, temp_folder, write_integrity
-
+from .disk import FILE_MODE, INTEGRITY, check_integrity, move_into, temp_folder, write_integrity
 from .model import read_config
 
 MODEL_FILES_LAST = "config.json"  # moved in last but the record: it marks a complete model
@@ -63,7 +62,7 @@ def saved_global_step(config_file: str) -> int:
 
 def load_weights(model: BertForSequenceClassification, model_dir: str) -> None:
     """Loads the weights `save_model` wrote to `model_dir` into `model` (same architecture),
-    checked against the folder's integrity record first (core.DamagedFile names a file
+    checked against the folder's integrity record first (disk.DamagedFile names a file
     that differs)."""
     check_integrity(model_dir, required=False)
     model.load_state_dict(load_file(os.path.join(model_dir, WEIGHTS_FILE)))

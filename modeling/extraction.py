@@ -24,17 +24,18 @@ import numpy as np
 import torch
 from transformers import BertConfig, BertModel
 
-from core import InputError, atomic_open, atomic_write_bytes, atomic_write_text
 from processors.base import InputExample, read_rows
 from processors.cache import FeatureSet
 from processors.cells import table_cell
 from processors.features import convert_examples_to_features
 from processors.hf_features import tokenizer_features
 from processors.windows import describe, pool_windows, window_arrays
+from training.data import inference_batches, iterate
 
 from . import families
-from .data import inference_batches, iterate
 from .device import autocast
+from .disk import atomic_open, atomic_write_bytes, atomic_write_text
+from .errors import InputError
 from .model import ModelSource, build_model
 
 POOLINGS = ("cls", "mean", "pooler")

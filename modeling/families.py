@@ -23,7 +23,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Optional
 
-from core import InputError, sha256_file
+from .disk import sha256_file
+from .errors import InputError
 
 if TYPE_CHECKING:
     import torch

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError
+from .errors import InputError
+from .heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 logger = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
 
-from core import SINGLE_LABEL, InputError
-
 from . import families
+from .errors import InputError
 from .families import TOKENIZER_FILES, tokenizer_files
+from .heads import SINGLE_LABEL
 
 if TYPE_CHECKING:
     import torch

@@ -1,5 +1,5 @@
 """Deployment: the fine-tuned model as ONNX (fp32, and dynamically quantized int8), and
-predictions with onnxruntime.
+the onnxruntime session that runs it (training.evaluation.onnx_logits predicts with it).
 
 torch's ONNX exporter (torch.export based: its graph gives PyTorch's logits to ~1e-7,
 where the TorchScript tracer's did not) writes the graph, batch and sequence length
@@ -13,14 +13,12 @@ import io
 import logging
 import os
 
-import numpy as np
 import torch
 
-from core import ONNX_FILES, InputError, atomic_write_bytes
-from processors.features import collate
-
-from .data import inference_batches
+from .disk import atomic_write_bytes
+from .errors import InputError
 from .families import takes_token_types
+from .files import ONNX_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -94,19 +92,3 @@ def session(path: str, threads: int = 0):
     except Exception as e:  # onnxruntime's InvalidProtobuf, Fail, ...: a damaged file
         raise InputError(f"{path}: onnxruntime cannot load it (damaged?): {type(e).__name__}: "
                          f"{e}".splitlines()[0]) from None
-
-
-def onnx_logits(path: str, dataset, batch_size: int) -> np.ndarray:
-    """Float32 logits of every row from the exported model, in the dataset's order."""
-    runner = session(path)
-    wanted = [i.name for i in runner.get_inputs()]
-    batches = inference_batches(dataset.lengths(), batch_size)
-    outputs = []
-    for indices in batches:
-        batch = collate([dataset[i] for i in indices])
-        feed = {name: batch[name].numpy() for name in wanted}
-        outputs.append(runner.run(["logits"], feed)[0])
-    logits = np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
-    restored = np.empty_like(logits)
-    restored[np.asarray([i for b in batches for i in b], dtype=np.int64)] = logits
-    return restored

@@ -4,7 +4,7 @@ bring their own (`families.load_tokenizer`)."""
 import os
 from typing import TYPE_CHECKING
 
-from core import InputError
+from .errors import InputError
 
 if TYPE_CHECKING:
     from transformers import BertTokenizer

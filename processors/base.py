@@ -16,7 +16,8 @@ import stat
 from dataclasses import dataclass
 from typing import BinaryIO, ClassVar, Iterator, Optional, Union
 
-from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL, InputError  # noqa: F401 (re-exported)
+from modeling.errors import InputError  # noqa: F401 (re-exported)
+from modeling.heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL  # noqa: F401 (re-exported)
 
 SPLITS = ("train", "dev", "test")
 

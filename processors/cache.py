@@ -25,7 +25,8 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from core import atomic_folder, atomic_write_text, file_lock, remove_temp_files, sha256_file
+from modeling.disk import (atomic_folder, atomic_write_text, file_lock, remove_temp_files,
+                           sha256_file)
 
 from .cells import path_safe
 from .examples import SplitExamples, chunks

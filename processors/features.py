@@ -12,7 +12,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 import torch
 
-from core import InputError
+from modeling.errors import InputError
 
 logger = logging.getLogger(__name__)
 

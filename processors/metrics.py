@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 
-from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL
+from modeling.heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 
 # metric name -> every key it reports; the first is the metric itself (higher is better).
 METRICS = {

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from core import InputError
+from modeling.errors import InputError
 
 LONG_TEXT = ("truncate", "windows")
 WINDOW_POOLINGS = ("mean", "max")

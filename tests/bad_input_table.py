@@ -149,10 +149,10 @@ def replaced_model(case_dir, bert):
     import torch
     from transformers import BertConfig, BertModel
 
-    from modeling.checkpoint import save_checkpoint
     from modeling.model import resolve_source
-    from modeling.runs import run_signature
     from processors import get_processor
+    from training.checkpoint import save_checkpoint
+    from training.runs import run_signature
     model_dir = copy_bert(case_dir, bert)
     signature = run_signature(get_processor(SIM), resolve_source(model_dir, None, None), 128,
                               True, os.path.join(case_dir, "data", "train.csv"), {})
@@ -171,7 +171,8 @@ def processor_module(body):
 
 def truncated_checkpoint(case_dir, bert):
     import torch
-    from modeling.checkpoint import save_checkpoint
+
+    from training.checkpoint import save_checkpoint
     out = os.path.join(case_dir, "out")
     os.makedirs(out)
     path = save_checkpoint(out, torch.nn.Linear(2, 2), {"global_step": 3}, keep_max=1)

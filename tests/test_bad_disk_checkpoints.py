@@ -1,7 +1,7 @@
 """Issue 29's table: damaged files a run reads back from disk (a trained model, best_model/,
 checkpoints) are refused in one line naming the file, before anything is written.
 
-A model folder this project saved carries an integrity record (core.write_integrity);
+A model folder this project saved carries an integrity record (disk.write_integrity);
 a bit flip in any file it names is caught before torch is imported.
 """
 
@@ -13,7 +13,7 @@ import struct
 import pytest
 
 from bad_input_table import SIM, Case, check_case, run_all
-from core import write_integrity
+from modeling.disk import write_integrity
 
 DAMAGED = "damaged (its sha256 differs from integrity.json's)"
 
@@ -82,7 +82,8 @@ def truncated(path):
 def flipped_checkpoint(case_dir, bert):
     """The only checkpoint of an unfinished run, one bit of its weights flipped."""
     import torch
-    from modeling.checkpoint import save_checkpoint
+
+    from training.checkpoint import save_checkpoint
     out = os.path.join(case_dir, "out")
     os.makedirs(out)
     path = save_checkpoint(out, torch.nn.Linear(2, 2), {"global_step": 3, "signature": {}},

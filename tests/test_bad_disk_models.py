@@ -11,11 +11,11 @@ import subprocess
 import sys
 
 import pytest
+from tiny_families import write_tiny_family
 
 from bad_input_table import (ENV, ROOT, SIM, Case, check_case, copy_bert, run_all, set_config,
                              truncate)
 from conftest import write_similarity_data, write_tiny_bert, write_tiny_encoder
-from tiny_families import write_tiny_family
 
 OWN_CODE = ("open({marker!r}, 'w').write('ran')\n"
             "from transformers import BertConfig\n\n\n"
@@ -205,10 +205,10 @@ def test_own_code_never_runs_and_nothing_asks(tiny_bert, tmp_path):
 def test_one_token_type_is_fine_without_pairs(tiny_bert, tmp_path):
     """The type_vocab_size check refuses only what would fail: pairs on a one-type model;
     single texts pass, and a family whose tokenizer gives pairs no token types passes."""
-    from model_checks import check_token_types
     from modeling.model import resolve_source
     from processors import InputError
     from processors.base import InputExample
+    from training.model_checks import check_token_types
     one = resolve_source(write_tiny_bert(tmp_path / "one", type_vocab_size=1), None, None)
     single = {"train": [InputExample("a", "the dog")], "dev": [InputExample("b", "a cat")]}
     pairs = {"train": [InputExample("a", "the dog")], "dev": [InputExample("b", "a", "b")]}

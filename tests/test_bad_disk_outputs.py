@@ -156,8 +156,8 @@ def test_predictions_of_formula_labels_are_safe_cells_one_row_each(tiny_bert, tm
 
 
 def test_write_predictions_escapes_every_kind_of_cell(tmp_path):
-    from core import MULTI_LABEL, REGRESSION, SINGLE_LABEL
-    from modeling.evaluation import write_predictions
+    from modeling.heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL
+    from training.evaluation import write_predictions
     labels = FORMULAS
     write_predictions(str(tmp_path), np.eye(len(labels), dtype=np.float32) * 9, labels,
                       SINGLE_LABEL)

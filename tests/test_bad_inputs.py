@@ -23,7 +23,7 @@ from bad_input_table import (ENV, HUGE, LIMIT, MRPC_HEAD, MRPC_TEST_HEAD, ROOT, 
                              replaced_model, row_cases, run_all, set_config, truncate,
                              truncated_checkpoint, write_at)
 from conftest import write_similarity_data
-from core import TrainingDiverged
+from modeling.errors import TrainingDiverged
 
 COLA_OK = VALID["cola"]["train.tsv"]
 MRPC_OK = "1\t1\t2\tThe dog runs.\tA dog runs.\n"
@@ -295,16 +295,16 @@ def test_bad_input(case, results):
 
 
 def test_a_full_disk_mid_write_leaves_the_old_file_and_names_the_path(tmp_path, monkeypatch):
-    import core
+    from modeling import disk
     path = tmp_path / "eval_results.txt"
     path.write_text("old\n")
 
     def no_space(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(core.os, "fsync", no_space)
+    monkeypatch.setattr(disk.os, "fsync", no_space)
     with pytest.raises(OSError) as info:
-        core.atomic_write_text(str(path), "new\n")
+        disk.atomic_write_text(str(path), "new\n")
     assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(path))
     assert os.listdir(tmp_path) == ["eval_results.txt"] and path.read_text() == "old\n"
 
@@ -339,8 +339,8 @@ def test_main_turns_write_errors_and_ctrl_c_into_one_line(error, code, line, mon
 def test_ctrl_c_that_a_library_turns_into_another_error_still_exits_130(
         monkeypatch, capsys, logging_restored):
     """transformers' lazy import reports a KeyboardInterrupt inside it as ModuleNotFoundError."""
-    import cli
     import run_classifier
+    import training.cli as cli
 
     def main(argv):
         try:

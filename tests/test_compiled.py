@@ -13,15 +13,16 @@ import numpy as np
 import pytest
 import torch
 
-from core import InputError, use_cache_dir
-from model_checks import check_compile_model
 from modeling import compiled
 from modeling.compiled import TrainingForward, should_compile
-from modeling.evaluation import predict_logits
+from modeling.errors import InputError
 from modeling.forward import classifier_logits
 from modeling.model import build_model, load_config, resolve_source
+from modeling.toolchain import use_cache_dir
 from processors.cache import FeatureSet
 from processors.features import InputFeatures
+from training.evaluation import predict_logits
+from training.model_checks import check_compile_model
 
 TOLERANCES = {torch.float32: {"rtol": 1e-5, "atol": 1e-5},
               torch.bfloat16: {"rtol": 2e-2, "atol": 2e-2}}

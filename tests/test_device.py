@@ -5,9 +5,9 @@ import platform
 import pytest
 import torch
 
-from core import InputError
 from modeling import device as device_module
 from modeling.device import choose_precision, describe_device, machine_class, resolve_precision
+from modeling.errors import InputError
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 

@@ -13,7 +13,7 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import write_similarity_data, write_tiny_bert
-from modeling import distributed
+from training import distributed
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

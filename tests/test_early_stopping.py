@@ -10,9 +10,10 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import write_keyword_data
-from modeling import export, training
-from modeling.early_stopping import best_epoch, epochs_without_gain, is_better, should_stop
+from modeling import export
 from processors import InputError
+from training import loop as training
+from training.early_stopping import best_epoch, epochs_without_gain, is_better, should_stop
 
 FLAGS = flags.FLAGS
 

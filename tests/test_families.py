@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 from absl.testing import flagsaver
+from tiny_families import FAMILIES, write_tiny_family
 
 import run_classifier
 from conftest import (MORE_ENCODERS, glue_dir, kill_after_checkpoint, write_similarity_data,
@@ -20,7 +21,6 @@ from conftest import (MORE_ENCODERS, glue_dir, kill_after_checkpoint, write_simi
 from modeling import families
 from processors import InputError, get_processor, split_examples
 from processors.hf_features import tokenizer_feature_arrays
-from tiny_families import FAMILIES, write_tiny_family
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -81,7 +81,7 @@ def test_family_trains_resumes_and_reloads(family, tiny, data, tmp_path, caplog)
     run_main(**common, output_dir=out)  # (while the other run starts)
     assert kill_after_checkpoint(proc, killed_out) == -signal.SIGKILL, read(tmp_path / "killed.log")
     assert not os.path.exists(os.path.join(killed_out, "config.json"))
-    with caplog.at_level(logging.INFO, logger="modeling.checkpoint"):
+    with caplog.at_level(logging.INFO, logger="training.checkpoint"):
         run_main(**common, output_dir=killed_out)
     assert any("Resuming from" in r.getMessage() for r in caplog.records)
 

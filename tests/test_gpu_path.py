@@ -14,12 +14,12 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from modeling import training
-from modeling.data import LENGTH_BUCKET, inference_batch_size, iterate, train_batches
 from modeling.model import build_model, load_config, resolve_source
-from modeling.optimization import create_optimizer
 from processors.cache import FeatureSet
 from processors.features import InputFeatures
+from training import loop as training
+from training.data import LENGTH_BUCKET, inference_batch_size, iterate, train_batches
+from training.optimization import create_optimizer
 
 # Ops whose result the host reads: on CUDA each one waits for the queued kernels.
 SYNC_OPS = ("_local_scalar_dense", "nonzero", "is_nonzero", "equal", "masked_select",
@@ -156,7 +156,7 @@ def test_cuda_batches_pad_to_length_buckets_and_the_next_one_is_ready_first(monk
     lengths = data.lengths()
     batches = [[0, 1, 2], [3, 4], [5]]
     made = []
-    from modeling import data as data_module
+    from training import data as data_module
     real = data_module.collate
     monkeypatch.setattr(data_module, "collate", lambda rows: made.append(len(rows)) or real(rows))
     out = iterate(data, batches, CPU, bucket=LENGTH_BUCKET)

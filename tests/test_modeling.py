@@ -8,12 +8,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from modeling.data import inference_batches, train_batches
 from modeling.model import (build_model, default_model_dir, init_untrained_pooler, load_config,
                             resolve_source)
-from modeling.optimization import create_optimizer
-from modeling.training import count_train_steps
 from processors import InputError
+from training.data import inference_batches, train_batches
+from training.loop import count_train_steps
+from training.optimization import create_optimizer
 
 
 def tiny_model(tiny_bert, labels=("0", "1")):

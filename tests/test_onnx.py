@@ -8,13 +8,12 @@ import pytest
 import torch
 from absl import flags
 from absl.testing import flagsaver
+from tiny_families import write_tiny_family
 
 import run_classifier
 from conftest import write_similarity_data
-from modeling.evaluation import predict_logits
-from modeling.onnx_export import onnx_logits
 from processors import InputError
-from tiny_families import write_tiny_family
+from training.evaluation import onnx_logits, predict_logits
 
 FLAGS = flags.FLAGS
 RUN = dict(task_name="sentence_similarity", train_batch_size=8, predict_batch_size=5,
@@ -51,10 +50,10 @@ def exported(tmp_path_factory):
 
 
 def test_onnxruntime_logits_equal_pytorch(exported):
-    from processors.cache import load_features
     from transformers import AutoModelForSequenceClassification
 
     from modeling import families
+    from processors.cache import load_features
     out, data = exported
     assert {"model.onnx", "model_int8.onnx"} <= set(os.listdir(out))
     tokenizer = families.load_tokenizer(out)

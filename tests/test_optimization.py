@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from modeling.optimization import SEEN_ROWS, BertAdamW
+from training.optimization import SEEN_ROWS, BertAdamW
 
 
 def _params(seed=0):
@@ -105,9 +105,9 @@ def _tiny_model(tiny_bert):
 
 
 def _train_tiny(tiny_bert, tmp_path, name):
-    from modeling.training import TrainArgs, train
     from processors.cache import FeatureSet
     from processors.features import InputFeatures
+    from training.loop import TrainArgs, train
     model = _tiny_model(tiny_bert)
     g = torch.Generator().manual_seed(0)
     features = []
@@ -124,7 +124,7 @@ def _train_tiny(tiny_bert, tmp_path, name):
 def test_training_with_sparse_embedding_gradients_equals_dense(tiny_bert, tmp_path, monkeypatch):
     import contextlib
 
-    from modeling import training
+    from training import loop as training
     seen = []
     step = BertAdamW.step
 

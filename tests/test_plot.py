@@ -11,8 +11,8 @@ from matplotlib.image import imread
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import run_classifier
-from modeling import plot
 from processors import InputError
+from training import plot
 
 
 def run_main(**overrides):
@@ -74,7 +74,7 @@ def test_plot_command_redraws_from_training_stats(tmp_path, capsys):
 def test_plot_command_errors_are_one_line(tmp_path, capsys):
     assert plot.main(["plot", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("modeling.plot: error: ") and "training_stats.json: cannot read" in err
+    assert err.startswith("training.plot: error: ") and "training_stats.json: cannot read" in err
     assert err.count("\n") == 1
     (tmp_path / plot.STATS_FILE).write_text("[]")
     assert plot.main(["plot", str(tmp_path)]) == 2

@@ -9,8 +9,8 @@ from absl import flags
 from absl.testing import flagsaver
 
 import run_classifier
-from modeling import training
 from processors import InputError, get_processor
+from training import loop as training
 
 FLAGS = flags.FLAGS
 
@@ -80,6 +80,7 @@ def test_loss_falls_when_overfitting(tiny_bert, tmp_path):
 
 def test_pipeline_reload_predicts_the_same(trained, similarity_dir):
     from transformers import pipeline
+
     from processors import get_processor
     examples = get_processor("sentence_similarity").get_test_examples(similarity_dir)
     classifier = pipeline("text-classification", model=trained, top_k=None, device="cpu")
@@ -201,9 +202,10 @@ def test_output_dir_that_is_a_file(tiny_bert, similarity_dir, tmp_path):
 def test_training_stops_at_the_first_non_finite_loss(tiny_bert, tmp_path, monkeypatch):
     """The loss is checked only when pending losses are flushed (every few steps), yet the
     report names the first bad step, and nothing trained after it is saved."""
-    from conftest import write_similarity_data
-    from core import TrainingDiverged
     from safetensors.torch import load_file
+
+    from conftest import write_similarity_data
+    from modeling.errors import TrainingDiverged
     data = write_similarity_data(tmp_path / "data", n_train=64)
     out = tmp_path / "out"
     real, calls = training.training_loss, []
@@ -226,7 +228,7 @@ def test_training_stops_at_the_first_non_finite_loss(tiny_bert, tmp_path, monkey
 def test_the_final_eval_reuses_the_last_epochs_dev_results(
         tiny_bert, similarity_dir, tmp_path, monkeypatch):
     """The final model is the last epoch's: its dev results are not computed twice."""
-    from modeling import evaluation, selection
+    from training import evaluation, selection
     calls, real = [], evaluation.evaluate
     monkeypatch.setattr(selection, "evaluate", lambda *a, **k: calls.append(1) or real(*a, **k))
     monkeypatch.setattr(evaluation, "evaluate", lambda *a, **k: pytest.fail("evaluated again"))

@@ -16,9 +16,9 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import kill_after_checkpoint, write_keyword_data
-from modeling.search import DATABASE, RESULTS, open_study, study_name
-from modeling.search_space import parse_search_space
 from processors import InputError
+from training.search import DATABASE, RESULTS, open_study, study_name
+from training.search_space import parse_search_space
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

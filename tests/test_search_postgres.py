@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from conftest import write_keyword_data
-from modeling.search import RESULTS, study_name
+from training.search import RESULTS, study_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1")

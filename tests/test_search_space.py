@@ -10,8 +10,8 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import write_keyword_data
-from modeling.search_space import DEFAULT_SPACE, Param, parse_search_space
 from processors import InputError
+from training.search_space import DEFAULT_SPACE, Param, parse_search_space
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from conftest import VOCAB, WORDS
-from modeling import evaluation
 from modeling.tokenization import load_tokenizer
 from processors import InputError, InputExample
 from processors import cache as cache_module
@@ -18,9 +17,9 @@ from processors.cache import FeatureSet, cache_key_parts, load_features
 from processors.examples import chunks
 from processors.features import feature_arrays
 from processors.registry import get_processor
-from processors.windows import (Windows, document_labels, pool_windows, window_arrays,
-                                window_spans)
-from model_checks import check_long_text, check_windows_model
+from processors.windows import Windows, document_labels, pool_windows, window_arrays, window_spans
+from training import evaluation
+from training.model_checks import check_long_text, check_windows_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLS, SEP = "[CLS]", "[SEP]"

@@ -13,11 +13,11 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import write_similarity_data
-from modeling import training
 from modeling.extraction import ExtractArgs, extract_to_files, load_encoder
 from modeling.model import load_config, resolve_source
 from modeling.tokenization import load_tokenizer
 from processors import InputError, InputExample
+from training import loop as training
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WINDOWS = dict(task_name="sentence_similarity", do_train=True, do_eval=True, do_predict=True,

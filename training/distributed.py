@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-
 MIN_TIMEOUT = datetime.timedelta(hours=2)
 ROWS_PER_TIMEOUT_SECOND = 5000  # a quarter of the 2-core build rate (21,000 rows/s)
 

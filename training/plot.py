@@ -1,6 +1,6 @@
 """Curves to look at: training_stats.json as learning_curves.png, and TensorBoard events.
 
-    python -m modeling.plot OUTPUT_DIR    # (re)draws OUTPUT_DIR/learning_curves.png
+    python -m training.plot OUTPUT_DIR    # (re)draws OUTPUT_DIR/learning_curves.png
 
 Both are optional: matplotlib comes with the `plot` extra, tensorboard with the
 `tensorboard` extra. The figure is drawn without pyplot, so no display is needed.
@@ -12,7 +12,8 @@ import json
 import os
 import sys
 
-from core import InputError, atomic_write_bytes
+from modeling.disk import atomic_write_bytes
+from modeling.errors import InputError
 
 STATS_FILE = "training_stats.json"
 CURVES_FILE = "learning_curves.png"
@@ -101,12 +102,12 @@ class TensorBoardLog:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        sys.stderr.write("usage: python -m modeling.plot OUTPUT_DIR\n")
+        sys.stderr.write("usage: python -m training.plot OUTPUT_DIR\n")
         return 2
     try:
         print(write_learning_curves(argv[1]))
     except InputError as e:
-        sys.stderr.write(f"modeling.plot: error: {e}\n")
+        sys.stderr.write(f"training.plot: error: {e}\n")
         return 2
     return 0
 

@@ -26,7 +26,8 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 from safetensors.torch import save as save_tensors
 
-from core import InputError, atomic_folder, check_integrity, write_integrity
+from modeling.disk import atomic_folder, check_integrity, write_integrity
+from modeling.errors import InputError
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import sys
 import types
 from typing import Callable
 
-from core import InputError, TrainingDiverged
+from modeling.errors import InputError, TrainingDiverged
 
 _phase = ["loading"]  # then "running" (in `call`), "interrupted" or "done"
 _exit_code = [130]  # 128 + the number of the signal that interrupted the run

@@ -12,17 +12,19 @@ import os
 import numpy as np
 import torch
 
-from core import MULTI_LABEL, REGRESSION, atomic_write_text, finite_json
+from modeling.compiled import compiled_predictor
+from modeling.device import autocast
+from modeling.disk import atomic_write_text, finite_json
+from modeling.forward import classifier_logits
+from modeling.heads import MULTI_LABEL, REGRESSION
+from modeling.losses import compute_loss
 from processors.cells import table_cell
+from processors.features import collate
 from processors.metrics import compute_metrics
 from processors.windows import document_labels, pool_windows
 
 from . import distributed
-from .compiled import compiled_predictor
 from .data import inference_batches, iterate
-from .device import autocast
-from .forward import classifier_logits
-from .losses import compute_loss
 
 logger = logging.getLogger(__name__)
 
@@ -124,3 +126,20 @@ def write_predictions(output_dir: str, logits: np.ndarray, label_list, problem_t
     lines = "".join(f"{i}\t{name}\n" for i, name in enumerate(names))
     atomic_write_text(os.path.join(output_dir, "predictions.tsv"), "index\tprediction\n" + lines)
     logger.info("Wrote %d predictions to %s", len(logits), output_dir)
+
+
+def onnx_logits(path: str, dataset, batch_size: int) -> np.ndarray:
+    """Float32 logits of every row from the exported model, in the dataset's order."""
+    from modeling.onnx_export import session  # (needs the onnx extra)
+    runner = session(path)
+    wanted = [i.name for i in runner.get_inputs()]
+    batches = inference_batches(dataset.lengths(), batch_size)
+    outputs = []
+    for indices in batches:
+        batch = collate([dataset[i] for i in indices])
+        feed = {name: batch[name].numpy() for name in wanted}
+        outputs.append(runner.run(["logits"], feed)[0])
+    logits = np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
+    restored = np.empty_like(logits)
+    restored[np.asarray([i for b in batches for i in b], dtype=np.int64)] = logits
+    return restored

@@ -1,7 +1,6 @@
-"""What processors/ and modeling/ both use: the user-error type, the problem types, and
-the one way to the disk.
+"""The one way to the disk: every file a run writes goes through this module.
 
-Every file a run writes goes through this module. Writes go to a temp file (or folder) in
+Writes go to a temp file (or folder) in
 the same folder, fsync, then rename: a crash at any point leaves either the old file or the
 new one, never a half-written file that a later run would read; any OSError names the final
 path, and no temp entry is left behind (a process killed mid-write leaves only a dot-named
@@ -28,43 +27,7 @@ except ImportError:  # pragma: no cover
     fcntl = None
     import msvcrt
 
-# transformers' `problem_type` names; a processor's sets the loss, metrics and outputs.
-SINGLE_LABEL = "single_label_classification"
-MULTI_LABEL = "multi_label_classification"
-REGRESSION = "regression"
-# The exported models in output_dir, by --export value and by --predict_backend value.
-ONNX_FILES = {"onnx": "model.onnx", "onnx_int8": "model_int8.onnx",
-              "onnxruntime": "model.onnx", "onnxruntime_int8": "model_int8.onnx"}
-
-
-class InputError(ValueError):
-    """A user error (bad flag, file or row); its message is one line."""
-
-
-def check(ok: bool, message: str) -> None:
-    """Raises InputError(message) unless ok."""
-    if not ok:
-        raise InputError(message)
-
-
-class TrainingDiverged(RuntimeError):
-    """Training met a non-finite loss or gradient norm; its message is one line."""
-
-
-def cpp_compiler() -> Optional[str]:
-    """The C++ compiler torch.compile's inductor builds its kernels with ($CXX or g++)."""
-    return shutil.which(os.environ.get("CXX") or "g++")
-
-
-def use_cache_dir() -> str:
-    """Points torch.compile's inductor caches at ~/.cache/bert-classifier/inductor
-    ($XDG_CACHE_HOME respected) unless TORCHINDUCTOR_CACHE_DIR is set: kept across
-    reboots, unlike inductor's default in /tmp. run_classifier calls it first: importing
-    torch._dynamo (building a transformers model does) sets the variable to that default."""
-    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(base, "bert-classifier", "inductor")
-    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+from .errors import InputError
 
 
 def finite_json(value, sort_keys: bool = False) -> str:

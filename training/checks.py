@@ -9,16 +9,18 @@ import importlib.util
 import math
 import os
 
-from core import MULTI_LABEL, ONNX_FILES, REGRESSION, SINGLE_LABEL, check
-from modeling import plot
+from modeling.errors import check
+from modeling.files import ONNX_FILES
+from modeling.heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL
 from modeling.model import check_trained_labels, is_model_dir, resolve_source
-from model_checks import (check_compile_model, check_long_text, check_model,
-                          check_model_files, check_onnx_file, check_token_types,
-                          check_windows_model)
-from modeling.search_space import parse_search_space
 from processors import InputError, get_processor
 from processors.examples import SplitExamples
 from processors.metrics import PROBLEM_TYPES
+
+from . import plot
+from .model_checks import (check_compile_model, check_long_text, check_model, check_model_files,
+                           check_onnx_file, check_token_types, check_windows_model)
+from .search_space import parse_search_space
 
 PROCESSOR_FLAGS = ("data_format", "text_a_column", "text_b_column", "label_column", "labels",
                    "has_header")

@@ -11,7 +11,7 @@ before any work.
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from core import InputError
+from modeling.errors import InputError
 
 # The training flags a search may vary, with their types.
 SEARCHABLE = {"learning_rate": float, "num_train_epochs": float, "train_batch_size": int,

@@ -6,10 +6,12 @@ run_checks, they import no torch, so a user error is reported in a fraction of a
 
 import os
 
-from core import check, check_integrity, cpp_compiler
 from modeling import families
+from modeling.disk import check_integrity
+from modeling.errors import check
 from modeling.model import read_config
 from modeling.tokenization import load_vocab
+from modeling.toolchain import cpp_compiler
 
 MODEL_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
                "intermediate_size", "max_position_embeddings")
@@ -54,7 +56,7 @@ def check_compile_model(f, source) -> None:
 
 def check_model_files(model_dir) -> None:
     """A model folder this project saved (a trained output_dir, best_model/) carries an
-    integrity record: each file it names must match, else core.DamagedFile names the file
+    integrity record: each file it names must match, else disk.DamagedFile names the file
     (a bit flip would change results unnoticed). A folder without one (a hub download) is
     taken as it is."""
     if model_dir and os.path.isdir(model_dir):

@@ -11,12 +11,12 @@ import logging
 import os
 from typing import Callable, Optional
 
-from core import atomic_write_text, finite_json
+from modeling.disk import atomic_write_text, finite_json
+from modeling.export import save_model
 
 from . import distributed, plot
 from .early_stopping import is_better
 from .evaluation import evaluate
-from .export import save_model
 from .runs import format_table
 
 logger = logging.getLogger(__name__)

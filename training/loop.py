@@ -16,15 +16,15 @@ from typing import Callable, Optional
 import torch
 from tqdm import tqdm
 
-from core import TrainingDiverged
+from modeling.compiled import training_forward
+from modeling.device import autocast, keep_freed_memory
+from modeling.errors import TrainingDiverged
+from modeling.losses import training_loss
 
 from . import distributed
 from .checkpoint import (PREFIX, list_checkpoints, load_latest_checkpoint, rng_state,
                          save_checkpoint, set_rng_state)
 from .data import iterate, train_batches
-from .device import autocast, keep_freed_memory
-from .compiled import training_forward
-from .losses import training_loss
 from .optimization import create_optimizer
 
 logger = logging.getLogger(__name__)

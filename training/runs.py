@@ -9,14 +9,15 @@ from dataclasses import dataclass, field
 import torch
 import transformers
 
-from core import MULTI_LABEL, REGRESSION, atomic_write_text, finite_json, sha256_file
+from modeling.device import choose_precision, describe_device
+from modeling.disk import atomic_write_text, finite_json, sha256_file
+from modeling.export import saved_global_step
+from modeling.heads import MULTI_LABEL, REGRESSION
+from modeling.model import ModelSource, default_model_dir
 from processors.base import DataProcessor
 
 from . import distributed
 from .checkpoint import PREFIX
-from .device import choose_precision, describe_device
-from .export import saved_global_step
-from .model import ModelSource, default_model_dir
 
 RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",

@@ -34,9 +34,10 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from core import InputError, atomic_open, atomic_write_text, file_lock, folder_lock
+from modeling.disk import atomic_open, atomic_write_text, file_lock, folder_lock
+from modeling.errors import InputError
+from modeling.export import MODEL_FILES_LAST
 
-from .export import MODEL_FILES_LAST
 from .runs import clear_run_outputs, format_table
 from .search_space import Param
 
