@@ -203,7 +203,7 @@ def test_extract_features_guids_stay_one_a_line_and_duplicates_are_warned(tiny_b
 
 
 def test_duplicate_guids_warning_counts_and_names_the_first(caplog):
-    from modeling.extraction import warn_duplicate_guids
+    from extract_features import warn_duplicate_guids
     with caplog.at_level(logging.WARNING):
         assert warn_duplicate_guids(["a", "b", "c"]) == 0
         assert not caplog.records

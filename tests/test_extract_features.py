@@ -11,7 +11,7 @@ import torch
 from safetensors import safe_open
 from transformers import BertModel, BertTokenizer
 
-from modeling import extraction
+import extract_features as extraction  # (the program; its flags are defined when it runs)
 from modeling.model import load_config, resolve_source
 from processors import get_processor
 

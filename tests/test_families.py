@@ -110,7 +110,7 @@ def test_family_extract_features(family, tiny, tmp_path):
     model has a trained one (RobertaModel does; DistilBERT and ELECTRA have none)."""
     import torch
 
-    from modeling.extraction import ExtractArgs, extract_to_files, load_encoder
+    from extract_features import ExtractArgs, extract_to_files, load_encoder
     from modeling.model import load_config, resolve_source
     from processors.base import InputExample
     source = resolve_source(tiny[family], None, None)

@@ -13,7 +13,7 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import write_similarity_data
-from modeling.extraction import ExtractArgs, extract_to_files, load_encoder
+from extract_features import ExtractArgs, extract_to_files, load_encoder
 from modeling.model import load_config, resolve_source
 from modeling.tokenization import load_tokenizer
 from processors import InputError, InputExample
