@@ -49,8 +49,8 @@ from processors.cache import FeatureSet
 from processors.cells import table_cell
 from processors.features import convert_examples_to_features
 from processors.hf_features import tokenizer_features
-from processors.windows import (LONG_TEXT, Windows, describe, pool_windows, window_arrays,
-                                windows_key)
+from processors.windows import (LONG_TEXT, Windows, default_stride, describe, pool_windows,
+                                window_arrays, windows_key)
 from training.data import inference_batches, iterate
 from training.model_checks import (check_long_text, check_model, check_model_files,
                                    check_windows_model)
@@ -355,7 +355,8 @@ def main(argv) -> None:
     examples = read_examples(s)
     tokenizer = source_tokenizer(source, s.do_lower_case)
     model = load_encoder(source, config, s.pooling).to(device)
-    windows = Windows.from_settings(s)
+    windows = (Windows(doc_stride=s.doc_stride or default_stride(s.max_seq_length))
+               if s.long_text == "windows" else None)
     args = ExtractArgs(tuple(layers), s.pooling, s.max_seq_length, s.batch_size,
                        s.output_file, s.output_vectors, windows and windows.doc_stride)
     metadata = {"pooling": s.pooling, "model": source.weights_file,

@@ -23,22 +23,31 @@ if __name__ == "__main__" or sys.argv[0].endswith("run_classifier"):  # the prog
     cli.install_interrupt_handler("run_classifier", INTERRUPTED)
 
 # The other imports follow the handler (setup.cfg tells flake8: E402).
+import json
 import logging
+import math
 import os
+from dataclasses import replace
+from typing import NamedTuple
 
 from absl import flags
 
-import run_search
 from training.cli import settings
 from modeling.disk import folder_lock, remove_temp_files
-from modeling.errors import InputError
+from modeling.errors import InputError, check
 from modeling.files import ONNX_FILES
 from modeling.toolchain import use_cache_dir
 from modeling import COMPILE, PRECISIONS
 from training import plot
-from processors import describe_tasks, load_processor_module
-from processors.windows import LONG_TEXT, WINDOW_POOLINGS, Windows, windows_key
-from training.checks import check, validate
+from processors import describe_tasks, get_processor, load_processor_module
+from processors.generic import TableOptions
+from processors.registry import processor_class, tasks_with_options
+from processors.windows import (LONG_TEXT, WINDOW_POOLINGS, Windows, default_stride,
+                                windows_key)
+from modeling.model import check_trained_labels, resolve_source
+from processors.examples import SplitExamples
+from training import checks, model_checks
+from training.search_space import parse_search_space
 
 FLAGS = flags.FLAGS
 
@@ -58,8 +67,10 @@ flags.DEFINE_bool("do_train", False, "Whether to run training.")
 flags.DEFINE_bool("do_eval", False, "Whether to evaluate on the dev set.")
 flags.DEFINE_bool("do_predict", False, "Whether to predict on the test set.")
 flags.DEFINE_integer("train_batch_size", 32, "Examples per optimizer step.")
-flags.DEFINE_integer("eval_batch_size", 8, "Batch size for eval.")
-flags.DEFINE_integer("predict_batch_size", 8, "Batch size for predict.")
+INFERENCE_BATCH = ("Default: 8 (Google's) on the CPU; on a CUDA GPU 16384 // "
+                   "--max_seq_length rows, 8 to 128.")
+flags.DEFINE_integer("eval_batch_size", None, "Batch size for eval. " + INFERENCE_BATCH)
+flags.DEFINE_integer("predict_batch_size", None, "Batch size for predict. " + INFERENCE_BATCH)
 flags.DEFINE_float("learning_rate", 5e-5, "Peak learning rate for AdamW.")
 flags.DEFINE_float("num_train_epochs", 3.0, "Number of training epochs (may be fractional).")
 flags.DEFINE_float("warmup_proportion", 0.1, "Share of steps with linear warmup.")
@@ -90,8 +101,18 @@ flags.DEFINE_enum("compile", "auto", COMPILE, "torch.compile the training step a
 flags.DEFINE_string("class_weights", "none", "Weighted cross-entropy for imbalanced classes: "
                     "none, balanced (n / (k * count) from train), or one weight per label "
                     "in get_labels() order, comma-separated.")
-flags.DEFINE_float("multi_label_threshold", 0.5, "Multi-label tasks predict each label whose "
-                   "sigmoid is at least this.")
+flags.DEFINE_string("multi_label_threshold", "0.5", "Multi-label tasks predict each label "
+                    "whose sigmoid is at least this; tune: one threshold per label, each "
+                    "maximising that label's dev F1 (stored in config.json, used by "
+                    "--do_predict).")
+# Outputs to trust (issue 32).
+flags.DEFINE_string("threshold", None, "Binary tasks with an F1 metric: predict the positive "
+                    "label (the second) when its probability is at least this; tune: the "
+                    "dev-F1-maximising one (stored in config.json). Default: argmax.")
+flags.DEFINE_enum("calibration", "none", ["none", "temperature"], "temperature: after "
+                  "training, fit one temperature (per label for multi-label) on dev by NLL "
+                  "and fold it into the classifier's last layer (needs --do_train, --do_eval).")
+flags.DEFINE_bool("report", True, "Each --do_eval writes <output_dir>/report.html.")
 
 # Options of the `generic` and `multilabel_csv` processors (for your own files).
 flags.DEFINE_enum("data_format", None, ["csv", "tsv", "jsonl"], "File format: "
@@ -144,6 +165,154 @@ flags.DEFINE_enum("window_pooling", None, WINDOW_POOLINGS, "Windows: a document'
                   "the mean (default) or the max of its windows'.")
 
 
+SEED_MAX = 2**32 - 1  # numpy's legacy seeds; torch takes these too
+
+
+def check_numbers(s) -> None:
+    """Each number flag on its own: finite (an infinite rate passes `> 0` and makes every
+    weight NaN), positive, in its range. An unset inference batch size (None) is resolved
+    once the device is known (`inference_sizes`)."""
+    for name, value in (("learning_rate", s.learning_rate),
+                        ("num_train_epochs", s.num_train_epochs),
+                        ("warmup_proportion", s.warmup_proportion),
+                        ("weight_decay", s.weight_decay), ("adam_epsilon", s.adam_epsilon),
+                        ("max_grad_norm", s.max_grad_norm)):
+        check(math.isfinite(value), f"--{name}={value}: must be a finite number")
+    check(0 <= s.seed <= SEED_MAX, f"--seed={s.seed}: must be in [0, {SEED_MAX}]")
+    for name, value in (("train_batch_size", s.train_batch_size),
+                        ("eval_batch_size", s.eval_batch_size),
+                        ("predict_batch_size", s.predict_batch_size),
+                        ("learning_rate", s.learning_rate),
+                        ("num_train_epochs", s.num_train_epochs),
+                        ("save_checkpoints_steps", s.save_checkpoints_steps),
+                        ("gradient_accumulation_steps", s.gradient_accumulation_steps),
+                        ("adam_epsilon", s.adam_epsilon), ("max_grad_norm", s.max_grad_norm)):
+        check(value is None or value > 0, f"--{name}={value}: must be positive")
+    for name, value, ok, rule in (
+            ("warmup_proportion", s.warmup_proportion, 0 <= s.warmup_proportion < 1,
+             "be in [0, 1)"),
+            ("weight_decay", s.weight_decay, s.weight_decay >= 0, "be >= 0"),
+            ("keep_checkpoint_max", s.keep_checkpoint_max, s.keep_checkpoint_max >= 1,
+             "be at least 1"),
+            ("early_stopping_patience", s.early_stopping_patience,
+             s.early_stopping_patience >= 0, "be >= 0"),
+            ("early_stopping_threshold", s.early_stopping_threshold,
+             s.early_stopping_threshold >= 0, "be >= 0")):
+        check(ok, f"--{name}={value}: must {rule}")
+
+
+def threshold_number(value, default=0.5):
+    """--multi_label_threshold or --threshold as a number (`default` for tune or unset)."""
+    return default if value in (None, "tune") else float(value)
+
+
+def check_thresholds(s) -> None:
+    """The threshold flags: a number in (0, 1) or tune; --calibration's needs."""
+    for name, value in (("multi_label_threshold", s.multi_label_threshold),
+                        ("threshold", s.threshold)):
+        try:
+            ok = value in (None, "tune") or 0 < float(value) < 1
+        except ValueError:
+            ok = False
+        check(ok, f"--{name}={value}: must be a number in (0, 1) or tune")
+    check(s.calibration == "none" or (s.do_train and s.do_eval),
+          f"--calibration={s.calibration} needs --do_train and --do_eval (it fits on dev "
+          "after training)")
+
+
+def check_flag_values(s) -> None:
+    """The flags one by one and against each other (before any work, and at the ends of a
+    search's ranges)."""
+    check(s.do_train or s.do_eval or s.do_predict or s.export,
+          "at least one of --do_train, --do_eval, --do_predict or --export must be set")
+    check_numbers(s)
+    check_thresholds(s)
+    checks.check_batch(s.train_batch_size, s.gradient_accumulation_steps)
+    check(not s.early_stopping_patience or (s.do_train and s.do_eval),
+          "--early_stopping_patience needs --do_train and --do_eval (it watches the dev score)")
+    model_checks.check_long_text(s.long_text, s.max_seq_length, s.doc_stride, s.window_pooling)
+    if s.tensorboard:
+        plot.check_tensorboard()
+
+
+def check_search_space(s, space, processor, source) -> None:
+    """Every searched flag at the ends of its range, as a trial would run with it."""
+    for param in space:
+        for value in param.extremes():
+            variant = replace(s, **{param.name: value})
+            try:
+                check_flag_values(variant)
+                model_checks.check_model(source, variant.do_lower_case, variant.max_seq_length)
+                checks.check_class_weights(variant.class_weights, processor)
+            except InputError as e:
+                raise InputError(f"--search_space: {param}: {e}") from None
+
+
+def user_set(name: str) -> bool:
+    """Whether the user gave flag `name` (on the command line, or a test's flagsaver)."""
+    return bool(FLAGS[name].present) or not FLAGS[name].using_default_value
+
+
+class Checked(NamedTuple):
+    """What `validate` found: the processor, the model's files, whether output_dir holds a
+    trained model, {split: SplitExamples} of the splits the run uses (each checked and
+    hashed), and the settings as the run uses them (--do_lower_case resolved)."""
+
+    processor: object
+    source: object
+    trained: bool
+    examples: dict
+    settings: object
+
+
+def validate(s) -> Checked:
+    """Every check that needs no torch, the library's by keyword: the flags, paths, the
+    model's files, every example. A --do_lower_case left unset follows the model."""
+    processor = make_processor(s)
+    check_flag_values(s)
+    trained = checks.check_paths(s.data_dir, s.output_dir, s.do_train, s.overwrite_output_dir,
+                                 s.search_trials, s.init_checkpoint)
+    if s.do_train and s.overwrite_output_dir:
+        checks.check_overwrite(s.output_dir, {
+            "init_checkpoint": s.init_checkpoint, "bert_config_file": s.bert_config_file,
+            "vocab_file": s.vocab_file, "data_dir": s.data_dir}, s.cache_dir)
+    checks.check_deployment(s.export, s.predict_backend, s.do_train, s.do_predict,
+                            s.output_dir, trained)
+    if s.cache_dir:
+        checks.check_output_dir(s.cache_dir, "cache_dir")
+    checks.check_processor(processor)
+    model_dir = s.output_dir if trained else s.init_checkpoint
+    model_checks.check_model_files(model_dir)  # before it is read
+    source = resolve_source(model_dir, s.bert_config_file, s.vocab_file)
+    if trained:
+        check_trained_labels(s.output_dir, processor.get_labels(), processor.problem_type)
+    checks.check_class_weights(s.class_weights, processor)
+    s = replace(s, do_lower_case=model_checks.resolve_casing(
+        source, s.do_lower_case if user_set("do_lower_case") else None))
+    model_checks.check_model(source, s.do_lower_case, s.max_seq_length)
+    model_checks.check_windows_model(source, s.long_text, s.predict_backend)
+    model_checks.check_compile_model(source, s.compile)
+    checks.check_search(s.search_trials, s.search_space, s.search_storage, s.search_study,
+                        s.do_train, s.do_eval, s.overwrite_output_dir)
+    check_search_space(s, search_space(s), processor, source)
+    examples = {split: SplitExamples(processor, s.data_dir, split) for split, wanted in
+                (("train", s.do_train), ("dev", s.do_eval), ("test", s.do_predict)) if wanted}
+    model_checks.check_token_types(source, processor.task_name, examples)
+    if "train" in examples:
+        checks.check_train_steps(examples["train"].count, s.train_batch_size,
+                                 s.num_train_epochs)
+    return Checked(processor, source, trained, examples, s)
+
+
+def inference_sizes(s, device):
+    """`s` with --eval_batch_size and --predict_batch_size resolved for `device`: where
+    unset, Google's 8 on the CPU, rows that fill a CUDA GPU there."""
+    from training.data import inference_batch_size
+    size = inference_batch_size(device, s.max_seq_length)
+    return replace(s, eval_batch_size=s.eval_batch_size or size,
+                   predict_batch_size=s.predict_batch_size or size)
+
+
 def do_train(run, s, on_dev_score=None) -> int:
     """Fine-tunes; with --do_eval, evaluates each epoch and keeps the best model (with early
     stopping, the final model too). Returns the final model's step.
@@ -152,32 +321,25 @@ def do_train(run, s, on_dev_score=None) -> int:
     `on_dev_score(epoch, score)` hears each epoch's dev score (a search prunes with it).
     """
     from training import distributed
-    from modeling.compiled import should_compile
     from training.early_stopping import best_epoch, should_stop
     from modeling.export import load_weights
-    from modeling.losses import resolve_class_weights
     from training.runs import run_signature, write_run_config
     from training.selection import BEST_MODEL, EpochEnd
-    from training.loop import TrainArgs, count_train_steps, train
+    from training.loop import train
 
     tensorboard = (plot.TensorBoardLog(os.path.join(s.output_dir, "tensorboard"))
                    if s.tensorboard and distributed.is_main() else None)
+    from training import degenerate, trust
     processor = run.processor
+    trust.forget_records(run.model.config)  # the old thresholds and temperature
+    for line in degenerate.train_warnings(run.datasets["train"].labels, processor.problem_type,
+                                          processor.get_labels()):
+        logging.warning("%s", line)
     key = f"dev_{processor.metric}"
-    steps = count_train_steps(len(run.datasets["train"]), s.train_batch_size,
-                              s.num_train_epochs)[1]
-    args = TrainArgs.from_settings(s, precision=run.precision, problem_type=processor.problem_type,
-                                   class_weights=resolve_class_weights(
-                                       s.class_weights, processor.get_labels(),
-                                       processor.problem_type, run.datasets["train"].labels),
-                                   compile=should_compile(
-                                       s.compile, run.model, run.device, run.precision, steps,
-                                       "training steps"))
+    args = train_args(s, run)
     signature = run_signature(processor, run.source, s.max_seq_length, s.do_lower_case,
                               run.examples["train"].digest,
-                              {name: getattr(s, name) for name in TRAINING_FLAGS}
-                              | {"precision": run.precision}
-                              | windows_key(Windows.from_settings(s)))
+                              args.resume_key | windows_key(windows(s)))
 
     def write_config() -> None:  # once the resume check passed: a refused run writes nothing
         if distributed.is_main():
@@ -188,8 +350,9 @@ def do_train(run, s, on_dev_score=None) -> int:
                            s.early_stopping_threshold)
 
     stats = train(run.model, run.datasets["train"], args, run.device, signature,
-                  EpochEnd(run, s.eval_batch_size, s.multi_label_threshold, tensorboard,
-                           on_dev_score), tensorboard.log_step if tensorboard else None,
+                  EpochEnd(run, s.eval_batch_size, threshold_number(s.multi_label_threshold),
+                           tensorboard, on_dev_score),
+                  tensorboard.log_step if tensorboard else None,
                   stop if s.early_stopping_patience else None, write_config)
     if tensorboard:
         tensorboard.close()
@@ -206,20 +369,85 @@ def do_train(run, s, on_dev_score=None) -> int:
     return best["step"]
 
 
+def train_args(s, run):
+    """The training loop's arguments, by keyword, as Google's model_fn_builder(...) takes
+    them: the flags, and what the run resolved (precision, loss, class weights, compile)."""
+    from modeling.compiled import should_compile
+    from modeling.losses import resolve_class_weights
+    from training.loop import TrainArgs, count_train_steps
+
+    processor, train_set = run.processor, run.datasets["train"]
+    steps = count_train_steps(len(train_set), s.train_batch_size, s.num_train_epochs)[1]
+    return TrainArgs(
+        output_dir=s.output_dir, train_batch_size=s.train_batch_size,
+        gradient_accumulation_steps=s.gradient_accumulation_steps,
+        learning_rate=s.learning_rate, num_train_epochs=s.num_train_epochs,
+        warmup_proportion=s.warmup_proportion, weight_decay=s.weight_decay,
+        adam_epsilon=s.adam_epsilon, max_grad_norm=s.max_grad_norm,
+        save_checkpoints_steps=s.save_checkpoints_steps,
+        keep_checkpoint_max=s.keep_checkpoint_max, seed=s.seed, precision=run.precision,
+        class_weights=resolve_class_weights(s.class_weights, processor.get_labels(),
+                                            processor.problem_type, train_set.labels),
+        problem_type=processor.problem_type,
+        compile=should_compile(s.compile, run.model, run.device, run.precision, steps,
+                               "training steps"))
+
+
+def windows(s):
+    """--long_text=windows as a Windows (None: truncate), the defaults resolved."""
+    if s.long_text != "windows":
+        return None
+    return Windows(doc_stride=s.doc_stride or default_stride(s.max_seq_length),
+                   pooling=s.window_pooling or "mean")
+
+
 def do_eval(run, s, global_step: int) -> None:
+    """Dev results of the final model (calibrated, thresholds tuned, when asked), with ECE;
+    eval_results.txt and, with --report, report.html."""
+    import numpy as np
+
     from training import distributed
-    from training.evaluation import evaluate, write_eval_results
-    results = run.dev_results.get(global_step)  # an epoch's end evaluated these weights
-    if results is None:
-        results = evaluate(run.model, run.datasets["dev"], run.processor.metric,
-                           s.eval_batch_size, run.device, run.precision, s.multi_label_threshold)
+    from modeling.heads import MULTI_LABEL
+    from processors.windows import document_labels
+    from training import trust
+    from training.evaluation import predict_logits, write_eval_results
+    dev, processor, config = run.datasets["dev"], run.processor, run.model.config
+    logits = predict_logits(run.model, dev, s.eval_batch_size, run.device, run.precision)
+    labels = np.asarray(document_labels(dev))
+    number = threshold_number(s.multi_label_threshold if processor.problem_type ==
+                              MULTI_LABEL else s.threshold, None)
+    results, logits, threshold = trust.finish_eval(
+        run.model, logits, labels, processor.metric, processor.get_labels(),
+        s.calibration == "temperature", "tune" in (s.multi_label_threshold, s.threshold), number)
+    notes = trust.eval_warnings(processor.metric, logits, labels, processor.problem_type,
+                                threshold, processor.get_labels(),
+                                None if s.do_train else getattr(config, "finetuning_task", None),
+                                processor.task_name, s.output_dir)
     if distributed.is_main():
         write_eval_results(s.output_dir, results, global_step)
+        if s.report:
+            trust.report(s.output_dir, _summary(run, s), results, processor.problem_type,
+                         processor.get_labels(), logits, labels,
+                         trust.dev_texts(run.examples["dev"]), threshold, notes,
+                         getattr(dev, "doc_offsets", None))
+
+
+def _summary(run, s) -> dict:
+    """report.html's run summary: task, model, examples per split, key flags, device."""
+    flags_shown = ("learning_rate", "num_train_epochs", "train_batch_size", "max_seq_length",
+                   "class_weights", "calibration", "multi_label_threshold", "threshold",
+                   "long_text")
+    return {"task": run.processor.task_name, "model": run.source.config_file,
+            "examples": ", ".join(f"{k} {v.count}" for k, v in run.examples.items()),
+            "flags": " ".join(f"--{name}={getattr(s, name)}" for name in flags_shown),
+            "device": str(run.device), "precision": run.precision}
 
 
 def do_predict(run, s) -> None:
     from training import distributed
     from modeling.compiled import should_compile
+    from modeling.heads import MULTI_LABEL
+    from training import trust
     from training.evaluation import predict_logits, write_predictions
     if s.predict_backend == "torch":
         test = run.datasets["test"]
@@ -231,16 +459,13 @@ def do_predict(run, s) -> None:
         logits = onnx_logits(os.path.join(s.output_dir, ONNX_FILES[s.predict_backend]),
                              run.datasets["test"], s.predict_batch_size)
     if distributed.is_main():
-        write_predictions(s.output_dir, logits, run.processor.get_labels(),
-                          run.processor.problem_type, s.multi_label_threshold,
+        problem_type = run.processor.problem_type
+        number = threshold_number(s.multi_label_threshold if problem_type ==
+                                  MULTI_LABEL else s.threshold, None)
+        write_predictions(s.output_dir, logits, run.processor.get_labels(), problem_type,
+                          trust.decision_threshold(run.model.config, run.processor.get_labels(),
+                                                   problem_type, number),
                           run.processor.label_separator)
-
-
-# A resumed run must have these as its checkpoint has them: they fix the batch order, the
-# rate at each step, the loss, the optimizer's steps and the clipping (the precision, as
-# resolved, too).
-TRAINING_FLAGS = ("train_batch_size", "num_train_epochs", "learning_rate", "warmup_proportion",
-                  "seed", "class_weights", "weight_decay", "adam_epsilon", "max_grad_norm")
 
 
 def _make_output_dir(out: str) -> None:
@@ -271,6 +496,8 @@ def start_run(s, processor, source, trained: bool, examples: dict,
                          processor.problem_type)
     torch.manual_seed(s.seed)
     keep_head = trained or head_trained_for(source, labels, processor.problem_type)
+    if not keep_head:
+        _warn_new_head(s.init_checkpoint, source.config_file, processor.problem_type, labels)
     model = build_model(source, config, keep_head)
     pooler_identity = not keep_head and init_untrained_pooler(model)
     model = model.to(device)
@@ -288,19 +515,34 @@ def start_run(s, processor, source, trained: bool, examples: dict,
                pooler_identity=pooler_identity)
 
 
+def _warn_new_head(checkpoint, config_file: str, problem_type: str, labels) -> None:
+    """A fine-tuned checkpoint (its config records labels and a classifier) whose head is
+    not reused: say so, naming its labels."""
+    from modeling.model import read_config
+    from training.degenerate import new_head_warnings
+    saved = read_config(config_file) if config_file.endswith("config.json") else {}
+    if not any(a.endswith("ForSequenceClassification") for a in saved.get("architectures") or []):
+        return
+    old = [saved.get("id2label", {}).get(str(i)) for i in range(len(saved.get("id2label", {})))]
+    for line in new_head_warnings(checkpoint or config_file, saved.get("problem_type"), old,
+                                  problem_type, labels):
+        logging.warning("%s", line)
+
+
 def load_datasets(run, s) -> None:
     """The features of each split the run uses, from the cache or built (one build per node)."""
     from training import distributed
     from modeling.losses import label_distribution
+    from processors.builders import feature_builder
     from processors.cache import load_features
 
+    builder = feature_builder(run.source.family, run.tokenizer, run.source.tokenizer_files)
     with distributed.local_main_first():
         for split, examples in run.examples.items():
             run.datasets[split] = load_features(
-                run.processor, s.data_dir, split, run.tokenizer, run.source.vocab_file,
+                run.processor, s.data_dir, split, builder, run.source.vocab_file,
                 s.do_lower_case, s.max_seq_length, run.cache_dir,
-                s.overwrite_cache and distributed.is_local_main(), examples,
-                run.source.tokenizer_files, Windows.from_settings(s))
+                s.overwrite_cache and distributed.is_local_main(), examples, windows(s))
             if split != "test":
                 logging.info("%s label distribution: %s", split, label_distribution(
                     run.datasets[split].labels, run.processor.get_labels()))
@@ -316,23 +558,98 @@ def main(argv) -> None:
         print(describe_tasks())
         return
     if s.search_trials:
-        run_search.search(FLAGS, train_eval_predict)
+        search(s)
     else:
-        train_eval_predict()
+        train_eval_predict(s)
 
 
-def train_eval_predict(on_dev_score=None) -> None:
-    """One run, with the flags as set now (a search sets each trial's): every check, then
+def train_eval_predict(s, on_dev_score=None) -> None:
+    """One run with settings `s` (a search passes each trial's copy): every check, then
     (output_dir locked) what the --do_* flags ask for."""
-    s = settings(FLAGS, sys.modules[__name__])
-    processor, source, trained, examples = validate(s)
+    processor, source, trained, examples, s = validate(s)
+    check(s.threshold is None or (processor.metric in ("f1", "acc_and_f1") and len(
+        processor.get_labels() or ()) == 2), f"--threshold={s.threshold}: only for binary "
+          f"tasks with an F1 metric (--task_name={s.task_name} scores {processor.metric})")
     with contextlib.ExitStack() as stack:
-        _run_modes(s, start_run(s, processor, source, trained, examples, stack), on_dev_score)
+        run = start_run(s, processor, source, trained, examples, stack)
+        _run_modes(inference_sizes(s, run.device), run, on_dev_score)
+
+
+def make_processor(s):
+    """The task's processor, its options from the flags (refused for a task that takes none)."""
+    return get_processor(s.task_name or "", s.data_dir, processor_options(s))
+
+
+def processor_options(s) -> TableOptions:
+    """The processor flags as the options of the processors for users' files. A flag
+    given to a task whose processor takes no options is refused, never ignored."""
+    given = {"data_format": s.data_format, "text_a_column": s.text_a_column,
+             "text_b_column": s.text_b_column, "label_column": s.label_column,
+             "labels": s.labels, "has_header": s.has_header}
+    name = (s.task_name or "").lower()
+    if processor_class(name).options_type is None:
+        for flag, value in given.items():
+            if value is not None:
+                users = tasks_with_options()
+                shown = ",".join(value) if isinstance(value, (list, tuple)) else value
+                raise InputError(f"--{flag}={shown}: not used by --task_name={name}"
+                                 + (f" (only by {', '.join(users)})" if users else ""))
+    return TableOptions(data_format=s.data_format, text_a_column=s.text_a_column,
+                        text_b_column=s.text_b_column, label_column=s.label_column,
+                        labels=s.labels, has_header=s.has_header)
+
+
+# The flags a search may vary: their type, and the range a bare name stands for (BERT
+# fine-tuning's: the paper's epochs and batch sizes; rates up to 3e-4 for small models such
+# as the embedded MiniLM). None: the user gives the range.
+SEARCHABLE = {"learning_rate": (float, "1e-5:3e-4:log"), "num_train_epochs": (float, "2:4:int"),
+              "train_batch_size": (int, "16|32"), "warmup_proportion": (float, "0:0.2"),
+              "weight_decay": (float, "0:0.1"), "adam_epsilon": (float, None),
+              "max_grad_norm": (float, None), "seed": (int, "1:10000:int"),
+              "max_seq_length": (int, None), "class_weights": (str, None)}
+DEFAULT_SPACE = "learning_rate,num_train_epochs,train_batch_size"
+# What every trial runs with besides its searched flags: trials only train and evaluate
+# (the best model predicts, once), and share the search's features cache.
+TRIAL = dict(search_trials=0, search_space=None, search_storage=None, search_study=None,
+             do_predict=False)
+
+
+def search_space(s) -> tuple:
+    """--search_space parsed (empty without --search_trials)."""
+    if s.search_trials <= 0:
+        return ()
+    return parse_search_space(s.search_space or DEFAULT_SPACE, SEARCHABLE)
+
+
+def search(s) -> dict:
+    """--search_trials: each trial is train_eval_predict on a copy of `s` (the trial's flags,
+    output_dir <output_dir>/trial-<n>), in this process; then the best model predicts.
+    Returns the best trial's row (see training.search)."""
+    from modeling.model import is_model_dir
+    from training import search as tuning
+
+    metric = validate(s)[0].metric
+    common = {**TRIAL, "cache_dir": s.cache_dir or os.path.join(s.output_dir, "cache")}
+
+    def run_trial(folder: str, params: dict, report) -> float:
+        if not is_model_dir(folder):  # else it had finished when its worker died
+            train_eval_predict(replace(s, **{**common, **params, "output_dir": folder}), report)
+        with open(os.path.join(folder, "eval_results.json")) as results:
+            return json.load(results)[f"eval_{metric}"]
+
+    def predict(params: dict) -> None:  # with the best model, now output_dir's
+        train_eval_predict(replace(s, **{**common, **params, "do_train": False,
+                                         "do_eval": False, "do_predict": True}))
+
+    return tuning.search(s.output_dir, s.search_storage, search_space(s), s.search_trials,
+                         s.seed, f"dev_{metric}", run_trial, predict if s.do_predict else None,
+                         s.search_study)
 
 
 def _run_modes(s, run, on_dev_score) -> None:
-    from modeling import distributed  # (imported once every check has passed)
+    from training import distributed  # (imported once every check has passed)
     from modeling.export import save_model, saved_global_step
+    from training import trust
     from training.runs import describe_run, write_run_config
 
     for line in describe_run(run, s.precision, {k: v.count for k, v in run.examples.items()}):
@@ -347,6 +664,7 @@ def _run_modes(s, run, on_dev_score) -> None:
     if s.do_predict and s.predict_backend == "torch":
         do_predict(run, s)
     if s.do_train and distributed.is_main():  # a saved model marks it finished
+        trust.record_task(run.model, run.tokenizer, run.processor.task_name, s.max_seq_length)
         save_model(run.model, run.tokenizer, run.source.vocab_file, s.output_dir, global_step)
     if s.export:
         from modeling.onnx_export import export_onnx

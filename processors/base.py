@@ -193,6 +193,14 @@ class DataProcessor(abc.ABC):
     label_separator: ClassVar[str] = "|"  # joins a multi-label row's names
     label_range: ClassVar[Optional[tuple[float, float]]] = None  # regression: the scores' scale
     task_name: str = ""  # the registered name; get_processor sets it on each instance
+    # The options object the class takes (`from_options`), None for a class that takes none.
+    options_type: ClassVar[Optional[type]] = None
+
+    @classmethod
+    def from_options(cls, options, data_dir: Optional[str] = None) -> "DataProcessor":
+        """A new processor from its options (an `options_type` value, or None: the
+        defaults) and the data dir; a class that takes no options is `cls()`."""
+        return cls()
 
     def get_train_examples(self, data_dir: str) -> list[InputExample]:
         """Gets a collection of `InputExample`s for the train set."""

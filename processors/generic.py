@@ -1,13 +1,14 @@
 """Processors for your own files: named columns in CSV, TSV or JSON Lines.
 
 `generic` reads single-label data; `multilabel_csv` reads a set of labels per
-row. Their options are keyword arguments, which run_classifier.py fills from
-its flags (`--data_format`, `--text_a_column`, `--labels`, ...).
+row. Their options are a `TableOptions`, which run_classifier.py builds from its
+flags (`--data_format`, `--text_a_column`, `--labels`, ...) by keyword.
 """
 
 import csv
 import json
 import os
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
 from .base import MULTI_LABEL, SPLITS, InputError, read_lines, read_rows
@@ -22,6 +23,18 @@ HEADER_NAMES = {"text", "text_a", "text_b", "label", "labels"}  # the columns' d
 MAX_JSONL_LINE = 64 * 131_072
 
 
+@dataclass(frozen=True)
+class TableOptions:
+    """The options of the processors for users' files; None: not given (the default)."""
+
+    data_format: Optional[str] = None  # csv (default), tsv or jsonl
+    text_a_column: Optional[str] = None  # header name, JSON key or 0-based number
+    text_b_column: Optional[str] = None
+    label_column: Optional[str] = None
+    labels: Optional[Sequence[str]] = None  # their order fixes the label ids
+    has_header: Optional[bool] = None
+
+
 @register_processor("generic")
 class GenericProcessor(TableProcessor):
     """`{train,dev,test}.{csv,tsv,jsonl}` rows with named text and label columns.
@@ -34,6 +47,22 @@ class GenericProcessor(TableProcessor):
     """
 
     default_label_column = "label"
+    options_type = TableOptions
+
+    @classmethod
+    def from_options(cls, options: Optional[TableOptions],
+                     data_dir: Optional[str] = None) -> "GenericProcessor":
+        """A processor with `options` (None: every default); `data_dir` holds the train file
+        the labels are read from when `options.labels` is not given."""
+        o = options or TableOptions()
+
+        def given(value, default):
+            return default if value is None else value
+
+        return cls(data_dir, data_format=given(o.data_format, "csv"),
+                   text_a_column=given(o.text_a_column, "text"), text_b_column=o.text_b_column,
+                   label_column=o.label_column, labels=o.labels,
+                   has_header=given(o.has_header, True))
 
     def __init__(self, data_dir: Optional[str] = None, data_format: str = "csv",
                  text_a_column: str = "text", text_b_column: Optional[str] = None,

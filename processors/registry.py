@@ -36,14 +36,9 @@ def register_processor(name: str):
     return register
 
 
-def get_processor(task_name: str, data_dir: Optional[str] = None, **options) -> DataProcessor:
-    """Returns a new processor for a task name (case-insensitive).
-
-    `options` are the processor flags (`--labels`, `--text_a_column`, ...); None
-    means not given. A given option that the processor's constructor does not take
-    is an error, so a flag is never silently ignored. `data_dir` goes to the
-    processors that take it (to read their labels from the train file).
-    """
+def processor_class(task_name: str) -> type[DataProcessor]:
+    """The registered class of a task name (case-insensitive), checked: a DataProcessor
+    subclass that implements every abstract method."""
     name = task_name.lower()
     cls = PROCESSORS.get(name) or next(
         (c for n, c in PROCESSORS.items() if n.lower() == name), None)
@@ -56,19 +51,25 @@ def get_processor(task_name: str, data_dir: Optional[str] = None, **options) -> 
     if inspect.isabstract(cls):
         raise InputError(f"--task_name={name}: {cls.__name__} does not implement "
                          f"{', '.join(sorted(cls.__abstractmethods__))}")
-    accepted = inspect.signature(cls).parameters
-    kwargs = {key: value for key, value in options.items() if value is not None}
-    for key, value in kwargs.items():
-        if key not in accepted:
-            users = sorted(n for n, c in PROCESSORS.items()
-                           if key in inspect.signature(c).parameters)
-            shown = ",".join(value) if isinstance(value, (list, tuple)) else value
-            raise InputError(f"--{key}={shown}: not used by --task_name={name}"
-                             + (f" (only by {', '.join(users)})" if users else ""))
-    if "data_dir" in accepted:
-        kwargs["data_dir"] = data_dir
-    processor = cls(**kwargs)
-    processor.task_name = name
+    return cls
+
+
+def tasks_with_options() -> list[str]:
+    """The tasks whose processors take options (`options_type`), sorted."""
+    return sorted(n for n, c in PROCESSORS.items() if getattr(c, "options_type", None))
+
+
+def get_processor(task_name: str, data_dir: Optional[str] = None,
+                  options=None) -> DataProcessor:
+    """Returns a new processor for a task name (case-insensitive): `cls.from_options`.
+
+    `options` is the class's `options_type` value (None: the defaults); whether a task
+    may be given options at all is the program's to decide (`processor_class(...)
+    .options_type`). `data_dir` lets a processor read its labels from the train file.
+    """
+    cls = processor_class(task_name)
+    processor = cls.from_options(options, data_dir)
+    processor.task_name = task_name.lower()
     return processor
 
 

@@ -30,14 +30,6 @@ class Windows:
     doc_stride: int
     pooling: str = "mean"
 
-    @classmethod
-    def from_settings(cls, s) -> Optional["Windows"]:
-        """None for --long_text=truncate; else the flags, their defaults resolved."""
-        if s.long_text != "windows":
-            return None
-        return cls(s.doc_stride or default_stride(s.max_seq_length),
-                   getattr(s, "window_pooling", None) or "mean")
-
     def key(self) -> dict:
         """What shapes the features (the cache key and a checkpoint's signature add it)."""
         return {"long_text": "windows", "doc_stride": self.doc_stride}

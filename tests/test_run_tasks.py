@@ -128,7 +128,7 @@ def test_multi_label_end_to_end_and_pipeline(tiny_bert, tagged_dir, tmp_path):
     assert config["problem_type"] == "multi_label_classification"
     assert config["id2label"] == {"0": "animal", "1": "nature", "2": "vehicle"}
     results = read_json(out, "eval_results.json")
-    assert sorted(results) == ["eval_exact_match", "eval_loss", "eval_macro_f1",
+    assert sorted(results) == ["eval_ece", "eval_exact_match", "eval_loss", "eval_macro_f1",
                                "eval_micro_f1", "global_step", "loss"]
     probs = np.loadtxt(os.path.join(out, "test_results.tsv"), delimiter="\t")
     assert probs.shape == (12, 3) and ((probs > 0) & (probs < 1)).all()
@@ -192,7 +192,7 @@ def test_generic_jsonl_with_balanced_class_weights(tiny_bert, tmp_path, caplog):
     (dict(task_name="sentence_similarity", class_weights="1,2,3"),
      "--class_weights=1,2,3: expected none, balanced, or 2 positive numbers"),
     (dict(task_name="multilabel_csv", multi_label_threshold=1.0),
-     "--multi_label_threshold=1.0: must be in (0, 1)"),
+     "--multi_label_threshold=1.0: must be a number in (0, 1) or tune"),
     (dict(task_name="cola", labels=["a", "b"]), "--labels=a,b: not used by --task_name=cola"),
 ])
 def test_new_flags_fail_before_any_work(tiny_bert, tagged_dir, tmp_path, overrides, message):
@@ -210,3 +210,29 @@ def test_task_name_help_lists_the_tasks(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split() == ["task", "problem_type", "metrics", "labels"]
     assert len(lines) == 16 and any(line.startswith("sts-b ") for line in lines)
+
+
+def test_the_training_arguments_come_from_the_settings_by_keyword(tmp_path):
+    """run_classifier builds TrainArgs by keyword; the resume signature's training fields are
+    TrainArgs.resume_key, in the order a refused resume names the first that differs."""
+    from types import SimpleNamespace
+
+    import torch
+
+    with flagsaver.flagsaver(output_dir=str(tmp_path), learning_rate=3e-4, seed=7,
+                             class_weights="2,1", compile="off"):
+        s = run_classifier.settings(FLAGS, run_classifier)
+    processor = SimpleNamespace(get_labels=lambda: ["a", "b"],
+                                problem_type="single_label_classification")
+    train = type("Train", (), {"labels": [0, 1, 1], "__len__": lambda self: 3})()
+    run = SimpleNamespace(processor=processor, datasets={"train": train},
+                          model=torch.nn.Linear(1, 1), device=torch.device("cpu"),
+                          precision="fp32")
+    args = run_classifier.train_args(s, run)
+    assert (args.learning_rate, args.seed, args.output_dir, args.class_weights,
+            args.precision, args.compile) == (3e-4, 7, str(tmp_path), (2.0, 1.0), "fp32", False)
+    assert list(args.resume_key) == ["train_batch_size", "num_train_epochs", "learning_rate",
+                                     "warmup_proportion", "seed", "class_weights",
+                                     "weight_decay", "adam_epsilon", "max_grad_norm",
+                                     "precision"]
+    assert args.resume_key["class_weights"] == [2.0, 1.0]

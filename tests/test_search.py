@@ -18,7 +18,7 @@ import run_classifier
 from conftest import kill_after_checkpoint, write_keyword_data
 from processors import InputError
 from training.search import DATABASE, RESULTS, open_study, study_name
-from training.search_space import parse_search_space
+from training.search_space import parse_search_space as parse_with
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -28,6 +28,10 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1")  # steady speed on a shared, busy CP
 SEARCH = dict(task_name="generic", train_batch_size=8, eval_batch_size=16, precision="fp32",
               num_train_epochs=3.0, save_checkpoints_steps=5, do_train=True, do_eval=True,
               search_trials=4, search_space="learning_rate=1e-4:1e-2:log", seed=1)
+
+
+def parse_search_space(text):
+    return parse_with(text, run_classifier.SEARCHABLE)
 
 
 @pytest.fixture(autouse=True)
@@ -210,3 +214,44 @@ def test_the_default_study_file_is_inside_output_dir_whatever_its_name(tmp_path,
     study = open_study(str(out), None, parse_search_space("seed"), 2)
     assert os.listdir(tmp_path) == [name] and os.path.isfile(out / DATABASE)
     assert study.study_name == study_name(str(out)) == "run_classifier:" + str(out)
+
+
+def test_each_trial_runs_on_a_copy_of_the_settings(monkeypatch, tmp_path):
+    """A trial is train_eval_predict(replace(s, ...)): the flags are never rewritten, and
+    the settings the search started from stay as they were."""
+    from types import SimpleNamespace
+
+    from training import search as tuning
+    out, seen = str(tmp_path / "out"), []
+
+    def fake_run(s, on_dev_score=None):
+        seen.append((s, FLAGS.output_dir, FLAGS.learning_rate, FLAGS.search_trials))
+        if s.do_train:
+            os.makedirs(s.output_dir, exist_ok=True)
+            with open(os.path.join(s.output_dir, "eval_results.json"), "w") as f:
+                json.dump({"eval_accuracy": 0.5}, f)
+
+    def fake_search(output_dir, storage, space, n_trials, seed, score_name, run, finish, name):
+        assert (output_dir, n_trials, score_name) == (out, 2, "dev_accuracy")
+        assert run(os.path.join(out, "trial-0"), {"learning_rate": 1e-3}, None) == 0.5
+        finish({"learning_rate": 1e-3})
+        return {"trial": 0}
+
+    processor = SimpleNamespace(metric="accuracy")
+    monkeypatch.setattr(run_classifier, "validate", lambda s: (processor, None, False, {}))
+    monkeypatch.setattr(run_classifier, "train_eval_predict", fake_run)
+    monkeypatch.setattr(tuning, "search", fake_search)
+    with flagsaver.flagsaver(task_name="generic", output_dir=out, do_train=True, do_eval=True,
+                             do_predict=True, search_trials=2, learning_rate=5e-5):
+        s = run_classifier.settings(FLAGS, run_classifier)
+        assert run_classifier.search(s) == {"trial": 0}
+        assert (s.output_dir, s.learning_rate, s.search_trials) == (out, 5e-5, 2)
+    (trial, *flag_values), (final, *after) = seen
+    assert flag_values == after == [out, 5e-5, 2]  # FLAGS as the user set them, throughout
+    assert (trial.output_dir, trial.learning_rate, trial.search_trials, trial.do_predict,
+            trial.cache_dir) == (os.path.join(out, "trial-0"), 1e-3, 0, False,
+                                 os.path.join(out, "cache"))
+    assert (final.output_dir, final.learning_rate, final.do_train, final.do_eval,
+            final.do_predict) == (out, 1e-3, False, False, True)
+    with pytest.raises(AttributeError):
+        s.learning_rate = 1.0  # frozen: a variant is a copy

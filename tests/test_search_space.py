@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from absl import flags
@@ -11,10 +12,16 @@ from absl.testing import flagsaver
 import run_classifier
 from conftest import write_keyword_data
 from processors import InputError
-from training.search_space import DEFAULT_SPACE, Param, parse_search_space
+from training.search_space import Param
+from training.search_space import parse_search_space as parse_with
 
 FLAGS = flags.FLAGS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_search_space(text):
+    """`text` over run_classifier's searchable flags."""
+    return parse_with(text, run_classifier.SEARCHABLE)
 
 
 @pytest.fixture(autouse=True)
@@ -28,14 +35,25 @@ def test_ranges_choices_and_defaults():
                                "train_batch_size=16|32,seed=1:1000,class_weights=none|balanced")
     assert space == (Param("learning_rate", 1e-5, 3e-4, log=True),
                      Param("num_train_epochs", 2, 5, integer=True),
-                     Param("train_batch_size", choices=(16, 32)),
-                     Param("seed", 1, 1000, integer=True),  # an integer flag: whole numbers
-                     Param("class_weights", choices=("none", "balanced")))
+                     Param("train_batch_size", choices=(16, 32), kind=int),
+                     Param("seed", 1, 1000, integer=True, kind=int),  # an integer flag
+                     Param("class_weights", choices=("none", "balanced"), kind=str))
     assert str(space[0]) == "learning_rate=1e-05:0.0003:log"
     assert space[1].extremes() == (2.0, 5.0) and space[2].extremes() == (16, 32)
-    assert parse_search_space(None) == parse_search_space(DEFAULT_SPACE) == parse_search_space(
+    unset = SimpleNamespace(search_trials=4, search_space=None)
+    assert run_classifier.search_space(unset) == parse_search_space(
+        run_classifier.DEFAULT_SPACE) == parse_search_space(
         "learning_rate=1e-5:3e-4:log,num_train_epochs=2:4:int,train_batch_size=16|32")
-    assert parse_search_space("seed") == (Param("seed", 1, 10000, integer=True),)
+    assert run_classifier.search_space(SimpleNamespace(search_trials=0, search_space="seed")) == ()
+    assert parse_search_space("seed") == (Param("seed", 1, 10000, integer=True, kind=int),)
+
+
+def test_a_search_space_names_only_what_the_program_allows():
+    """The table is the program's: the library parses over whatever mapping it is given."""
+    space = parse_with("dropout=0.1:0.3,steps", {"dropout": (float, None), "steps": (int, "1|2")})
+    assert space == (Param("dropout", 0.1, 0.3), Param("steps", choices=(1, 2), kind=int))
+    with pytest.raises(InputError, match="'learning_rate' is not a searchable flag"):
+        parse_with("learning_rate", {"dropout": (float, None)})
 
 
 class FakeTrial:

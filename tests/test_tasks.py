@@ -1,14 +1,17 @@
 """The rest of GLUE, XNLI, and the generic and multi-label processors for users' files."""
 
 import os
+from types import SimpleNamespace
 
 import pytest
 
 from conftest import glue_dir
 from processors import (InputError, InputExample, MultiLabelCsvProcessor, XnliProcessor,
                         describe_tasks, get_processor)
+from processors.builders import BertFeatures
 from processors.cache import load_features
 from processors.features import convert_examples_to_features
+from processors.generic import TableOptions
 from processors.glue import MNLI_COLUMNS, XNLI_COLUMNS
 
 
@@ -26,7 +29,8 @@ def tsv(*rows):
 
 
 def examples(task, folder, split, **options):
-    return get_processor(task, str(folder), **options).get_examples(str(folder), split)
+    processor = get_processor(task, str(folder), TableOptions(**options))
+    return processor.get_examples(str(folder), split)
 
 
 # ------------------------------------------------------------ GLUE layouts (fixtures)
@@ -154,9 +158,9 @@ def test_xnli_other_language_and_its_own_cache(tmp_path, tiny_bert):
         "de premise 0", "de premise 2"]
     from modeling.tokenization import load_tokenizer
     vocab = os.path.join(tiny_bert, "vocab.txt")
-    args = dict(data_dir=str(tmp_path), split="dev", tokenizer=load_tokenizer(vocab, True),
-                vocab_file=vocab, do_lower_case=True, max_seq_length=16,
-                cache_dir=str(tmp_path / "cache"))
+    args = dict(data_dir=str(tmp_path), split="dev",
+                builder=BertFeatures(load_tokenizer(vocab, True)), vocab_file=vocab,
+                do_lower_case=True, max_seq_length=16, cache_dir=str(tmp_path / "cache"))
     assert load_features(XnliProcessor(), **args).labels.tolist() == [1, 0]
     assert load_features(german, **args).labels.tolist() == [2, 1]  # not the Chinese cache
 
@@ -208,7 +212,7 @@ def test_generic_formats(tmp_path, data_format, files):
     for name, text in files.items():
         write(tmp_path, name, text)
     options = dict(data_format=data_format, text_a_column="review")
-    processor = get_processor("generic", str(tmp_path), **options)
+    processor = get_processor("generic", str(tmp_path), TableOptions(**options))
     assert processor.get_labels() == ["neg", "pos"]  # inferred from train, sorted
     text = '"Great, really."' if data_format == "tsv" else "Great, really."
     assert processor.get_train_examples(str(tmp_path)) == [
@@ -219,8 +223,9 @@ def test_generic_formats(tmp_path, data_format, files):
 
 def test_generic_without_header_pairs_and_given_labels(tmp_path):
     write(tmp_path, "train.csv", "b,A man.,A person.\na,One.,Two.\n")
-    processor = get_processor("generic", str(tmp_path), has_header=False, text_a_column="1",
-                              text_b_column="2", label_column="0", labels=["b", "a", "c"])
+    processor = get_processor("generic", str(tmp_path), TableOptions(
+        has_header=False, text_a_column="1", text_b_column="2", label_column="0",
+        labels=["b", "a", "c"]))
     assert processor.get_labels() == ["b", "a", "c"]
     assert processor.get_train_examples(str(tmp_path)) == [
         InputExample("train-0", "A man.", "A person.", "b"),
@@ -229,7 +234,8 @@ def test_generic_without_header_pairs_and_given_labels(tmp_path):
 
 def test_generic_jsonl_integer_labels(tmp_path):
     write(tmp_path, "dev.jsonl", '{"text": "Yes.", "label": 1}\n{"text": "No.", "label": 0}\r\n')
-    processor = get_processor("generic", data_format="jsonl", labels=["0", "1"])
+    options = TableOptions(data_format="jsonl", labels=["0", "1"])
+    processor = get_processor("generic", None, options)
     assert [e.label for e in processor.get_dev_examples(str(tmp_path))] == ["1", "0"]
 
 
@@ -282,9 +288,25 @@ def test_generic_bad_rows(tmp_path, options, name, text, message):
     ("sts-b", dict(text_a_column="x"), "--text_a_column=x: not used by --task_name=sts-b"),
 ])
 def test_processor_options_are_checked(task, options, message):
+    """Through the program: its flags become TableOptions, refused for a task without any."""
+    import run_classifier
+    flags = dict(data_format=None, text_a_column=None, text_b_column=None, label_column=None,
+                 labels=None, has_header=None)
+    s = SimpleNamespace(task_name=task, data_dir="data", **{**flags, **options})
     with pytest.raises(InputError) as info:
-        get_processor(task, "data", **options)
+        run_classifier.make_processor(s)
     assert str(info.value).startswith(message)
+
+
+def test_options_reach_the_processor_by_value():
+    options = TableOptions(data_format="tsv", text_a_column="a", label_column="y",
+                           labels=["p", "q"])
+    processor = get_processor("GENERIC", "data", options)
+    assert processor.task_name == "generic" and processor.labels == ["p", "q"]
+    assert processor.settings() == {"data_format": "tsv", "has_header": True,
+                                    "text_a_column": "a", "text_b_column": None,
+                                    "label_column": "y"}
+    assert get_processor("cola", "data", None).settings() == {}  # a task without options
 
 
 def test_labels_need_a_train_file_when_not_given(tmp_path):
@@ -297,12 +319,13 @@ def test_generic_settings_enter_the_cache_key(tmp_path, tiny_bert):
     from modeling.tokenization import load_tokenizer
     write(tmp_path, "train.csv", "text,other,label\nA man.,The big red cat.,x\nThe dog.,A dog.,y\n")
     vocab = os.path.join(tiny_bert, "vocab.txt")
-    args = dict(data_dir=str(tmp_path), split="train", tokenizer=load_tokenizer(vocab, True),
-                vocab_file=vocab, do_lower_case=True, max_seq_length=16,
-                cache_dir=str(tmp_path / "cache"))
+    args = dict(data_dir=str(tmp_path), split="train",
+                builder=BertFeatures(load_tokenizer(vocab, True)), vocab_file=vocab,
+                do_lower_case=True, max_seq_length=16, cache_dir=str(tmp_path / "cache"))
     first = load_features(get_processor("generic", str(tmp_path)), **args)
-    other = load_features(get_processor("generic", str(tmp_path), text_a_column="other"), **args)
-    assert first.tensors["input_ids"].tolist() != other.tensors["input_ids"].tolist()
+    other = load_features(get_processor("generic", str(tmp_path),
+                                        TableOptions(text_a_column="other")), **args)
+    assert first.input_ids.tolist() != other.input_ids.tolist()
     assert len([n for n in os.listdir(tmp_path / "cache") if not n.endswith(".lock")]) == 2
 
 
@@ -336,7 +359,7 @@ def test_multilabel_features_are_multi_hot(tmp_path, tiny_bert):
 def test_multilabel_jsonl_lists(tmp_path):
     write(tmp_path, "train.jsonl", '{"text": "A.", "labels": ["x", "y"]}\n'
                                    '{"text": "B.", "labels": "y"}\n{"text": "C.", "labels": []}\n')
-    processor = get_processor("multilabel_csv", str(tmp_path), data_format="jsonl")
+    processor = get_processor("multilabel_csv", str(tmp_path), TableOptions(data_format="jsonl"))
     assert [e.label for e in processor.get_train_examples(str(tmp_path))] == [
         ("x", "y"), ("y",), ()]
 

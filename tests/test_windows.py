@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+import run_classifier
 from conftest import VOCAB, WORDS
 from modeling.tokenization import load_tokenizer
 from processors import InputError, InputExample
 from processors import cache as cache_module
 from processors.cache import FeatureSet, cache_key_parts, load_features
 from processors.examples import chunks
-from processors.features import feature_arrays
+from processors.builders import BertFeatures
+from processors.features import FeatureArrays, feature_arrays
 from processors.registry import get_processor
 from processors.windows import Windows, document_labels, pool_windows, window_arrays, window_spans
 from training import evaluation
@@ -35,12 +37,10 @@ def numbered(n: int, first: int = 0) -> str:
     return " ".join(f"w{i}" for i in range(first, first + n))
 
 
-def rows(arrays: dict) -> list[tuple[list[str], list[int]]]:
+def rows(arrays: FeatureArrays) -> list[tuple[list[str], list[int]]]:
     """Each window's tokens and segment ids."""
-    ends = np.cumsum(arrays["lengths"])
-    return [([VOCAB[i] for i in arrays["input_ids"][end - n:end]],
-             arrays["segment_ids"][end - n:end].tolist())
-            for end, n in zip(ends.tolist(), arrays["lengths"].tolist())]
+    return [([VOCAB[i] for i in row.input_ids], row.segment_ids.tolist())
+            for row in arrays.rows()]
 
 
 def words(first: int, last: int) -> list[str]:
@@ -55,8 +55,8 @@ def test_single_text_windows_start_every_stride_and_the_last_ends_at_the_end(tok
                             ([CLS, *words(4, 10), SEP], [0] * 8),
                             ([CLS, *words(8, 14), SEP], [0] * 8),
                             ([CLS, *words(12, 15), SEP], [0] * 5)]
-    assert arrays["windows"].tolist() == [4] and arrays["label_ids"].tolist() == [1] * 4
-    assert arrays["doc_lengths"].tolist() == [17]
+    assert arrays.windows.tolist() == [4] and arrays.label_ids.tolist() == [1] * 4
+    assert arrays.doc_lengths.tolist() == [17]
 
 
 def test_pair_keeps_text_b_whole_in_every_window(tokenizer):
@@ -67,7 +67,7 @@ def test_pair_keeps_text_b_whole_in_every_window(tokenizer):
     assert rows(arrays) == [([CLS, *words(0, 4), SEP, *b], [0] * 6 + [1] * 4),
                             ([CLS, *words(3, 7), SEP, *b], [0] * 6 + [1] * 4),
                             ([CLS, *words(6, 9), SEP, *b], [0] * 5 + [1] * 4)]
-    assert arrays["doc_lengths"].tolist() == [9 + 3 + 3]
+    assert arrays.doc_lengths.tolist() == [9 + 3 + 3]
 
 
 def test_a_stride_past_a_rows_room_is_the_room_no_token_skipped(tokenizer):
@@ -85,9 +85,8 @@ def test_window_spans_exact_offsets_and_document_offsets():
     assert length.tolist() == [5, 126, 126, 126, 108, 126, 126, 63, 1]
     assert count.tolist() == [1, 4, 1, 2, 1]
     assert (start + length)[[0, 4, 5, 7, 8]].tolist() == [5, 300, 126, 127, 1]  # last = end
-    dataset = FeatureSet.from_arrays({"input_ids": np.zeros(9, np.int32),
-                                      "segment_ids": np.zeros(9, np.int8),
-                                      "lengths": np.ones(9, np.int64), "windows": count})
+    dataset = FeatureSet.from_arrays(FeatureArrays(np.zeros(9, np.int32), np.zeros(9, np.int8),
+                                                   np.ones(9, np.int64), windows=count))
     assert dataset.doc_offsets.tolist() == [0, 1, 5, 6, 8, 9] and len(dataset) == 9
 
 
@@ -97,11 +96,11 @@ def test_a_document_that_fits_one_window_has_truncations_features(tokenizer):
                 InputExample("c", numbered(30), None, "1")]  # 32 tokens with [CLS], [SEP]
     windowed = window_arrays(examples, ["0", "1"], 32, tokenizer, 5)
     truncated = feature_arrays(examples, ["0", "1"], 32, tokenizer)
-    assert windowed.pop("windows").tolist() == [1, 1, 1]
-    windowed.pop("doc_lengths")
-    assert windowed.keys() == truncated.keys()
-    for name, array in truncated.items():
-        assert windowed[name].dtype == array.dtype and windowed[name].tolist() == array.tolist()
+    assert windowed.windows.tolist() == [1, 1, 1] and truncated.windows is None
+    assert truncated.doc_lengths is None
+    for name in ("input_ids", "segment_ids", "lengths", "label_ids"):
+        array, window = getattr(truncated, name), getattr(windowed, name)
+        assert window.dtype == array.dtype and window.tolist() == array.tolist(), name
 
 
 def test_text_b_that_leaves_no_room_names_the_row(tokenizer):
@@ -140,7 +139,7 @@ def test_predictions_are_one_row_per_document_in_input_order(tokenizer, monkeypa
     for i, example in enumerate(examples):
         single = window_arrays([example], None, 8, tokenizer, 4)
         firsts = [tokenizer.convert_tokens_to_ids(t[1]) for t, _ in rows(single)]
-        windows = np.array([firsts, single["lengths"].tolist()], np.float32).T
+        windows = np.array([firsts, single.lengths.tolist()], np.float32).T
         expected.append(windows.mean(0) if pooling == "mean" else windows.max(0))
     np.testing.assert_allclose(logits, np.array(expected))
     assert document_labels(dataset).tolist() == [0, 1, 0, 1, 0, 1]
@@ -157,7 +156,7 @@ def write_generic(folder, n: int = 10) -> str:
 def test_cache_stores_document_offsets_across_chunks(tokenizer, tiny_bert, tmp_path,
                                                      monkeypatch):
     data = write_generic(tmp_path / "data")
-    args = dict(data_dir=data, split="train", tokenizer=tokenizer,
+    args = dict(data_dir=data, split="train", builder=BertFeatures(tokenizer),
                 vocab_file=os.path.join(tiny_bert, "vocab.txt"), do_lower_case=True,
                 max_seq_length=12, cache_dir=str(tmp_path / "cache"))
     monkeypatch.setattr(cache_module, "chunks", lambda examples: chunks(examples, 3))
@@ -172,7 +171,7 @@ def test_cache_stores_document_offsets_across_chunks(tokenizer, tiny_bert, tmp_p
         assert features.doc_lengths.tolist() == expected.doc_lengths.tolist()
         assert features.offsets.tolist() == expected.offsets.tolist()
         assert features.labels.tolist() == expected.labels.tolist()
-        assert torch.equal(features.tensors["input_ids"], expected.tensors["input_ids"])
+        assert torch.equal(features.input_ids, expected.input_ids)
     truncated = load_features(processor, **args)
     other_stride = load_features(processor, windows=Windows(3), **args)
     assert truncated.doc_offsets is None and len(truncated) == 10
@@ -199,31 +198,32 @@ def test_long_text_flag_checks(values, message):
     f = SimpleNamespace(**{**dict(long_text="truncate", doc_stride=None, window_pooling=None,
                                   max_seq_length=16), **values})
     with pytest.raises(InputError) as e:
-        check_long_text(f)
+        check_long_text(f.long_text, f.max_seq_length, f.doc_stride, f.window_pooling)
     assert str(e.value).startswith(message)
 
 
 def test_window_settings_and_defaults():
     s = SimpleNamespace(long_text="windows", doc_stride=None, window_pooling=None,
                         max_seq_length=128)
-    assert Windows.from_settings(s) == Windows(63, "mean")
-    assert Windows.from_settings(SimpleNamespace(**{**vars(s), "long_text": "truncate"})) is None
-    check_long_text(s)
+    assert run_classifier.windows(s) == Windows(63, "mean")
+    assert run_classifier.windows(SimpleNamespace(**{**vars(s), "window_pooling": "max",
+                                                     "doc_stride": 10})) == Windows(10, "max")
+    assert run_classifier.windows(SimpleNamespace(**{**vars(s), "long_text": "truncate"})) is None
+    check_long_text(s.long_text, s.max_seq_length, s.doc_stride, s.window_pooling)
 
 
 def test_windows_need_bert_and_the_pytorch_predict():
     bert = SimpleNamespace(family="bert", config_file="/m/config.json")
-    f = SimpleNamespace(long_text="windows", predict_backend="torch")
-    check_windows_model(f, bert)
-    check_windows_model(SimpleNamespace(long_text="truncate", predict_backend="onnxruntime"),
-                        SimpleNamespace(family="roberta", config_file="/m/config.json"))
+    check_windows_model(bert, "windows", "torch")
+    check_windows_model(SimpleNamespace(family="roberta", config_file="/m/config.json"),
+                        "truncate", "onnxruntime")
     with pytest.raises(InputError, match=r"^--predict_backend=onnxruntime: not with "
                                          r"--long_text=windows"):
-        check_windows_model(SimpleNamespace(long_text="windows", predict_backend="onnxruntime"),
-                            bert)
+        check_windows_model(bert, "windows", "onnxruntime")
     with pytest.raises(InputError, match=r"^--long_text=windows: BERT models only for now "
                                          r"\(/m has model_type electra\)$"):
-        check_windows_model(f, SimpleNamespace(family="electra", config_file="/m/config.json"))
+        check_windows_model(SimpleNamespace(family="electra", config_file="/m/config.json"),
+                            "windows", "torch")
 
 
 def test_command_line_refuses_window_flags_without_windows(tmp_path):

@@ -9,10 +9,10 @@ checkpoint. This module imports only what is light, so a program can install its
 interrupt handler before its heavy imports.
 """
 
+import dataclasses
 import logging
 import signal
 import sys
-import types
 from typing import Callable
 
 from modeling.errors import InputError, TrainingDiverged
@@ -21,16 +21,19 @@ _phase = ["loading"]  # then "running" (in `call`), "interrupted" or "done"
 _exit_code = [130]  # 128 + the number of the signal that interrupted the run
 
 
-class Settings(types.SimpleNamespace):
-    """The flag values of one invocation, read once at the top of main; read-only."""
-
-    def __setattr__(self, name, value):
-        raise AttributeError(f"settings are read-only ({name})")
+_SETTINGS: dict[str, type] = {}  # a module's Settings class, made once
 
 
-def settings(flag_values, module) -> Settings:
-    """The values of the flags `module` defines."""
-    return Settings(**{f.name: f.value for f in flag_values.get_key_flags_for_module(module)})
+def settings(flag_values, module) -> object:
+    """The values of the flags `module` defines, as a frozen dataclass (`Settings`): one
+    invocation's settings, read once at the top of main; a variant (a search trial's) is
+    `dataclasses.replace(s, ...)`, never a write to the flags."""
+    values = {f.name: f.value for f in flag_values.get_key_flags_for_module(module)}
+    cls = _SETTINGS.get(module.__name__)
+    if cls is None or [f.name for f in dataclasses.fields(cls)] != list(values):
+        cls = dataclasses.make_dataclass("Settings", list(values), frozen=True)
+        _SETTINGS[module.__name__] = cls
+    return cls(**values)
 
 
 def fail(prog: str, message: str, code: int = 2) -> None:

@@ -10,7 +10,7 @@ import logging
 import math
 import os
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import torch
@@ -52,12 +52,17 @@ class TrainArgs:
     compile: bool = False  # compile the forward and backward (compiled.py)
     cuda_path: bool = False  # take a CUDA run's branches on any device (the tests' switch)
 
-    @classmethod
-    def from_settings(cls, settings, **resolved) -> "TrainArgs":
-        """The fields named like run_classifier's flags from `settings`; the rest `resolved`."""
-        names = [f.name for f in fields(cls)
-                 if f.name not in resolved and hasattr(settings, f.name)]
-        return cls(**{name: getattr(settings, name) for name in names}, **resolved)
+    @property
+    def resume_key(self) -> dict:
+        """What a resumed run must share with its checkpoint (its signature adds these):
+        they fix the batch order, the rate at each step, the loss, the optimizer's steps,
+        the clipping and the precision."""
+        return {"train_batch_size": self.train_batch_size,
+                "num_train_epochs": self.num_train_epochs, "learning_rate": self.learning_rate,
+                "warmup_proportion": self.warmup_proportion, "seed": self.seed,
+                "class_weights": self.class_weights and list(self.class_weights),
+                "weight_decay": self.weight_decay, "adam_epsilon": self.adam_epsilon,
+                "max_grad_norm": self.max_grad_norm, "precision": self.precision}
 
 
 def count_train_steps(num_examples: int, batch_size: int, epochs: float) -> tuple[int, int]:
