@@ -47,7 +47,8 @@ def trained(tiny_bert, similarity_dir, tmp_path):
 def test_train_eval_predict_writes_google_outputs(trained, similarity_dir):
     lines = read(os.path.join(trained, "eval_results.txt")).splitlines()
     keys = [line.split(" = ")[0] for line in lines]
-    assert keys == sorted(["eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"])
+    assert keys == sorted(["eval_accuracy", "eval_ece", "eval_f1", "eval_loss", "global_step",
+                           "loss"])
     results = json.loads(read(os.path.join(trained, "eval_results.json")))
     assert results["global_step"] == 16 and results["loss"] == results["eval_loss"]
     probs = np.loadtxt(os.path.join(trained, "test_results.tsv"), delimiter="\t")
@@ -240,3 +241,52 @@ def test_the_final_eval_reuses_the_last_epochs_dev_results(
     results = json.loads(read(os.path.join(out, "eval_results.json")))
     assert results["eval_f1"] == last["dev_f1"] and results["eval_loss"] == last["dev_loss"]
     assert results["global_step"] == last["step"]
+
+
+def test_do_lower_case_left_unset_follows_the_model(similarity_dir, tmp_path):
+    """A flag left at its default never contradicts the model: a case-preserving RoBERTa
+    trains without --nodo_lower_case, and a cased BERT dir that records its casing is read
+    cased; given explicitly, a mismatch is refused before any work."""
+    from conftest import write_tiny_bert
+    from tiny_families import write_tiny_family
+    from training.cli import settings
+    roberta = write_tiny_family("roberta", str(tmp_path / "roberta"))
+    common = dict(data_dir=similarity_dir, max_seq_length=64, num_train_epochs=1.0)
+    run_main(init_checkpoint=roberta, output_dir=str(tmp_path / "out"), do_train=True, **common)
+    run_config = json.loads(read(tmp_path / "out" / "run_config.json"))
+    assert run_config["flags"]["do_lower_case"] is False
+    with pytest.raises(InputError, match=r"^--do_lower_case=True: the tokenizer of .* keeps "
+                       "case; pass --nodo_lower_case$"):
+        run_main(init_checkpoint=roberta, output_dir=str(tmp_path / "refused"), do_train=True,
+                 do_lower_case=True, **common)
+    assert not (tmp_path / "refused").exists()
+    cased = write_tiny_bert(tmp_path / "cased", do_lower_case=False)
+    values = dict(task_name="sentence_similarity", init_checkpoint=cased, do_train=True,
+                  output_dir=str(tmp_path / "bert"), **common)
+    with flagsaver.flagsaver(**values):
+        assert run_classifier.validate(settings(FLAGS, run_classifier)).settings.do_lower_case \
+            is False
+    with flagsaver.flagsaver(**values, do_lower_case=True):
+        with pytest.raises(InputError, match="^--do_lower_case=True: the checkpoint's "
+                           "tokenizer has do_lower_case=False; pass --nodo_lower_case$"):
+            run_classifier.validate(settings(FLAGS, run_classifier))
+
+
+def test_unset_inference_batch_sizes_fill_the_device():
+    """--eval_batch_size and --predict_batch_size: Google's 8 on the CPU; on CUDA, 16384
+    tokens' worth of rows (8 to 128); a size the user gives is kept."""
+    import dataclasses
+
+    import torch
+
+    from training.cli import settings
+    with flagsaver.flagsaver(max_seq_length=256):
+        s = settings(FLAGS, run_classifier)
+    assert s.eval_batch_size is None and s.predict_batch_size is None
+    cpu = run_classifier.inference_sizes(s, torch.device("cpu"))
+    assert (cpu.eval_batch_size, cpu.predict_batch_size) == (8, 8)
+    cuda = run_classifier.inference_sizes(s, torch.device("cuda"))
+    assert (cuda.eval_batch_size, cuda.predict_batch_size) == (64, 64)
+    given = run_classifier.inference_sizes(dataclasses.replace(s, eval_batch_size=3),
+                                           torch.device("cuda"))
+    assert (given.eval_batch_size, given.predict_batch_size) == (3, 64)

@@ -68,9 +68,13 @@ def outputs(logits: np.ndarray, problem_type: str) -> np.ndarray:
 
 
 def decide(logits: np.ndarray, problem_type: str, threshold: float) -> np.ndarray:
-    """Predictions: scores, 0/1 rows (sigmoid >= threshold) or class ids."""
+    """Predictions: scores, 0/1 rows (sigmoid >= threshold, one or one per label), or class
+    ids (argmax; a binary task's positive class where its probability is >= threshold[0]
+    when `threshold` is a 1-tuple, see thresholds.py)."""
     if problem_type == MULTI_LABEL:
-        return (outputs(logits, problem_type) >= threshold).astype(np.int64)
+        return (outputs(logits, problem_type) >= np.asarray(threshold)).astype(np.int64)
+    if isinstance(threshold, tuple) and problem_type != REGRESSION:
+        return (outputs(logits, problem_type)[:, 1] >= threshold[0]).astype(np.int64)
     return logits[:, 0] if problem_type == REGRESSION else logits.argmax(-1)
 
 

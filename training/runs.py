@@ -22,7 +22,8 @@ from .checkpoint import PREFIX
 RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
                "test_results.tsv", "predictions.tsv", "run_config.json", "learning_curves.png",
-               "model.onnx", "model_int8.onnx", "integrity.json", "search_results.txt")
+               "model.onnx", "model_int8.onnx", "integrity.json", "search_results.txt",
+               "report.html")
 
 
 @dataclass
