@@ -53,7 +53,7 @@ from processors.windows import (LONG_TEXT, Windows, default_stride, describe, po
                                 window_arrays, windows_key)
 from training.data import inference_batches, iterate
 from training.model_checks import (check_long_text, check_model, check_model_files,
-                                   check_windows_model)
+                                   check_windows_model, resolve_casing)
 
 POOLINGS = ("cls", "mean", "pooler")
 VECTOR_SUFFIXES = (".npy", ".safetensors")
@@ -292,12 +292,11 @@ def check_outputs(s) -> None:
            "at least one of --output_file or --output_vectors is required")
     _check(not s.output_vectors or s.output_vectors.endswith(VECTOR_SUFFIXES),
            f"--output_vectors={s.output_vectors}: must end in .npy or .safetensors")
-    for name in ("output_file", "output_vectors"):
-        path = getattr(s, name)
+    for name, path in (("output_file", s.output_file), ("output_vectors", s.output_vectors)):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
         _check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
     _check(s.batch_size > 0, f"--batch_size={s.batch_size}: must be positive")
-    check_long_text(s)
+    check_long_text(s.long_text, s.max_seq_length, s.doc_stride)
     _check(s.long_text != "windows" or not s.output_file, "--output_file: not with "
            "--long_text=windows (a document's tokens span windows); use --output_vectors")
     check_distinct(s, [(f"--input_file={s.input_file}", s.input_file)])
@@ -350,10 +349,13 @@ def main(argv) -> None:
     source = resolve_source(s.init_checkpoint, s.bert_config_file, s.vocab_file)
     config = load_config(source.config_file, 2, None)
     layers = parse_layers(s.layers, config.num_hidden_layers)
-    check_model(source, s.do_lower_case, s.max_seq_length)
-    check_windows_model(s, source)
+    flag = FLAGS["do_lower_case"]  # left unset, it follows the model
+    lower = resolve_casing(source, s.do_lower_case if flag.present or not
+                           flag.using_default_value else None)
+    check_model(source, lower, s.max_seq_length)
+    check_windows_model(source, s.long_text)
     examples = read_examples(s)
-    tokenizer = source_tokenizer(source, s.do_lower_case)
+    tokenizer = source_tokenizer(source, lower)
     model = load_encoder(source, config, s.pooling).to(device)
     windows = (Windows(doc_stride=s.doc_stride or default_stride(s.max_seq_length))
                if s.long_text == "windows" else None)

@@ -7,15 +7,14 @@ Without weights the losses equal transformers' for the same `problem_type`.
 
 import functools
 import logging
-import math
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import InputError
-from .heads import MULTI_LABEL, REGRESSION, SINGLE_LABEL
+from .heads import MULTI_LABEL, REGRESSION, parse_class_weights
 
 logger = logging.getLogger(__name__)
 
@@ -48,30 +47,6 @@ def training_loss(logits: torch.Tensor, labels: torch.Tensor, problem_type: Opti
     """compute_loss with the class weights as a (cached) tensor on the logits' device."""
     weights = None if class_weights is None else _weights_on(class_weights, logits.device)
     return compute_loss(logits, labels, problem_type, weights)
-
-
-def parse_class_weights(spec: str, labels: Optional[Sequence[str]], problem_type: str
-                        ) -> Union[None, str, tuple[float, ...]]:
-    """--class_weights: None for "none", "balanced", or one positive weight per label."""
-    if spec == "none":
-        return None
-    if problem_type != SINGLE_LABEL:
-        raise InputError(f"--class_weights={spec}: only for single-label classification "
-                         f"(this task is {problem_type})")
-    if spec == "balanced":
-        return spec
-    try:
-        weights = tuple(float(w) for w in spec.split(","))
-    except ValueError:
-        weights = ()
-    if len(weights) != len(labels) or not all(math.isfinite(w) and w > 0 for w in weights):
-        raise InputError(f"--class_weights={spec}: expected none, balanced, or {len(labels)} "
-                         f"positive numbers, one per label in order: {', '.join(labels)}")
-    largest = torch.finfo(torch.float32).max  # the loss multiplies float32 weights
-    if max(weights) > largest:
-        raise InputError(f"--class_weights={spec}: {max(weights):g} is infinite in float32 "
-                         f"(at most {largest:.4g})")
-    return weights
 
 
 def resolve_class_weights(spec: str, labels: Optional[Sequence[str]], problem_type: str,

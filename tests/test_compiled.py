@@ -157,12 +157,12 @@ def test_without_a_cpp_compiler_on_is_refused_and_auto_stays_eager(tiny_bert, mo
     bert = SimpleNamespace(family="bert", config_file="/m/config.json")
     with pytest.raises(InputError, match=r"^--compile=on: torch.compile needs a C\+\+ compiler "
                                          r"\(no-such-compiler-here\) and none was found"):
-        check_compile_model(SimpleNamespace(compile="on"), bert)
-    check_compile_model(SimpleNamespace(compile="auto"), bert)
+        check_compile_model(bert, "on")
+    check_compile_model(bert, "auto")
     assert not should_compile("auto", tiny_model(tiny_bert), torch.device("cpu"), "bf16",
                               10 ** 9, "training steps")
     monkeypatch.delenv("CXX")
-    check_compile_model(SimpleNamespace(compile="on"), bert)  # g++ is here
+    check_compile_model(bert, "on")  # g++ is here
 
 
 def test_the_compiled_training_graph_leaves_the_embedding_lookups_out(tiny_bert, monkeypatch):

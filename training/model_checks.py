@@ -1,10 +1,12 @@
 """The checks of a model's files and of long-text flags against it (before any work).
 
-Shared by run_classifier.py (through run_checks) and extract_features.py; like
-run_checks, they import no torch, so a user error is reported in a fraction of a second.
+Shared by run_classifier.py and extract_features.py, which pass the flag values by
+keyword. Like training/checks.py they import no torch, so a user error is reported in a
+fraction of a second.
 """
 
 import os
+from typing import Optional
 
 from modeling import families
 from modeling.disk import check_integrity
@@ -17,34 +19,34 @@ MODEL_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_
                "intermediate_size", "max_position_embeddings")
 
 
-def check_long_text(f) -> None:
+def check_long_text(long_text: str, max_seq_length: int, doc_stride, window_pooling=None
+                    ) -> None:
     """--doc_stride and --window_pooling belong to --long_text=windows; a stride past a
     window's room would skip tokens. (extract_features has no --window_pooling.)"""
-    pooling = getattr(f, "window_pooling", None)
-    if f.long_text != "windows":
-        for name, value in (("doc_stride", f.doc_stride), ("window_pooling", pooling)):
-            check(value is None, f"--{name}={value}: needs --long_text=windows")
+    if long_text != "windows":
+        check(doc_stride is None, f"--doc_stride={doc_stride}: needs --long_text=windows")
+        check(window_pooling is None,
+              f"--window_pooling={window_pooling}: needs --long_text=windows")
         return
-    room = f.max_seq_length - 2
-    check(f.doc_stride is None or 1 <= f.doc_stride <= room, f"--doc_stride={f.doc_stride}: "
+    room = max_seq_length - 2
+    check(doc_stride is None or 1 <= doc_stride <= room, f"--doc_stride={doc_stride}: "
           f"must be in [1, {room}] (a window holds at most --max_seq_length - 2 tokens)")
 
 
-def check_windows_model(f, source) -> None:
+def check_windows_model(source, long_text: str, predict_backend: str = "torch") -> None:
     """Windows are cut in BERT's [CLS] A [SEP] B [SEP] layout and pooled by the PyTorch
     predict path: other families and the onnxruntime backends are refused."""
-    if f.long_text != "windows":
+    if long_text != "windows":
         return
     check(source.family == "bert", f"--long_text=windows: BERT models only for now "
           f"({os.path.dirname(source.config_file)} has model_type {source.family})")
-    backend = getattr(f, "predict_backend", "torch")
-    check(backend == "torch", f"--predict_backend={backend}: not with --long_text=windows "
-          "(pooling windows into documents runs in the PyTorch predict)")
+    check(predict_backend == "torch", f"--predict_backend={predict_backend}: not with "
+          "--long_text=windows (pooling windows into documents runs in the PyTorch predict)")
 
 
-def check_compile_model(f, source) -> None:
+def check_compile_model(source, compile: str) -> None:
     """--compile=on compiles BERT's own forward (modeling/forward.py), with a C++ compiler."""
-    if getattr(f, "compile", "off") != "on":
+    if compile != "on":
         return
     check(source.family == "bert", f"--compile=on: BERT models only "
           f"({os.path.dirname(source.config_file)} has model_type {source.family}); use "
@@ -52,6 +54,18 @@ def check_compile_model(f, source) -> None:
     check(cpp_compiler() is not None, "--compile=on: torch.compile needs a C++ compiler "
           f"({os.environ.get('CXX') or 'g++'}) and none was found: install one (e.g. apt "
           "install g++) or use --compile=off")
+
+
+def resolve_casing(source, do_lower_case: Optional[bool]) -> bool:
+    """--do_lower_case as the run uses it: the user's value where they set one (check_model
+    refuses a mismatch), else the model's own casing, so that a flag left at its default
+    never contradicts the model. A BERT checkpoint that records none (Google's vocab.txt
+    and config) keeps Google's default, True."""
+    if do_lower_case is not None:
+        return do_lower_case
+    if source.family != "bert":
+        return families.lowercases(os.path.dirname(source.config_file))
+    return True if source.do_lower_case is None else source.do_lower_case
 
 
 def check_model_files(model_dir) -> None:
