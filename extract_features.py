@@ -46,11 +46,11 @@ from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
 from processors.base import SPLITS, InputExample, read_rows
 from processors.cache import FeatureSet
+from processors.builders import FeatureBuilder, feature_builder
 from processors.cells import table_cell
-from processors.features import convert_examples_to_features
-from processors.hf_features import tokenizer_features
+from processors.features import log_examples
 from processors.windows import (LONG_TEXT, Windows, default_stride, describe, pool_windows,
-                                window_arrays, windows_key)
+                                windows_key)
 from training.data import inference_batches, iterate
 from training.model_checks import (check_long_text, check_model, check_model_files,
                                    check_windows_model, resolve_casing)
@@ -196,10 +196,10 @@ class ExtractArgs:
     doc_stride: Optional[int] = None  # long texts as windows this far apart (None: truncated)
 
 
-def document_vectors(model, examples: Sequence[InputExample], args: ExtractArgs, tokenizer,
-                     device, precision: str) -> np.ndarray:
+def document_vectors(model, examples: Sequence[InputExample], args: ExtractArgs,
+                     builder: FeatureBuilder, device, precision: str) -> np.ndarray:
     """One vector per example from its windows: the mean of their pooled vectors."""
-    arrays = window_arrays(examples, None, args.max_seq_length, tokenizer, args.doc_stride)
+    arrays = builder.build(examples, None, args.max_seq_length, Windows(args.doc_stride))
     dataset = FeatureSet.from_arrays(arrays)
     logger.info("%s", describe("input", dataset, args.max_seq_length))
     rows = extract(model, dataset, [], args.pooling, args.batch_size, device, precision)
@@ -213,23 +213,23 @@ def extract_to_files(model, tokenizer, examples: Sequence[InputExample], args: E
     With windows (`args.doc_stride`), only the vectors: one per example.
     """
     unlabeled = [InputExample(e.guid, e.text_a, e.text_b) for e in examples]
+    builder = feature_builder(model.config.model_type, tokenizer)
     if args.output_vectors:
         warn_duplicate_guids([e.guid for e in examples])
     if args.doc_stride:
-        vectors = document_vectors(model, unlabeled, args, tokenizer, device, precision)
+        vectors = document_vectors(model, unlabeled, args, builder, device, precision)
         write_vectors(args.output_vectors, vectors, [e.guid for e in examples], metadata)
         return
-    convert = (convert_examples_to_features if model.config.model_type == "bert"
-               else tokenizer_features)
-    features = convert(unlabeled, None, args.max_seq_length, tokenizer)
-    dataset = FeatureSet.from_features(features)
+    arrays = builder.build(unlabeled, None, args.max_seq_length)
+    log_examples(unlabeled, arrays, tokenizer)
+    dataset = FeatureSet.from_arrays(arrays)
     layers = list(args.layers) if args.output_file else []
     vectors = []
     with atomic_open(args.output_file) if args.output_file else contextlib.nullcontext() as out:
         rows = extract(model, dataset, layers, args.pooling, args.batch_size, device, precision)
         for i, (states, vector) in enumerate(rows):
             if out:
-                tokens = tokenizer.convert_ids_to_tokens(features[i].input_ids)
+                tokens = tokenizer.convert_ids_to_tokens(dataset[i].input_ids.tolist())
                 out.write(json_line(i, tokens, layers, states))
             vectors.append(vector)
         if args.output_vectors:

@@ -29,6 +29,7 @@ from modeling.model import build_model, load_config, resolve_source  # noqa: E40
 from modeling.onnx_export import onnx_logits  # noqa: E402
 from modeling.tokenization import source_tokenizer  # noqa: E402
 from processors import get_processor  # noqa: E402
+from processors.builders import feature_builder  # noqa: E402
 from processors.cache import load_features  # noqa: E402
 from processors.metrics import compute_metrics  # noqa: E402
 from training.evaluation import decide, predict_logits  # noqa: E402
@@ -59,8 +60,9 @@ def main() -> None:
     source = resolve_source(args.model_dir, None, None)
     tokenizer = source_tokenizer(source, True)
     with tempfile.TemporaryDirectory() as cache:
-        dev = load_features(processor, data_dir, "dev", tokenizer, source.vocab_file, True,
-                            args.max_seq_length, cache, tokenizer_files=source.tokenizer_files)
+        builder = feature_builder(source.family, tokenizer, source.tokenizer_files)
+        dev = load_features(processor, data_dir, "dev", builder, source.vocab_file, True,
+                            args.max_seq_length, cache)
     labels = processor.get_labels()
     model = build_model(source, load_config(source.config_file, len(labels), labels),
                         keep_head=True).eval()

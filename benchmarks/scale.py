@@ -69,6 +69,7 @@ def phase_features(data_dir: str, cache_dir: str) -> dict:
     """The run's pre-work example pass, then load_features (a build or a cache hit)."""
     from modeling.tokenization import load_tokenizer
     from processors import get_processor
+    from processors.builders import BertFeatures
     from processors.cache import load_features
     from processors.examples import SplitExamples
     tokenizer = load_tokenizer(vocab_file(), True)
@@ -76,8 +77,8 @@ def phase_features(data_dir: str, cache_dir: str) -> dict:
     start = time.perf_counter()
     examples = SplitExamples(processor, data_dir, "train")
     examples_s = time.perf_counter() - start
-    features = load_features(processor, data_dir, "train", tokenizer, vocab_file(), True, 128,
-                             cache_dir, examples=examples)
+    features = load_features(processor, data_dir, "train", BertFeatures(tokenizer), vocab_file(),
+                             True, 128, cache_dir, examples=examples)
     return {"rows": len(features), "seconds": time.perf_counter() - start,
             "examples_pass_s": examples_s}
 

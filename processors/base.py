@@ -179,6 +179,13 @@ def _has_text(path: str) -> bool:
     return False
 
 
+def defines(cls: type, name: str, base: type) -> bool:
+    """Whether `cls` or a class between it and `base` (excluded) defines `name`: a
+    subclass's own method, not the one `base` gives it."""
+    mro = cls.__mro__
+    return any(name in vars(c) for c in mro[:mro.index(base)])
+
+
 class DataProcessor(abc.ABC):
     """Google's base class for a dataset: its labels and its examples, split by split.
 
@@ -213,6 +220,18 @@ class DataProcessor(abc.ABC):
     def get_test_examples(self, data_dir: str) -> list[InputExample]:
         """Gets a collection of `InputExample`s for prediction (labels, if any, are ignored)."""
         raise NotImplementedError()
+
+    def implements(self, split: str) -> bool:
+        """Whether the class has a way to make this split's examples (the pipeline says
+        what is missing before it reads anything): its own `get_{split}_examples`."""
+        return defines(type(self), f"get_{split}_examples", DataProcessor)
+
+    def stream_examples(self, data_dir: str, split: str) -> Optional[Iterator[InputExample]]:
+        """The streaming hook: the split's examples read lazily, each checked as it is read
+        (`processors.examples.check_example`; constant memory at any size), or None, as
+        here: the pipeline then calls Google's `get_{split}_examples(data_dir)` and checks
+        each example it returns. TableProcessor streams its files."""
+        return None
 
     @abc.abstractmethod
     def get_labels(self) -> Optional[list[str]]:

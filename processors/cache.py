@@ -3,16 +3,17 @@
 The key hashes everything that shapes the features: the examples (guid,
 text_a, text_b, label, in order, as the processor produced them), the label
 list, the vocab's bytes, `do_lower_case`, `max_seq_length`, the features format
-version and, with `--long_text=windows`, the stride; no file path and no file
-bytes, so a changed processor or a file only an override reads can never give
-stale features. An entry is a folder of raw arrays, built chunk by chunk
-(bounded memory at any size) in a temp folder that is renamed when whole.
-`features.json`, written last, records the key and each array's dtype, shape and
-sha256, so a corrupt or truncated entry is detected and rebuilt. Windowed
-entries add `doc_offsets` (window rows -> documents) and `doc_lengths`. Arrays
-are memory-mapped on load. A file lock (core's) lets two processes ask for the
-same entry at once. Entries are named by the task's name made path-safe and the
-key's digest: no name leaves the cache folder.
+version, what the model family's layout adds (`FeatureBuilder.key`: another
+family's tokenizer files' bytes) and, with `--long_text=windows`, the stride; no
+file path and no file bytes, so a changed processor or a file only an override
+reads can never give stale features. An entry is a folder of raw arrays, built
+chunk by chunk (bounded memory at any size) in a temp folder that is renamed
+when whole. `features.json`, written last, records the key and each array's
+dtype, shape and sha256, so a corrupt or truncated entry is detected and
+rebuilt. Windowed entries add `doc_offsets` (window rows -> documents) and
+`doc_lengths`. Arrays are memory-mapped on load. A file lock (modeling.disk's)
+lets two processes ask for the same entry at once. Entries are named by the
+task's name made path-safe and the key's digest: no name leaves the cache folder.
 """
 
 import hashlib
@@ -28,11 +29,11 @@ import torch
 from modeling.disk import (atomic_folder, atomic_write_text, file_lock, remove_temp_files,
                            sha256_file)
 
+from .builders import FeatureBuilder
 from .cells import path_safe
 from .examples import SplitExamples, chunks
-from .features import InputFeatures, feature_arrays, log_examples
-from .hf_features import tokenizer_feature_arrays
-from .windows import Windows, describe, window_arrays, windows_key
+from .features import FeatureArrays, FeatureRow, InputFeatures, log_examples
+from .windows import Windows, describe, windows_key
 
 logger = logging.getLogger(__name__)
 
@@ -46,40 +47,38 @@ ARRAYS = frozenset({"input_ids", "segment_ids", "offsets", "label_ids", "doc_off
 class FeatureSet(torch.utils.data.Dataset):
     """Variable-length features stored flat: ids, segment ids, row offsets, labels.
 
-    `labels` is a numpy array (class ids, scores or multi-hot rows), None for test.
-    With windows, rows are windows: `doc_offsets` maps them to documents (else None),
-    and `pooling` is how predictions pool a document's windows.
+    The arguments are an entry's arrays (its files' names): `offsets[i]:offsets[i + 1]`
+    is row i. `labels` is a numpy array (class ids, scores or multi-hot rows), None
+    for test. With windows, rows are windows: `doc_offsets` maps them to documents
+    (else None), and `pooling` is how predictions pool a document's windows.
     """
 
-    def __init__(self, arrays: dict[str, np.ndarray], pooling: str = "mean"):
-        self.tensors = {name: torch.from_numpy(array) for name, array in arrays.items()
-                        if name not in ("doc_offsets", "doc_lengths")}
-        self.offsets = arrays["offsets"]
-        self.labels = arrays.get("label_ids")
-        self.doc_offsets, self.doc_lengths = arrays.get("doc_offsets"), arrays.get("doc_lengths")
+    def __init__(self, input_ids: np.ndarray, segment_ids: np.ndarray, offsets: np.ndarray,
+                 label_ids: Optional[np.ndarray] = None, doc_offsets: Optional[np.ndarray] = None,
+                 doc_lengths: Optional[np.ndarray] = None, pooling: str = "mean"):
+        self.input_ids = torch.from_numpy(input_ids)
+        self.segment_ids = torch.from_numpy(segment_ids)
+        self.offsets, self.labels = offsets, label_ids
+        self.doc_offsets, self.doc_lengths = doc_offsets, doc_lengths
         self.pooling = pooling
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], pooling: str = "mean") -> "FeatureSet":
-        """From `feature_arrays` or `window_arrays` output (in memory, not cached)."""
-        stored = {name: arrays[name] for name in arrays if name not in ("lengths", "windows")}
-        stored["offsets"] = np.concatenate([[0], np.cumsum(arrays["lengths"])]).astype(np.int64)
-        if "windows" in arrays:
-            stored["doc_offsets"] = np.concatenate([[0], np.cumsum(arrays["windows"])]).astype(
-                np.int64)
-        return cls(stored, pooling)
+    def from_arrays(cls, arrays: FeatureArrays, pooling: str = "mean") -> "FeatureSet":
+        """A builder's rows (in memory, not cached)."""
+        doc_offsets = None if arrays.windows is None else _offsets(arrays.windows)
+        return cls(arrays.input_ids, arrays.segment_ids, _offsets(arrays.lengths),
+                   arrays.label_ids, doc_offsets, arrays.doc_lengths, pooling)
 
     @classmethod
     def from_features(cls, features: Sequence[InputFeatures]) -> "FeatureSet":
         lengths = np.array([len(f.input_ids) for f in features], np.int64)
-        arrays = {"input_ids": np.array([i for f in features for i in f.input_ids], np.int32),
-                  "segment_ids": np.array([s for f in features for s in f.segment_ids], np.int8),
-                  "offsets": np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)}
+        labels = None
         if features and features[0].label_id is not None:
             labels = [f.label_id for f in features]
-            arrays["label_ids"] = np.array(labels, np.int64 if isinstance(labels[0], int)
-                                           else np.float32)
-        return cls(arrays)
+            labels = np.array(labels, np.int64 if isinstance(labels[0], int) else np.float32)
+        return cls(np.array([i for f in features for i in f.input_ids], np.int32),
+                   np.array([s for f in features for s in f.segment_ids], np.int8),
+                   _offsets(lengths), labels)
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -87,10 +86,15 @@ class FeatureSet(torch.utils.data.Dataset):
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> FeatureRow:
         start, end = int(self.offsets[i]), int(self.offsets[i + 1])
-        return (self.tensors["input_ids"][start:end], self.tensors["segment_ids"][start:end],
-                None if self.labels is None else self.labels[i])
+        return FeatureRow(self.input_ids[start:end], self.segment_ids[start:end],
+                          None if self.labels is None else self.labels[i])
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    """0 and the running total of `counts`: where each row (or document) starts, and the end."""
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 def cache_key_parts(examples_sha256: str, label_list: Optional[Sequence[str]],
@@ -119,19 +123,20 @@ class _Writer:
         self.files[name].write(np.ascontiguousarray(array).tobytes())
         self.shapes[name][0][0] += len(array)
 
-    def add(self, arrays: dict[str, np.ndarray]) -> None:
-        offsets = self.end + np.cumsum(arrays["lengths"])
+    def add(self, arrays: FeatureArrays) -> None:
+        offsets = self.end + np.cumsum(arrays.lengths)
         self.end = int(offsets[-1]) if len(offsets) else self.end
         self._append("offsets", offsets.astype(np.int64))
-        for name in ("input_ids", "segment_ids", "label_ids", "doc_lengths"):
-            if name in arrays:
-                self._append(name, arrays[name])
-        if "windows" in arrays:
+        self._append("input_ids", arrays.input_ids)
+        self._append("segment_ids", arrays.segment_ids)
+        for name, array in (("label_ids", arrays.label_ids), ("doc_lengths", arrays.doc_lengths)):
+            if array is not None:
+                self._append(name, array)
+        if arrays.windows is not None:
             if "doc_offsets" not in self.files:
                 self._append("doc_offsets", np.zeros(1, np.int64))
-            self._append("doc_offsets", (self.rows + np.cumsum(arrays["windows"])).astype(
-                np.int64))
-        self.rows += len(arrays["lengths"])
+            self._append("doc_offsets", (self.rows + np.cumsum(arrays.windows)).astype(np.int64))
+        self.rows += len(arrays.lengths)
 
     def close(self) -> dict:
         """Closes every file (atomic_folder fsyncs them); returns each array's dtype,
@@ -154,7 +159,7 @@ class _Writer:
                     pass
 
 
-def _build(path: str, key_parts: dict, build_chunks: Iterator[dict]) -> FeatureSet:
+def _build(path: str, key_parts: dict, build_chunks: Iterator[FeatureArrays]) -> FeatureSet:
     """Writes an entry in core's temp folder, which replaces `path` when whole (an
     OSError, a full disk say, names `path` and leaves no temp folder)."""
     with atomic_folder(path) as tmp:
@@ -179,7 +184,7 @@ def _map(path: str, sidecar: dict) -> FeatureSet:
         file = os.path.join(path, name + ".bin")
         arrays[name] = (np.memmap(file, np.dtype(info["dtype"]), "c", shape=shape)
                         if shape[0] else np.zeros(shape, np.dtype(info["dtype"])))
-    return FeatureSet(arrays)
+    return FeatureSet(**arrays)  # (names checked against ARRAYS)
 
 
 def _load(path: str) -> Optional[FeatureSet]:
@@ -206,7 +211,7 @@ def _load(path: str) -> Optional[FeatureSet]:
 
 
 def load_or_build(cache_dir: str, name: str, key_parts: dict,
-                  build_chunks: Callable[[], Iterator[dict]], overwrite: bool = False
+                  build_chunks: Callable[[], Iterator[FeatureArrays]], overwrite: bool = False
                   ) -> FeatureSet:
     """The cached features for `key_parts`, building and caching them on a miss."""
     digest = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
@@ -226,43 +231,38 @@ def load_or_build(cache_dir: str, name: str, key_parts: dict,
 
 
 def build_chunks(examples, label_list: Optional[Sequence[str]], max_seq_length: int,
-                 tokenizer, tokenizer_layout: bool = False, windows: Optional[Windows] = None
-                 ) -> Iterator[dict]:
+                 builder: FeatureBuilder, windows: Optional[Windows] = None
+                 ) -> Iterator[FeatureArrays]:
     """Feature arrays of successive chunks of examples; the first few rows are logged.
 
-    `tokenizer_layout`: the tokenizer's own layout (another family's), not Google's.
     `windows`: long texts become windows (BERT's layout only).
     """
-    build = tokenizer_feature_arrays if tokenizer_layout else feature_arrays
     for i, chunk in enumerate(chunks(examples)):
-        arrays = (window_arrays(chunk, label_list, max_seq_length, tokenizer, windows.doc_stride)
-                  if windows else build(chunk, label_list, max_seq_length, tokenizer))
+        arrays = builder.build(chunk, label_list, max_seq_length, windows)
         if i == 0:
-            log_examples(chunk, arrays, tokenizer)
+            log_examples(chunk, arrays, builder.tokenizer)
         yield arrays
 
 
-def load_features(processor, data_dir: str, split: str, tokenizer, vocab_file: str,
-                  do_lower_case: bool, max_seq_length: int, cache_dir: str,
+def load_features(processor, data_dir: str, split: str, builder: FeatureBuilder,
+                  vocab_file: str, do_lower_case: bool, max_seq_length: int, cache_dir: str,
                   overwrite: bool = False, examples: Optional[SplitExamples] = None,
-                  tokenizer_files: Sequence[str] = (), windows: Optional[Windows] = None
-                  ) -> FeatureSet:
+                  windows: Optional[Windows] = None) -> FeatureSet:
     """One split's features for a processor, from the cache or freshly built.
 
+    `builder`: the model family's layout (`builders.feature_builder`); what it adds
+    to the key (another family's tokenizer files) enters the key.
     `examples`: the split as the pre-run checks already read and hashed it.
-    `tokenizer_files`: another family's tokenizer files: the features take that
-    tokenizer's own layout, and the key hashes every one of its files.
     `windows`: long texts become windows (None: they are truncated).
     """
     examples = examples or SplitExamples(processor, data_dir, split)
     labels = processor.get_labels()
     key = cache_key_parts(examples.digest, labels, vocab_file, do_lower_case, max_seq_length,
                           windows)
-    if tokenizer_files:
-        key.update(layout="tokenizer", tokenizer_sha256=[sha256_file(p) for p in tokenizer_files])
+    key.update(builder.key())
     name = f"{processor.task_name or type(processor).__name__}_{split}"
     features = load_or_build(cache_dir, name, key, lambda: build_chunks(
-        examples, labels, max_seq_length, tokenizer, bool(tokenizer_files), windows), overwrite)
+        examples, labels, max_seq_length, builder, windows), overwrite)
     if windows:
         features.pooling = windows.pooling
         logger.info("%s", describe(split, features, max_seq_length))

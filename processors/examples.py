@@ -1,8 +1,10 @@
 """The one seam between processors and the pipeline: a split's checked examples.
 
 The pipeline (checks, features cache, resume signature, extract_features) gets
-examples only through `split_examples`, which calls Google's
-`get_{split}_examples(data_dir)`. Every example is checked however it was made:
+examples only through `split_examples`, which takes the processor's stream
+(`DataProcessor.stream_examples`, a TableProcessor's file) or else calls Google's
+`get_{split}_examples(data_dir)`: this module knows only the base class. Every
+example is checked however it was made:
 an `InputExample`, a non-empty text, a known label (a finite number for
 regression); test labels are dropped, since predict ignores them. A processor's
 own exception becomes one line naming the processor and the user's file:line.
@@ -111,13 +113,10 @@ def check_example(processor: DataProcessor, split: str, example, known: Optional
     return example if label is example.label else dataclasses.replace(example, label=label)
 
 
-def _implemented(processor: DataProcessor, split: str) -> None:
+def _check_implemented(processor: DataProcessor, split: str) -> None:
     """Raises a one-line error when the processor has no way to make this split's examples."""
-    from .table import TableProcessor  # (table imports this module)
-    cls, method = type(processor), f"get_{split}_examples"
-    owner = next(c for c in cls.__mro__ if method in vars(c))
-    if owner is DataProcessor or (owner is TableProcessor
-                                  and cls.parse_row is TableProcessor.parse_row):
+    if not processor.implements(split):
+        cls, method = type(processor), f"get_{split}_examples"
         raise InputError(f"{cls.__name__} (--task_name={processor.task_name}) implements "
                          f"neither {method}(data_dir) nor parse_row(row, split); implement "
                          f"{method} (Google's DataProcessor) or subclass TableProcessor and "
@@ -135,7 +134,7 @@ def _user_location(error: BaseException, cls: type) -> str:
     return f" (at {mine[-1].filename}:{mine[-1].lineno})" if mine else ""
 
 
-def _user_error(processor: DataProcessor, method: str, e: Exception) -> InputError:
+def user_error(processor: DataProcessor, method: str, e: Exception) -> InputError:
     """A processor's own exception as one line, with the user's file:line."""
     message = f"{type(e).__name__}: {e}".splitlines()[0]
     return InputError(f"{type(processor).__name__}.{method}: {message}"
@@ -150,34 +149,24 @@ def _call(processor: DataProcessor, split: str, data_dir: str) -> Iterable:
     except InputError:
         raise
     except Exception as e:
-        raise _user_error(processor, method, e) from None
+        raise user_error(processor, method, e) from None
 
 
-def _streams(processor: DataProcessor, split: str) -> bool:
-    """Whether the split comes from a TableProcessor's own reader, which streams its file."""
-    from .table import TableProcessor
+def _own_stream(processor: DataProcessor, stream: Iterator[InputExample]
+                ) -> Iterator[InputExample]:
+    """A processor's `stream_examples`, its exceptions made one line."""
+    try:
+        yield from stream
+    except InputError:
+        raise
+    except Exception as e:
+        raise user_error(processor, "stream_examples", e) from None
+
+
+def _checked_list(processor: DataProcessor, data_dir: str, split: str
+                  ) -> Iterator[InputExample]:
+    """Google's `get_{split}_examples(data_dir)`, each example checked as it is walked."""
     method = f"get_{split}_examples"
-    return isinstance(processor, TableProcessor) and getattr(
-        type(processor), method) is getattr(TableProcessor, method)
-
-
-def split_examples(processor: DataProcessor, data_dir: str, split: str
-                   ) -> Iterator[InputExample]:
-    """Every checked example of one split, in order.
-
-    A TableProcessor that keeps its own `get_{split}_examples` streams its file
-    (constant memory); any other processor's list is checked as it is walked.
-    """
-    _implemented(processor, split)
-    method = f"get_{split}_examples"
-    if _streams(processor, split):
-        try:
-            yield from processor.iter_examples(data_dir, split)
-        except InputError:
-            raise
-        except Exception as e:  # a bug in the processor's parse_row, say
-            raise _user_error(processor, "parse_row", e) from None
-        return
     known = None if split == "test" else known_labels(processor)
     examples = _call(processor, split, data_dir)
     name = f"{type(processor).__name__}.{method}"
@@ -197,6 +186,29 @@ def split_examples(processor: DataProcessor, data_dir: str, split: str
                          "InputExamples") from None
     if not count:
         raise InputError(f"{name}: no examples (data_dir {data_dir})")
+
+
+def _open_split(processor: DataProcessor, data_dir: str, split: str
+                ) -> tuple[Iterator[InputExample], bool]:
+    """(the split's checked examples, lazily; whether they stream from the processor's
+    own reader, `stream_examples`, rather than come from a list)."""
+    _check_implemented(processor, split)
+    stream = processor.stream_examples(data_dir, split)
+    if stream is not None:
+        return _own_stream(processor, stream), True
+    return _checked_list(processor, data_dir, split), False
+
+
+def split_examples(processor: DataProcessor, data_dir: str, split: str
+                   ) -> Iterator[InputExample]:
+    """Every checked example of one split, in order.
+
+    A processor with a stream (`stream_examples`: a TableProcessor that keeps its own
+    `get_{split}_examples`) streams its file (constant memory); any other
+    processor's list is checked as it is walked.
+    """
+    examples, _ = _open_split(processor, data_dir, split)
+    yield from examples
 
 
 _FIELDS = operator.attrgetter("guid", "text_a", "text_b", "label")
@@ -258,9 +270,10 @@ class SplitExamples:
     def __init__(self, processor: DataProcessor, data_dir: str, split: str,
                  keep: int = KEEP_EXAMPLES):
         self.split = split
-        digest, kept, streams = ExamplesDigest(), [], _streams(processor, split)
+        digest, kept = ExamplesDigest(), []
+        examples, streams = _open_split(processor, data_dir, split)
         with gc_paused():
-            for chunk in chunks(split_examples(processor, data_dir, split)):
+            for chunk in chunks(examples):
                 digest.update(chunk)
                 if kept is not None:
                     kept += chunk

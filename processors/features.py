@@ -1,13 +1,15 @@
-"""InputExamples -> InputFeatures: BERT's input layout, unpadded.
+"""InputExamples -> features in BERT's input layout, unpadded, as typed arrays.
 
-Features keep each row at its own length; `collate` pads a batch to its
-longest row, so no work is spent on padding that a batch does not need.
+Features keep each row at its own length (`FeatureArrays`: rows end to end);
+`collate` pads a batch of `FeatureRow`s to its longest row, so no work is spent
+on padding that a batch does not need.
 """
 
+import dataclasses
 import itertools
 import logging
 from dataclasses import dataclass
-from typing import Optional, Sequence, Union
+from typing import Iterator, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -27,6 +29,44 @@ class InputFeatures:
     input_mask: list[int]
     segment_ids: list[int]
     label_id: Label
+
+
+@dataclass(frozen=True)
+class FeatureArrays:
+    """Rows of features end to end, unpadded: what a builder makes of a chunk of examples.
+
+    `input_ids` (int32) and `segment_ids` (int8) hold every row's tokens in turn,
+    `lengths` (int64) each row's length; `label_ids` are class ids (int64), scores
+    or multi-hot rows (float32), None for test. With windows, rows are windows:
+    `windows` counts each example's rows and `doc_lengths` is each example's
+    untruncated length.
+    """
+
+    input_ids: np.ndarray
+    segment_ids: np.ndarray
+    lengths: np.ndarray
+    label_ids: Optional[np.ndarray] = None
+    windows: Optional[np.ndarray] = None
+    doc_lengths: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def rows(self) -> Iterator["FeatureRow"]:
+        """Each row's ids and segment ids (array views) and its label, in order."""
+        ends = np.cumsum(self.lengths).tolist()
+        for i, end in enumerate(ends):
+            start = end - int(self.lengths[i])
+            yield FeatureRow(self.input_ids[start:end], self.segment_ids[start:end],
+                             None if self.label_ids is None else self.label_ids[i])
+
+
+class FeatureRow(NamedTuple):
+    """One row as `collate` takes it: token ids, segment ids, label (None for test)."""
+
+    input_ids: Sequence[int]
+    segment_ids: Sequence[int]
+    label: Label = None
 
 
 def tokenize(tokenizer, texts: Sequence[str]) -> list[list[int]]:
@@ -117,7 +157,7 @@ def token_arrays(examples, tokenizer) -> TokenArrays:
 
 
 def layout(t: TokenArrays, rows: np.ndarray, a_from: np.ndarray, keep_a: np.ndarray,
-           keep_b: np.ndarray, tokenizer) -> dict[str, np.ndarray]:
+           keep_b: np.ndarray, tokenizer) -> FeatureArrays:
     """`[CLS] a [SEP] (b [SEP])` rows, end to end: row i holds example `rows[i]`'s text_a
     tokens `a_from[i]` to `a_from[i] + keep_a[i]` and its first `keep_b[i]` text_b tokens."""
     pairs = t.pairs[rows]
@@ -134,11 +174,11 @@ def layout(t: TokenArrays, rows: np.ndarray, a_from: np.ndarray, keep_a: np.ndar
     input_ids[_spans(b_start, keep_b[b_rows])] = t.flat_b[_spans(b_from, keep_b[b_rows])]
     input_ids[b_start + keep_b[b_rows]] = tokenizer.sep_token_id
     segment_ids[_spans(b_start, keep_b[b_rows] + 1)] = 1
-    return {"input_ids": input_ids, "segment_ids": segment_ids, "lengths": lengths}
+    return FeatureArrays(input_ids, segment_ids, lengths)
 
 
 def feature_arrays(examples, label_list: Optional[Sequence[str]], max_seq_length: int,
-                   tokenizer) -> dict[str, np.ndarray]:
+                   tokenizer) -> FeatureArrays:
     """Examples as flat arrays in BERT's layout, rows unpadded.
 
     The convention in BERT is:
@@ -152,18 +192,14 @@ def feature_arrays(examples, label_list: Optional[Sequence[str]], max_seq_length
     "type_ids" (segment ids) tell the model which sequence a token belongs to;
     the first token is always [CLS], whose final state is the classifier's input.
 
-    Returns input_ids (int32) and segment_ids (int8) of all rows end to end, each
-    row's length, and label_ids (absent for test). Pure; vectorized past the tokenizer.
+    Pure; vectorized past the tokenizer.
     """
     t = token_arrays(examples, tokenizer)
     keep_a, keep_b = truncated_lengths(t.len_a, t.len_b, max_seq_length - 3)
     keep_a = np.where(t.pairs, keep_a, np.minimum(t.len_a, max_seq_length - 2))
     rows = np.arange(len(examples))
     arrays = layout(t, rows, np.zeros(len(examples), np.int64), keep_a, keep_b, tokenizer)
-    labels = label_ids(examples, label_list)
-    if labels is not None:
-        arrays["label_ids"] = labels
-    return arrays
+    return dataclasses.replace(arrays, label_ids=label_ids(examples, label_list))
 
 
 def check_tokens(examples, len_a: np.ndarray, len_b: np.ndarray) -> None:
@@ -179,19 +215,17 @@ def check_tokens(examples, len_a: np.ndarray, len_b: np.ndarray) -> None:
                          "marks)")
 
 
-def log_examples(examples, arrays: dict, tokenizer, count: int = 5) -> None:
+def log_examples(examples, arrays: FeatureArrays, tokenizer, count: int = 5) -> None:
     """Google's "*** Example ***" log of the first rows (windows: a row per window)."""
-    ends = np.cumsum(arrays["lengths"])
-    documents = np.repeat(np.arange(len(examples)), arrays.get("windows", 1))
-    for i, document in enumerate(documents[:count].tolist()):
-        example = examples[document]
-        ids = arrays["input_ids"][ends[i] - arrays["lengths"][i]:ends[i]].tolist()
-        segments = arrays["segment_ids"][ends[i] - arrays["lengths"][i]:ends[i]].tolist()
-        label = arrays["label_ids"][i].tolist() if "label_ids" in arrays else None
+    windows = 1 if arrays.windows is None else arrays.windows
+    documents = np.repeat(np.arange(len(examples)), windows)[:count].tolist()
+    for document, row in zip(documents, arrays.rows()):
+        ids, segments = row.input_ids.tolist(), row.segment_ids.tolist()
+        label = None if row.label is None else row.label.tolist()
         logger.info("*** Example ***\nguid: %s\ntokens: %s\ninput_ids: %s\nsegment_ids: %s\n"
-                    "label: %s (id = %s)", example.guid,
+                    "label: %s (id = %s)", examples[document].guid,
                     " ".join(tokenizer.convert_ids_to_tokens(ids)), " ".join(map(str, ids)),
-                    " ".join(map(str, segments)), example.label, label)
+                    " ".join(map(str, segments)), examples[document].label, label)
 
 
 def convert_examples_to_features(examples, label_list: Optional[Sequence[str]],
@@ -207,37 +241,31 @@ def convert_examples_to_features(examples, label_list: Optional[Sequence[str]],
     return features_from_arrays(arrays)
 
 
-def features_from_arrays(arrays: dict) -> list[InputFeatures]:
-    """`feature_arrays`' flat arrays as one InputFeatures per row."""
-    ends = np.cumsum(arrays["lengths"]).tolist()
-    labels = arrays.get("label_ids")
-    features = []
-    for i, end in enumerate(ends):
-        start = end - int(arrays["lengths"][i])
-        ids = arrays["input_ids"][start:end].tolist()
-        features.append(InputFeatures(ids, [1] * len(ids),
-                                      arrays["segment_ids"][start:end].tolist(),
-                                      None if labels is None else labels[i].tolist()))
-    return features
+def features_from_arrays(arrays: FeatureArrays) -> list[InputFeatures]:
+    """A builder's flat arrays as one InputFeatures per row."""
+    return [InputFeatures(row.input_ids.tolist(), [1] * len(row.input_ids),
+                          row.segment_ids.tolist(), None if row.label is None
+                          else row.label.tolist()) for row in arrays.rows()]
 
 
-def collate(rows: Sequence[tuple[list[int], list[int], Label]], pad_id: int = 0) -> dict:
-    """Pads a batch of (input_ids, segment_ids, label) to its longest row.
+def collate(rows: Sequence[FeatureRow], pad_id: int = 0) -> dict:
+    """Pads a batch of rows to its longest row.
 
-    Returns transformers' argument names: input_ids, attention_mask,
-    token_type_ids, and labels (omitted when the batch has none).
+    Returns the model's keyword arguments (transformers' names): input_ids,
+    attention_mask, token_type_ids, and labels (omitted when the batch has none).
     """
-    width = max(len(ids) for ids, _, _ in rows)
+    width = max(len(row.input_ids) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     segment_ids = torch.zeros((len(rows), width), dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, (ids, segments, _) in enumerate(rows):
-        input_ids[i, :len(ids)] = torch.as_tensor(ids)
-        segment_ids[i, :len(ids)] = torch.as_tensor(segments)
-        mask[i, :len(ids)] = 1
+    for i, row in enumerate(rows):
+        n = len(row.input_ids)
+        input_ids[i, :n] = torch.as_tensor(row.input_ids)
+        segment_ids[i, :n] = torch.as_tensor(row.segment_ids)
+        mask[i, :n] = 1
     batch = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": segment_ids}
-    if rows[0][2] is not None:
-        labels = np.asarray([label for _, _, label in rows])
+    if rows[0].label is not None:
+        labels = np.asarray([row.label for row in rows])
         integer = np.issubdtype(labels.dtype, np.integer)
         batch["labels"] = torch.from_numpy(labels).to(torch.long if integer else torch.float)
     return batch

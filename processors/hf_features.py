@@ -6,12 +6,13 @@ the tokenizer's own pair layout (RoBERTa's `<s> A </s></s> B </s>`, DeBERTa's
 `[CLS] A [SEP] B [SEP]`), its token types (zeros where it makes none), and the
 truncation that takes from the longer side first. The texts go to the fast (Rust)
 tokenizer in two batched calls (single texts, pairs). Returns the same arrays as
-`features.feature_arrays`, so the cache, batching and models take them as they are.
+`features.feature_arrays` (a `FeatureArrays`), so the cache, batching and models take
+them as they are.
 """
 
 import numpy as np
 
-from .features import InputFeatures, _flat, check_tokens, features_from_arrays, label_ids
+from .features import FeatureArrays, _flat, check_tokens, label_ids
 
 
 def _encode(tokenizer, texts_a: list, texts_b, max_seq_length: int):
@@ -27,9 +28,8 @@ def _encode(tokenizer, texts_a: list, texts_b, max_seq_length: int):
 
 
 def tokenizer_feature_arrays(examples, label_list, max_seq_length: int, tokenizer
-                             ) -> dict[str, np.ndarray]:
-    """input_ids (int32) and segment_ids (int8) of all rows end to end, each row's length,
-    and label_ids (absent for test). Pure."""
+                             ) -> FeatureArrays:
+    """The rows in the tokenizer's own layout, end to end (labels None for test). Pure."""
     pairs = np.array([e.text_b is not None for e in examples], bool)
     single = np.flatnonzero(~pairs)
     paired = np.flatnonzero(pairs)
@@ -44,16 +44,5 @@ def tokenizer_feature_arrays(examples, label_list, max_seq_length: int, tokenize
     check_tokens(examples, sides[:, 0].astype(np.int64), sides[:, 1].astype(np.int64))
     input_ids, _, lengths = _flat(ids)
     segment_ids, _, _ = _flat(types)
-    arrays = {"input_ids": input_ids, "segment_ids": segment_ids.astype(np.int8),
-              "lengths": lengths}
-    labels = label_ids(examples, label_list)
-    if labels is not None:
-        arrays["label_ids"] = labels
-    return arrays
-
-
-def tokenizer_features(examples, label_list, max_seq_length: int, tokenizer
-                       ) -> list[InputFeatures]:
-    """`tokenizer_feature_arrays` as one InputFeatures per row (extract_features' input)."""
-    return features_from_arrays(tokenizer_feature_arrays(list(examples), label_list,
-                                                         max_seq_length, tokenizer))
+    return FeatureArrays(input_ids, segment_ids.astype(np.int8), lengths,
+                         label_ids(examples, label_list))

@@ -10,8 +10,8 @@ the files, streams the examples and checks every row: a bad row raises an
 import os
 from typing import ClassVar, Iterator, Optional, Sequence
 
-from .base import SPLITS, DataProcessor, InputError, InputExample, Label, read_rows
-from .examples import check_example, known_labels
+from .base import SPLITS, DataProcessor, InputError, InputExample, Label, defines, read_rows
+from .examples import check_example, known_labels, user_error
 
 
 class TableProcessor(DataProcessor):
@@ -49,6 +49,29 @@ class TableProcessor(DataProcessor):
     def get_examples(self, data_dir: str, split: str) -> list[InputExample]:
         """Every example of one split, read and checked."""
         return list(self.iter_examples(data_dir, split))
+
+    def implements(self, split: str) -> bool:
+        """A `parse_row` of the subclass's own, or its own `get_{split}_examples`."""
+        cls = type(self)
+        return defines(cls, "parse_row", TableProcessor) or defines(
+            cls, f"get_{split}_examples", TableProcessor)
+
+    def stream_examples(self, data_dir: str, split: str) -> Optional[Iterator[InputExample]]:
+        """The file streamed (`iter_examples`), unless the subclass reads the split its own
+        way (its own `get_{split}_examples`: None, the pipeline calls it)."""
+        if defines(type(self), f"get_{split}_examples", TableProcessor):
+            return None
+        return self._stream(data_dir, split)
+
+    def _stream(self, data_dir: str, split: str) -> Iterator[InputExample]:
+        """`iter_examples`, an exception of the subclass's (a bug in parse_row, say) made
+        one line with its file:line."""
+        try:
+            yield from self.iter_examples(data_dir, split)
+        except InputError:
+            raise
+        except Exception as e:
+            raise user_error(self, "parse_row", e) from None
 
     def get_file_path(self, data_dir: str, split: str) -> str:
         return os.path.join(data_dir, self.file_names[split])

@@ -12,7 +12,7 @@ Light (numpy only): run_classifier.py reads the flags' choices from here before
 its checks, which run before torch is imported (`features` imports it).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -73,24 +73,22 @@ def check_room(examples, room: np.ndarray, len_b: np.ndarray, max_seq_length: in
 
 
 def window_arrays(examples, label_list: Optional[Sequence[str]], max_seq_length: int,
-                  tokenizer, doc_stride: int) -> dict[str, np.ndarray]:
+                  tokenizer, doc_stride: int):
     """`feature_arrays` with windows: a row per window, plus `windows` (rows per example)
     and `doc_lengths` (each example's length untruncated, special tokens included).
 
-    Labels repeat per window. Pure; vectorized past the tokenizer.
+    Labels repeat per window. Pure; vectorized past the tokenizer. (A `FeatureArrays`.)
     """
-    from .features import label_ids, layout, token_arrays
+    from .features import label_ids, layout, token_arrays  # (imports torch)
     t = token_arrays(examples, tokenizer)
     room = max_seq_length - 2 - np.where(t.pairs, t.len_b + 1, 0)
     check_room(examples, room, t.len_b, max_seq_length)
     document, start, length, count = window_spans(t.len_a, room, doc_stride)
     arrays = layout(t, document, start, length, t.len_b[document], tokenizer)
-    arrays["windows"] = count
-    arrays["doc_lengths"] = t.len_a + 2 + np.where(t.pairs, t.len_b + 1, 0)
     labels = label_ids(examples, label_list)
-    if labels is not None:
-        arrays["label_ids"] = labels[document]
-    return arrays
+    return replace(arrays, windows=count,
+                   doc_lengths=t.len_a + 2 + np.where(t.pairs, t.len_b + 1, 0),
+                   label_ids=None if labels is None else labels[document])
 
 
 def pool_windows(logits: np.ndarray, doc_offsets: Optional[np.ndarray], pooling: str

@@ -183,10 +183,12 @@ def corrupt_cache(case_dir, bert):
     """Builds the test split's cache as a run would, then truncates the tensor file."""
     from modeling.tokenization import load_tokenizer
     from processors import get_processor
+    from processors.builders import BertFeatures
     from processors.cache import load_features
     vocab = os.path.join(bert, "vocab.txt")
     load_features(get_processor("sentence_similarity"), os.path.join(case_dir, "data"), "test",
-                  load_tokenizer(vocab, True), vocab, True, 128, os.path.join(case_dir, "cache"))
+                  BertFeatures(load_tokenizer(vocab, True)), vocab, True, 128,
+                  os.path.join(case_dir, "cache"))
     entry = next(n for n in os.listdir(os.path.join(case_dir, "cache"))
                  if not n.endswith(".lock"))
     truncate(os.path.join(case_dir, "cache", entry, "input_ids.bin"))

@@ -177,15 +177,16 @@ def registry():
 
 @pytest.fixture
 def feature_builds(monkeypatch) -> list:
-    """The arguments of every features build (a chunk's `feature_arrays` call) from now on."""
-    from processors import cache
-    builds, real = [], cache.feature_arrays
+    """The arguments of every features build (a chunk's `feature_arrays` call, BERT's
+    builder) from now on."""
+    from processors import builders
+    builds, real = [], builders.feature_arrays
 
     def counting(*args):
         builds.append(args)
         return real(*args)
 
-    monkeypatch.setattr(cache, "feature_arrays", counting)
+    monkeypatch.setattr(builders, "feature_arrays", counting)
     return builds
 
 

@@ -13,6 +13,7 @@ from modeling.tokenization import load_tokenizer
 from processors import (PROCESSORS, DataProcessor, InputError, InputExample,
                         SentenceSimilarityProcessor, get_processor, load_processor_module,
                         split_examples, tokenization)
+from processors.builders import BertFeatures
 from processors.cache import load_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -187,7 +188,7 @@ def test_an_exception_in_the_users_code_is_one_line_naming_its_line(
 def env(tiny_bert, tmp_path, feature_builds):
     builds = feature_builds
     vocab = os.path.join(tiny_bert, "vocab.txt")
-    args = dict(split="train", tokenizer=load_tokenizer(vocab, True), vocab_file=vocab,
+    args = dict(split="train", builder=BertFeatures(load_tokenizer(vocab, True)), vocab_file=vocab,
                 do_lower_case=True, max_seq_length=32, cache_dir=str(tmp_path / "cache"))
     return builds, args
 

@@ -192,14 +192,13 @@ def test_features_equal_the_tokenizers_pair_encoding(family, tiny):
         for split in ("train", "dev"):
             examples = list(split_examples(processor, glue_dir(folder), split))
             arrays = tokenizer_feature_arrays(examples, processor.get_labels(), 40, tokenizer)
-            ends = np.cumsum(arrays["lengths"])
-            for i, e in enumerate(examples):
+            assert len(arrays) == len(examples)
+            for e, row in zip(examples, arrays.rows()):
                 expected = tokenizer(e.text_a, e.text_b, truncation="longest_first",
                                      max_length=40)
-                row = slice(ends[i] - arrays["lengths"][i], ends[i])
-                assert arrays["input_ids"][row].tolist() == expected["input_ids"], e.guid
+                assert row.input_ids.tolist() == expected["input_ids"], e.guid
                 types = expected.get("token_type_ids", [0] * len(expected["input_ids"]))
-                assert arrays["segment_ids"][row].tolist() == types, e.guid
+                assert row.segment_ids.tolist() == types, e.guid
 
 
 def test_missing_encoder_weight_is_an_error(tiny, data, tmp_path):

@@ -1,5 +1,6 @@
 """Examples -> features: BERT's layout, truncation, collate, and tokenizer equivalence."""
 
+import hashlib
 import os
 
 import numpy as np
@@ -12,7 +13,8 @@ from conftest import VOCAB, WORDS, glue_dir
 from modeling.tokenization import load_tokenizer
 from processors import InputError, InputExample, get_processor
 from processors.base import SPLITS
-from processors.features import collate, convert_examples_to_features, truncated_lengths
+from processors.features import (FeatureRow, collate, convert_examples_to_features,
+                                 truncated_lengths)
 
 CLS, SEP = VOCAB.index("[CLS]"), VOCAB.index("[SEP]")
 
@@ -110,7 +112,8 @@ def test_special_token_strings_in_text_are_plain_text(tokenizer):
 
 
 def test_collate_pads_to_longest():
-    batch = collate([([2, 10, 3], [0, 0, 0], 1), ([2, 10, 3, 11, 3], [0, 0, 0, 1, 1], 0)])
+    batch = collate([FeatureRow([2, 10, 3], [0, 0, 0], 1),
+                     FeatureRow([2, 10, 3, 11, 3], [0, 0, 0, 1, 1], 0)])
     assert batch["input_ids"].tolist() == [[2, 10, 3, 0, 0], [2, 10, 3, 11, 3]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
     assert batch["token_type_ids"].tolist() == [[0, 0, 0, 0, 0], [0, 0, 0, 1, 1]]
@@ -119,13 +122,14 @@ def test_collate_pads_to_longest():
 
 
 def test_collate_pad_id_float_labels_and_no_labels():
-    rows = [(torch.tensor([2, 5, 3], dtype=torch.int32), torch.tensor([0, 0, 0], dtype=torch.int8),
-             0.5), ([2, 3], [0, 0], 2.0)]
+    rows = [FeatureRow(torch.tensor([2, 5, 3], dtype=torch.int32),
+                       torch.tensor([0, 0, 0], dtype=torch.int8), 0.5),
+            FeatureRow([2, 3], [0, 0], 2.0)]
     batch = collate(rows, pad_id=7)
     assert batch["input_ids"].tolist() == [[2, 5, 3], [2, 3, 7]]
     assert batch["token_type_ids"].tolist() == [[0, 0, 0], [0, 0, 0]]
     assert batch["labels"].dtype == torch.float and batch["labels"].tolist() == [0.5, 2.0]
-    batch = collate([([2, 3], [0, 0], None)])
+    batch = collate([FeatureRow([2, 3], [0, 0])])
     assert sorted(batch) == ["attention_mask", "input_ids", "token_type_ids"]
 
 
@@ -190,3 +194,32 @@ def test_a_text_without_tokens_is_an_error_naming_the_example(tokenizer, text):
     examples = [InputExample("dev-0", "the dog runs", "a cat"), InputExample("dev-1", "a", text)]
     with pytest.raises(InputError, match=r"^example dev-1: text_b .* has no tokens"):
         convert_examples_to_features(examples, ["0", "1"], 32, tokenizer)
+
+
+def test_the_builder_is_chosen_by_the_model_family(tokenizer, tiny_bert):
+    from processors.builders import BertFeatures, TokenizerFeatures, feature_builder
+    from processors.features import feature_arrays
+    from processors.windows import Windows, window_arrays
+    examples = [InputExample("a", "the dog runs .", "a cat", "1"),
+                InputExample("b", "the bird sings", None, "0")]
+    bert = feature_builder("bert", tokenizer, ["ignored"])
+    assert type(bert) is BertFeatures and bert.key() == {} and bert.tokenizer is tokenizer
+    built, expected = bert.build(examples, ["0", "1"], 8), feature_arrays(examples, ["0", "1"],
+                                                                          8, tokenizer)
+    assert [r.input_ids.tolist() for r in built.rows()] == [
+        r.input_ids.tolist() for r in expected.rows()]
+    assert built.label_ids.tolist() == [1, 0] and built.windows is None
+    windows = bert.build(examples, None, 8, Windows(2))
+    assert windows.windows.tolist() == window_arrays(examples, None, 8, tokenizer, 2
+                                                     ).windows.tolist()
+    vocab = os.path.join(tiny_bert, "vocab.txt")
+    other = feature_builder("roberta", tokenizer, [vocab])
+    assert type(other) is TokenizerFeatures
+    assert other.key() == {"layout": "tokenizer",
+                           "tokenizer_sha256": [hashlib.sha256(open(vocab, "rb").read())
+                                                .hexdigest()]}
+    assert [r.input_ids.tolist() for r in other.build(examples, None, 8).rows()] == [
+        tokenizer(e.text_a, e.text_b, truncation="longest_first", max_length=8)["input_ids"]
+        for e in examples]
+    with pytest.raises(ValueError, match="BERT's layout only"):
+        other.build(examples, None, 8, Windows(2))

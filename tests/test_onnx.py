@@ -53,15 +53,17 @@ def test_onnxruntime_logits_equal_pytorch(exported):
     from transformers import AutoModelForSequenceClassification
 
     from modeling import families
+    from processors.builders import TokenizerFeatures
     from processors.cache import load_features
     out, data = exported
     assert {"model.onnx", "model_int8.onnx"} <= set(os.listdir(out))
     tokenizer = families.load_tokenizer(out)
     from processors import get_processor
     processor = get_processor("sentence_similarity", data)
-    dataset = load_features(processor, data, "test", tokenizer, os.path.join(out, "tokenizer.json"),
-                            False, 64, os.path.join(out, "cache"),
-                            tokenizer_files=families.tokenizer_files(out))
+    dataset = load_features(processor, data, "test",
+                            TokenizerFeatures(tokenizer, families.tokenizer_files(out)),
+                            os.path.join(out, "tokenizer.json"), False, 64,
+                            os.path.join(out, "cache"))
     model = AutoModelForSequenceClassification.from_pretrained(out)
     torch_logits = predict_logits(model, dataset, 4, torch.device("cpu"), "fp32")
     ort = onnx_logits(os.path.join(out, "model.onnx"), dataset, 7)  # other batches, padding

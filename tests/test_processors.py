@@ -306,3 +306,80 @@ def test_read_lines_refuses_a_line_longer_than_the_bound_before_reading_it_whole
     with pytest.raises(InputError, match=r"f.jsonl:2: a line longer than 1048576 bytes$"):
         next(lines)
     assert [len(line) for line in read_lines(path)] == [6, (3 << 20) + 1, 4]
+
+
+# ---------------------------------------------------------------- the streaming hook
+
+class Streamed(ColaProcessor):
+    """A processor with a stream of its own (the hook) for train, Google's list for dev."""
+
+    def stream_examples(self, data_dir, split):
+        return None if split == "dev" else self._rows(split)
+
+    def _rows(self, split):
+        yield InputExample(f"{split}-0", "the dog runs .", None, "1")
+        raise ValueError("boom")
+
+
+def test_a_processors_own_stream_is_the_split(tmp_path):
+    from processors import split_examples
+    from processors.examples import SplitExamples
+    stream = split_examples(Streamed(), str(tmp_path), "train")
+    assert next(stream) == InputExample("train-0", "the dog runs .", None, "1")
+    with pytest.raises(InputError, match=r"^Streamed.stream_examples: ValueError: boom \(at "):
+        next(stream)
+    write(tmp_path / "dev.tsv", "gj04\t1\t\tThe dog runs.\n")
+    examples = SplitExamples(Streamed(), str(tmp_path), "dev")
+    assert list(examples) == [InputExample("dev-0", "The dog runs.", None, "1")]
+
+
+def test_a_table_processor_streams_unless_it_reads_a_split_its_own_way(tmp_path):
+    class Own(ColaProcessor):
+        def get_dev_examples(self, data_dir):
+            return [InputExample("d", "a", None, "1")]
+
+    assert Own().stream_examples(str(tmp_path), "dev") is None
+    assert Own().stream_examples(str(tmp_path), "train") is not None
+    assert Own().implements("dev") and Own().implements("train")
+
+    class NoRows(TableProcessor):
+        def get_labels(self):
+            return ["a"]
+
+    class DevOnly(NoRows):
+        def get_dev_examples(self, data_dir):
+            return []
+
+    assert not NoRows().implements("train") and DevOnly().implements("dev")
+    assert not DevOnly().implements("train")
+
+
+def test_the_examples_seam_knows_only_the_base_class_and_processors_has_no_import_circle():
+    """processors/examples.py imports no subclass; no module of processors/ reaches itself
+    through its imports (at the top or inside functions)."""
+    import ast
+    import os
+
+    import processors
+    folder = os.path.dirname(processors.__file__)
+    graph = {}
+    for name in os.listdir(folder):
+        if name.endswith(".py"):
+            with open(os.path.join(folder, name)) as f:
+                tree = ast.parse(f.read())
+            graph[name[:-3]] = {n.module.split(".")[0] for n in ast.walk(tree)
+                                if isinstance(n, ast.ImportFrom) and n.level and n.module}
+    assert graph["examples"] <= {"base", "cells"}
+
+    def in_a_circle(start: str) -> bool:
+        stack, seen = list(graph[start]), set()
+        while stack:
+            node = stack.pop()
+            if node == start:
+                return True
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+        return False
+
+    assert [m for m in sorted(graph) if in_a_circle(m)] == []
