@@ -3,14 +3,14 @@
     run_classifier --task_name=mrpc --data_dir=$GLUE_DIR/MRPC --output_dir=/tmp/mrpc \
         --do_train --do_eval --do_predict --learning_rate=1e-4
 
-All flags are defined here; the library (`processors/`, `modeling/`) takes plain
-arguments. Every check on the flags and on every row of the input files runs before
+All flags are defined here; the library (`processors/`, `modeling/`, `training/`) takes
+plain arguments. Every check on the flags and on every row of the input files runs before
 any work starts, and before torch and transformers are imported (hence the imports
 inside functions): a user error is reported in a fraction of a second, not after
 seconds of imports.
 
 Ctrl-C and SIGTERM are handled from the first lines on, before the heavy imports
-(`cli.install_interrupt_handler`).
+(`training.cli.install_interrupt_handler`).
 """
 
 import contextlib
@@ -405,7 +405,6 @@ def do_eval(run, s, global_step: int) -> None:
     """Dev results of the final model (calibrated, thresholds tuned, when asked), with ECE;
     eval_results.txt and, with --report, report.html."""
     import numpy as np
-
     from training import distributed
     from modeling.heads import MULTI_LABEL
     from processors.windows import document_labels
@@ -481,7 +480,6 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     (into `stack`) before anything is written there."""
     import torch
     import transformers
-
     from modeling.device import resolve_precision, select_device
     from modeling.model import build_model, head_trained_for, init_untrained_pooler, load_config
     from training.runs import Run, clear_run_outputs
@@ -489,7 +487,8 @@ def start_run(s, processor, source, trained: bool, examples: dict,
 
     transformers.utils.logging.disable_progress_bar()
     from training import distributed
-    device = distributed.init(select_device(s.no_cuda))
+    rows = sum(split.count for split in examples.values())  # what rank 0 may build meanwhile
+    device = distributed.init(select_device(s.no_cuda), rows)
     precision = resolve_precision(s.precision, device)
     labels = processor.get_labels()
     config = load_config(source.config_file, 1 if labels is None else len(labels), labels,

@@ -55,7 +55,6 @@ class Context:
 
     def __init__(self, args, tmp: str):
         import torch
-
         from conftest import write_similarity_data, write_tiny_bert
         self.dry = args.dry_run
         self.device = torch.device("cpu" if self.dry else "cuda")
@@ -68,7 +67,6 @@ class Context:
 
     def model(self, eval_mode: bool = False):
         import torch
-
         from modeling.model import build_model, load_config, resolve_source
         source = resolve_source(self.model_dir, None, None)
         torch.manual_seed(0)
@@ -80,7 +78,6 @@ class Context:
         if not self.dry:
             return contextlib.nullcontext()
         from unittest import mock
-
         import torch
         real = torch.compile
 
@@ -93,10 +90,8 @@ class Context:
 def environment(ctx) -> dict:
     import inspect
     import platform
-
     import torch
     import transformers
-
     from modeling.device import choose_precision, describe_device
     out = {"python": platform.python_version(), "torch": torch.__version__,
            "transformers": transformers.__version__, "cuda": torch.version.cuda,
@@ -118,7 +113,6 @@ def training_steps(ctx) -> dict:
     """Five steps per precision, recorded; then eval logits against transformers'."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
-
     from modeling.forward import classifier_logits
     from processors.cache import FeatureSet
     from processors.features import InputFeatures
@@ -191,7 +185,6 @@ def tests(ctx) -> dict:
 def compile_shapes(ctx) -> dict:
     """--compile=on's training forward and predict at odd lengths and 1-row batches."""
     import torch
-
     from modeling.compiled import TrainingForward, compiled_predictor
     from modeling.forward import classifier_logits
     model = ctx.model(eval_mode=True)
@@ -279,7 +272,6 @@ def _step_ms(ctx, model, batch: dict, forward, steps: int) -> float:
     """ms a bf16 training step of `forward` (training_forward's), after two warm-up steps
     (compiles, CUDA graph recordings)."""
     import torch
-
     from training import distributed
     from training import loop as training
     from training.optimization import create_optimizer
@@ -328,11 +320,9 @@ def _hf_trainer_ms(ctx, model, batch: dict, steps: int) -> float:
 
 def throughput(ctx) -> dict:
     import torch
-
     from modeling.compiled import TrainingForward
     from modeling.forward import classifier_logits
-
-    from .train_throughput import model_flops
+    from benchmarks.train_throughput import model_flops
     rows, length, steps = (4, 16, 2) if ctx.dry else (32, 128, 20)
     g = torch.Generator().manual_seed(0)
     batch = {"input_ids": torch.randint(1000 % 99, 99, (rows, length), generator=g),

@@ -150,9 +150,7 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
     """The project's train and predict; compiled (after a compiling warm-up) for
     project_compiled."""
     import tempfile
-
     import torch
-
     from modeling.device import resolve_precision
     from modeling.model import build_model, load_config
     from processors.cache import FeatureSet
@@ -215,7 +213,6 @@ def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, fl
     """(seconds of a pass over dev_set, its compile's seconds) for a compiled model:
     the first pass compiles, the second is timed; the compile is the difference."""
     import torch
-
     from modeling.compiled import compiled_predictor
     from training.data import inference_batches, iterate
     predict = compiled_predictor(model, precision)
@@ -235,13 +232,10 @@ def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, fl
 
 def run_hf(args, processor, source, tokenizer, train_features, dev_features):
     import tempfile
-
     import torch
     from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
-
     from modeling.model import build_model, load_config
-
-    from .accuracy import fast_bf16
+    from benchmarks.accuracy import fast_bf16
     best = args.worker == "hf_best"
     labels = processor.get_labels()
     config = load_config(source.config_file, len(labels), labels)

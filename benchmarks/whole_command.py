@@ -27,7 +27,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from . import accuracy, glue_subset  # noqa: E402
+from benchmarks import accuracy, glue_subset  # noqa: E402
 
 CONFIGS = ("project", "compiled_cold", "compiled_warm", "hf_best")
 

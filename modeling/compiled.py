@@ -5,7 +5,7 @@ embedding lookups, and with it (AOTAutograd) its backward: the dropouts,
 residual adds and LayerNorms, bias + GELU, softmax and the bf16 casts become a
 few fused kernels around the matmuls.
 - The lookups stay eager (`forward.input_embeddings`): the word table's gradient is
-  sparse (`training.sparse_word_embeddings`), which inductor does not compile, and
+  sparse (`training.loop.sparse_word_embeddings`), which inductor does not compile, and
   inductor's backward of the position and token-type lookups adds rows with atomics,
   in no fixed order: with it inside, two runs of one seed ended with different weights
   (MiniLM, 10 steps, fp32 and bf16); with it outside, the same bytes.

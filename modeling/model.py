@@ -179,7 +179,6 @@ def check_trained_labels(model_dir: str, labels: Optional[list[str]], problem_ty
 def _read_state_dict(path: str, config: BertConfig) -> dict[str, torch.Tensor]:
     """Weights from safetensors, a torch pickle, or a Google TF checkpoint (no TF needed)."""
     import torch
-
     from .tf_checkpoint import is_tf_checkpoint, load_tf_bert_state_dict
     try:
         if is_tf_checkpoint(path):

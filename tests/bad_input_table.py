@@ -148,7 +148,6 @@ def replaced_model(case_dir, bert):
     in place by a model of another size."""
     import torch
     from transformers import BertConfig, BertModel
-
     from modeling.model import resolve_source
     from processors import get_processor
     from training.checkpoint import save_checkpoint
@@ -171,7 +170,6 @@ def processor_module(body):
 
 def truncated_checkpoint(case_dir, bert):
     import torch
-
     from training.checkpoint import save_checkpoint
     out = os.path.join(case_dir, "out")
     os.makedirs(out)

@@ -50,9 +50,7 @@ def _trained_vocab(kind: str, specials: list[str], unk: str):
     """A WordPiece {token: id} or a Unigram [(piece, score)] vocab, trained offline with the
     `tokenizers` library on the project's sample sentences."""
     import json
-
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-
     from tiny_families import sample_texts
     if kind == "wordpiece":
         tok = Tokenizer(models.WordPiece(unk_token=unk))

@@ -82,7 +82,6 @@ def truncated(path):
 def flipped_checkpoint(case_dir, bert):
     """The only checkpoint of an unfinished run, one bit of its weights flipped."""
     import torch
-
     from training.checkpoint import save_checkpoint
     out = os.path.join(case_dir, "out")
     os.makedirs(out)

@@ -215,11 +215,13 @@ def test_a_task_name_that_is_a_path_never_leaves_the_cache_folder(tmp_path):
     """load_or_build, called with a name that is no plain name (a library caller's), keys
     the entry inside cache_dir all the same."""
     from processors.cache import load_or_build
+    from processors.features import FeatureArrays
     cache = tmp_path / "a" / "cache"
 
     def chunks():
-        yield {"lengths": np.array([2], np.int64), "input_ids": np.array([2, 3], np.int32),
-               "segment_ids": np.zeros(2, np.int8)}
+        yield FeatureArrays(lengths=np.array([2], np.int64),
+                            input_ids=np.array([2, 3], np.int32),
+                            segment_ids=np.zeros(2, np.int8))
 
     features = load_or_build(str(cache), "../../escaped_train", {"k": 1}, chunks)
     assert len(features) == 1 and sorted(os.listdir(tmp_path)) == ["a"]

@@ -14,8 +14,8 @@ from absl.testing import flagsaver
 
 import run_classifier
 from conftest import write_tiny_bert
-from core import DamagedFile, check_integrity, read_integrity, write_integrity
-from modeling import checkpoint
+from modeling.disk import DamagedFile, check_integrity, read_integrity, write_integrity
+from training import checkpoint
 from modeling.export import load_weights
 from processors import InputError, SentenceSimilarityProcessor
 from test_bad_disk_checkpoints import flip_bit, flip_weight_bit
@@ -277,7 +277,7 @@ def test_a_divergence_right_after_a_resume_does_not_call_that_checkpoint_good(
     """A damaged but loadable checkpoint (whole, its record matching: an infinite weight)
     diverges at the first step after the resume: the message says so and points to
     --overwrite_output_dir, instead of calling it the last good checkpoint."""
-    from core import TrainingDiverged
+    from modeling.errors import TrainingDiverged
     source, args = finished
     out = unfinished_copy(source, tmp_path / "out")
     shutil.rmtree(os.path.join(out, "checkpoint-16"))

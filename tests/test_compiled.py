@@ -199,7 +199,6 @@ def test_compile_on_trains_and_predicts_with_a_torch_compile_without_recompile_l
         tiny_bert, similarity_dir, monkeypatch, tmp_path):
     from absl import flags
     from absl.testing import flagsaver
-
     import run_classifier
     calls = []
     monkeypatch.setattr(torch, "compile", old_torch_compile(torch.compile, calls))

@@ -91,7 +91,7 @@ def test_family_trains_resumes_and_reloads(family, tiny, data, tmp_path, caplog)
     np.testing.assert_allclose(resumed, probs, atol=1e-4)
     keys = [line.split(" = ")[0] for line in read(os.path.join(out, "eval_results.txt"))
             .splitlines()]
-    assert keys == ["eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"]
+    assert keys == ["eval_accuracy", "eval_ece", "eval_f1", "eval_loss", "global_step", "loss"]
     assert read(os.path.join(out, "predictions.tsv")).count("\n") == 13
     assert os.path.isfile(os.path.join(out, "best_model", "config.json"))
     assert os.path.isfile(os.path.join(out, "vocab.txt")) == (family == "bert")
@@ -109,7 +109,6 @@ def test_family_extract_features(family, tiny, tmp_path):
     """Layers by index, mean pooling equal to the model's own states; pooler only where the
     model has a trained one (RobertaModel does; DistilBERT and ELECTRA have none)."""
     import torch
-
     from extract_features import ExtractArgs, extract_to_files, load_encoder
     from modeling.model import load_config, resolve_source
     from processors.base import InputExample
@@ -204,7 +203,6 @@ def test_features_equal_the_tokenizers_pair_encoding(family, tiny):
 def test_missing_encoder_weight_is_an_error(tiny, data, tmp_path):
     """A family's checkpoint without one encoder weight is refused (not trained at random)."""
     import shutil
-
     from safetensors.torch import load_file, save_file
     broken = str(tmp_path / "broken")
     shutil.copytree(tiny["electra"], broken)

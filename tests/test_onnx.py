@@ -51,7 +51,6 @@ def exported(tmp_path_factory):
 
 def test_onnxruntime_logits_equal_pytorch(exported):
     from transformers import AutoModelForSequenceClassification
-
     from modeling import families
     from processors.builders import TokenizerFeatures
     from processors.cache import load_features
@@ -130,7 +129,6 @@ def test_a_full_disk_during_export_names_the_file_and_leaves_nothing(exported, t
     """ENOSPC while model.onnx (or then model_int8.onnx) is written: the OSError names the
     final path, no temp file is left, and a file written before stays whole."""
     import errno
-
     from modeling import families
     from modeling.model import build_model, load_config, resolve_source
     from modeling.onnx_export import export_onnx, session
@@ -162,7 +160,6 @@ def test_a_model_onnxruntime_cannot_load_is_one_line(tmp_path):
     is an InputError naming it, not onnxruntime's traceback."""
     import onnx
     from onnx import TensorProto, helper
-
     from modeling.onnx_export import session
     graph = helper.make_graph(
         [helper.make_node("NoSuchOp", ["x"], ["logits"])], "g",

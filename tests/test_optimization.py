@@ -123,7 +123,6 @@ def _train_tiny(tiny_bert, tmp_path, name):
 
 def test_training_with_sparse_embedding_gradients_equals_dense(tiny_bert, tmp_path, monkeypatch):
     import contextlib
-
     from training import loop as training
     seen = []
     step = BertAdamW.step

@@ -359,7 +359,6 @@ def test_the_examples_seam_knows_only_the_base_class_and_processors_has_no_impor
     through its imports (at the top or inside functions)."""
     import ast
     import os
-
     import processors
     folder = os.path.dirname(processors.__file__)
     graph = {}

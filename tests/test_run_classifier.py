@@ -81,7 +81,6 @@ def test_loss_falls_when_overfitting(tiny_bert, tmp_path):
 
 def test_pipeline_reload_predicts_the_same(trained, similarity_dir):
     from transformers import pipeline
-
     from processors import get_processor
     examples = get_processor("sentence_similarity").get_test_examples(similarity_dir)
     classifier = pipeline("text-classification", model=trained, top_k=None, device="cpu")
@@ -204,7 +203,6 @@ def test_training_stops_at_the_first_non_finite_loss(tiny_bert, tmp_path, monkey
     """The loss is checked only when pending losses are flushed (every few steps), yet the
     report names the first bad step, and nothing trained after it is saved."""
     from safetensors.torch import load_file
-
     from conftest import write_similarity_data
     from modeling.errors import TrainingDiverged
     data = write_similarity_data(tmp_path / "data", n_train=64)
@@ -276,9 +274,7 @@ def test_unset_inference_batch_sizes_fill_the_device():
     """--eval_batch_size and --predict_batch_size: Google's 8 on the CPU; on CUDA, 16384
     tokens' worth of rows (8 to 128); a size the user gives is kept."""
     import dataclasses
-
     import torch
-
     from training.cli import settings
     with flagsaver.flagsaver(max_seq_length=256):
         s = settings(FLAGS, run_classifier)

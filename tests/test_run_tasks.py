@@ -216,7 +216,6 @@ def test_the_training_arguments_come_from_the_settings_by_keyword(tmp_path):
     """run_classifier builds TrainArgs by keyword; the resume signature's training fields are
     TrainArgs.resume_key, in the order a refused resume names the first that differs."""
     from types import SimpleNamespace
-
     import torch
 
     with flagsaver.flagsaver(output_dir=str(tmp_path), learning_rate=3e-4, seed=7,

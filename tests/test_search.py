@@ -220,7 +220,6 @@ def test_each_trial_runs_on_a_copy_of_the_settings(monkeypatch, tmp_path):
     """A trial is train_eval_predict(replace(s, ...)): the flags are never rewritten, and
     the settings the search started from stay as they were."""
     from types import SimpleNamespace
-
     from training import search as tuning
     out, seen = str(tmp_path / "out"), []
 
