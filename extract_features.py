@@ -40,7 +40,7 @@ import training.cli as cli
 from modeling import PRECISIONS, families
 from modeling.device import autocast, resolve_precision, select_device
 from modeling.disk import atomic_open, atomic_write_bytes, atomic_write_text
-from modeling.errors import InputError
+from modeling.errors import InputError, check
 from modeling.model import ModelSource, build_model, load_config, resolve_source
 from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
@@ -282,23 +282,18 @@ def define_flags() -> None:
                          "of consecutive windows. Default: (max_seq_length - 2) // 2.")
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise InputError(message)
-
-
 def check_outputs(s) -> None:
-    _check(s.output_file or s.output_vectors,
-           "at least one of --output_file or --output_vectors is required")
-    _check(not s.output_vectors or s.output_vectors.endswith(VECTOR_SUFFIXES),
-           f"--output_vectors={s.output_vectors}: must end in .npy or .safetensors")
+    check(s.output_file or s.output_vectors,
+          "at least one of --output_file or --output_vectors is required")
+    check(not s.output_vectors or s.output_vectors.endswith(VECTOR_SUFFIXES),
+          f"--output_vectors={s.output_vectors}: must end in .npy or .safetensors")
     for name, path in (("output_file", s.output_file), ("output_vectors", s.output_vectors)):
         folder = os.path.dirname(os.path.abspath(path)) if path else None
-        _check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
-    _check(s.batch_size > 0, f"--batch_size={s.batch_size}: must be positive")
+        check(not path or os.path.isdir(folder), f"--{name}={path}: no directory {folder}")
+    check(s.batch_size > 0, f"--batch_size={s.batch_size}: must be positive")
     check_long_text(s.long_text, s.max_seq_length, s.doc_stride)
-    _check(s.long_text != "windows" or not s.output_file, "--output_file: not with "
-           "--long_text=windows (a document's tokens span windows); use --output_vectors")
+    check(s.long_text != "windows" or not s.output_file, "--output_file: not with "
+          "--long_text=windows (a document's tokens span windows); use --output_vectors")
     check_distinct(s, [(f"--input_file={s.input_file}", s.input_file)])
 
 
@@ -315,20 +310,20 @@ def check_distinct(s, files: list[tuple[str, str]]) -> None:
     for name, path in files:
         if path:
             same = seen.setdefault(os.path.realpath(path), name)
-            _check(same == name, f"{name}: the same file as {same}; choose another path")
+            check(same == name, f"{name}: the same file as {same}; choose another path")
 
 
 def read_examples(s) -> list:
     """The inputs: --input_file, or --task_name's --split in --data_dir (all rows checked)."""
-    _check(bool(s.input_file) != bool(s.task_name),
-           "pass exactly one of --input_file or --task_name (with --data_dir)")
+    check(bool(s.input_file) != bool(s.task_name),
+          "pass exactly one of --input_file or --task_name (with --data_dir)")
     if s.input_file:
         return read_input_file(s.input_file)
     if s.processor_module:
         load_processor_module(s.processor_module)
     processor = get_processor(s.task_name, s.data_dir)
-    _check(bool(s.data_dir) and os.path.isdir(s.data_dir),
-           f"--data_dir={s.data_dir}: not a directory")
+    check(bool(s.data_dir) and os.path.isdir(s.data_dir),
+          f"--data_dir={s.data_dir}: not a directory")
     check_distinct(s, [(f"{p} (--data_dir)", p) for p in _files(s.data_dir)])
     return list(split_examples(processor, s.data_dir, s.split))
 
@@ -340,7 +335,7 @@ def _files(folder: str) -> list[str]:
 
 
 def main(argv) -> None:
-    _check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
+    check(len(argv) <= 1, f"unexpected arguments: {' '.join(argv[1:])} (flags start with --)")
     s = cli.settings(FLAGS, sys.modules[__name__])
     check_outputs(s)
     device = select_device(s.no_cuda)

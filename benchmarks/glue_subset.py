@@ -17,6 +17,9 @@ import random
 import shutil
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from data.make_long_documents import part_of_others  # noqa: E402 (the data's own rule)
+
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -31,16 +34,6 @@ def parse_args(argv=None):
                    help="for --min_words and --whole_sentences (0-based)")
     p.add_argument("--header", type=int, default=1, help="header lines in train.tsv")
     return p.parse_args(argv)
-
-
-def part_of_others(texts: list[tuple[bytes, ...]]) -> set[tuple[bytes, ...]]:
-    """Every word span of each text that is shorter than the text itself."""
-    spans = set()
-    for words in texts:
-        for start in range(len(words)):
-            spans.update(words[start:end] for end in range(start + 1, len(words) + 1)
-                         if end - start < len(words))
-    return spans
 
 
 def choose(lines: list[bytes], args) -> list[bytes]:

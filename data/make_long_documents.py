@@ -58,9 +58,18 @@ def filler(rng: random.Random) -> str:
     return rng.choice(TEMPLATES).format(**slots)
 
 
+def part_of_others(texts: list[tuple[bytes, ...]]) -> set[tuple[bytes, ...]]:
+    """Every word span of each text that is shorter than the text itself."""
+    spans = set()
+    for words in texts:
+        for start in range(len(words)):
+            spans.update(words[start:end] for end in range(start + 1, len(words) + 1)
+                         if end - start < len(words))
+    return spans
+
+
 def read_sst2(path: str) -> list[tuple[str, str]]:
     """SST-2's (sentence, pos|neg) rows of 8 to 30 words that are no phrase of another row."""
-    from benchmarks.glue_subset import part_of_others
     with open(path, encoding="utf-8") as f:
         rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[1:]
     words = [tuple(text.split()) for text, _ in rows]

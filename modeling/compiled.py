@@ -10,10 +10,8 @@ few fused kernels around the matmuls.
   in no fixed order: with it inside, two runs of one seed ended with different weights
   (MiniLM, 10 steps, fp32 and bf16); with it outside, the same bytes.
 - Dropout's bits are drawn eagerly (`forward.DropoutBits`): a compiled pass has
-  the eager pass's masks, so seeds, checkpoints and resume work as without
-  compile. With inductor's in-kernel random numbers, each fused dropout + add +
-  LayerNorm kernel of a 32 x 14 batch took 2.2-2.5 ms on the CPU, against 0.1-0.6 ms
-  reading pre-drawn bits (torch's profiler).
+  the eager pass's masks, so seeds, checkpoints and resume work as without compile
+  (inductor's in-kernel random numbers would differ from eager's, and ran slower here).
 - Batch lengths vary: the batch and length dimensions are dynamic, one graph for
   all of them; `RECOMPILE_LIMIT` goes to torch.compile itself where it takes
   `recompile_limit` (torch 2.12 on; dynamo's config is per thread, and the backward
@@ -21,36 +19,22 @@ few fused kernels around the matmuls.
   version-specific argument is feature-detected, as setup.cfg allows torch>=2.4).
 - On CUDA (and on a CPU run taking CUDA's branches, `cuda_path`) the compile mode is
   `reduce-overhead`: inductor replays CUDA graphs, one recording per batch shape, so a
-  step is one launch instead of hundreds (a MiniLM step's GPU math is a few hundred
-  microseconds behind milliseconds of launches). Batches on CUDA pad to a multiple
-  of `data.LENGTH_BUCKET` tokens, which keeps the recordings few. On a CPU device
-  inductor skips the CUDA graphs itself (not verified on a GPU yet).
+  step is one launch instead of hundreds. Batches on CUDA pad to a multiple of
+  `training.data.LENGTH_BUCKET` tokens, which keeps the recordings few (not verified on
+  a GPU yet).
 - The modules' float settings (LayerNorm eps, dropout rates) are constants
-  (`specialize_float` while dynamo traces, in the calling thread): with
-  `dynamic=True` alone dynamo traces them as symbolic floats, fails to turn them
-  into tensors and traces the whole graph a second time.
-Prediction compiles an eval copy of the model, its weights in the run's precision.
-Inductor's `freezing` (weights as constants) was measured and left out: here it ran
-the bf16 GEMMs as the same aten `addmm` (not prepacked oneDNN ones), a pass over
-CoLA's dev rows took the same time (0.871 s against 0.883, medians of 8 alternating
-passes), and its graphs skip AOTAutograd's cache, so a warm start compiled in 13 s
-instead of 5.
+  (`specialize_float` while dynamo traces): else dynamo traces them as symbolic floats
+  and traces the whole graph a second time.
+Prediction compiles an eval copy of the model, its weights in the run's precision
+(without inductor's `freezing`, which ran the same GEMMs no faster and skips
+AOTAutograd's cache).
 
-Compiling the training step took 81-97 s on 2 cores with empty caches; inductor's
-caches (FX graphs and AOTAutograd) live in a per-user directory, and with them the
-next run of the same model and precision compiled in 9-10 s (before the float
-settings became constants: 20-27 s). A compiled step saved 16-40 ms (CoLA, batch
-32, bf16; benchmarks/train_throughput.py), and about 20 ms in whole 3-epoch CoLA runs
-(804 steps: eager 139 and 145 s, compiled with warm caches 139 and 136 s, the
-compile and torch._dynamo's import about 11.6 s of those); at 20 ms, `auto` compiles
-a run of at least 4,600 steps, or 580 once this model and precision have been
-compiled here (a marker in the cache directory says so). On CUDA, `auto` uses
-`CUDA_BREAK_EVEN`, estimates until a GPU measures them (benchmarks/gpu_check.py):
-a compile of 60 s cold and 10 s warm, and CUDA graphs saving about 3 ms a step
-(the launches of a MiniLM step) and 0.05 ms a predicted row. Predict compiled in
-28-41 s cold and 3.2-4.5 s warm, then saved 0.15 ms a row (eager predict's short-row
-attention is already the plain product that inductor fuses): `auto` compiles
-270,000 rows or more, or 30,000 warm.
+Compiling costs more than a short run saves. Inductor's caches live in a per-user
+directory (`toolchain.use_cache_dir`), so a model and precision compiled once compile
+much faster the next time (a marker in the cache directory says so), and `auto` compiles
+a run only past a break-even of steps (or predicted rows), cold or warm: `BREAK_EVEN`
+(CPU, measured) and `CUDA_BREAK_EVEN` (estimates until a GPU measures them). The
+measurements behind them are in benchmarks/README.md ("Compiling").
 """
 
 import contextlib

@@ -27,6 +27,7 @@ import os
 import shutil
 import statistics
 import time
+import warnings
 from typing import Callable, Optional
 
 import optuna
@@ -127,16 +128,27 @@ def _slot(trial) -> Optional[int]:
     return trial.user_attrs.get("trial")
 
 
+# A failed trial's copy (same params, same n in its user attrs, its epochs' reports) waits
+# to be run again: Optuna's own retry, which its heartbeat would call on a stale trial.
+# (Named RetryHeartbeatStaleTrialCallback in newer Optuna; both experimental, said once.)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    RETRY = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback",
+                    optuna.storages.RetryFailedTrialCallback)(
+        max_retry=None, inherit_intermediate_values=True)
+
+
 def _take_over_orphans(study: optuna.Study, output_dir: str) -> None:
-    """A trial RUNNING with its directory free lost its worker: it fails, and a copy of it
-    (same n, same params) waits to be run again."""
+    """A trial RUNNING with its directory free lost its worker (the OS lock ends with its
+    process: no heartbeat's grace period to wait out): it fails, and Optuna's retry
+    callback queues a copy, which the next worker resumes from the trial's checkpoint."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         n = _slot(t)
         if n is None or _is_free(trial_dir(output_dir, n)):
             study.tell(t.number, state=TrialState.FAIL)
             if n is not None:
                 logger.info("Trial %d lost its worker; it runs again (resuming)", n)
-                study.enqueue_trial(t.params, user_attrs={"trial": n, "retry_of": t.number})
+                RETRY(study, study.get_trials(deepcopy=False)[t.number])
 
 
 def _claim(study: optuna.Study, output_dir: str, space, seed: int, n_trials: int, stack):
@@ -156,9 +168,6 @@ def _claim(study: optuna.Study, output_dir: str, space, seed: int, n_trials: int
         trial.set_user_attr("trial", n)
     os.makedirs(trial_dir(output_dir, n), exist_ok=True)
     stack.enter_context(folder_lock(trial_dir(output_dir, n), f"trial {n}"))
-    if "retry_of" in trial.user_attrs:
-        for step, value in trials[trial.user_attrs["retry_of"]].intermediate_values.items():
-            trial.report(value, step)
     return trial, n, {p.name: p.suggest(trial) for p in space}
 
 
