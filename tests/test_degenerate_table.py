@@ -1,0 +1,31 @@
+"""Issue 32's warnings as rows of the bad-input table: data on which a metric means nothing
+still trains and evaluates (exit 0), and the run says so in one warning line."""
+
+import pytest
+
+from bad_input_table import STSB_HEAD, STSB_ROW, Case, check_case, run_all
+
+TRAIN_EVAL = ("--do_train", "--do_eval", "--num_train_epochs=1")
+CASES = [
+    Case("mrpc-dev-of-one-class", "dev has one class only (0): F1 is undefined there "
+         "(reported as 0.0)", TRAIN_EVAL, task="mrpc", code=0, quiet=False),
+    Case("mrpc-train-of-one-class", "train has one class only (1): the model can only learn "
+         "to predict it", TRAIN_EVAL, task="mrpc", code=0, quiet=False),
+    Case("stsb-constant-dev-targets", "dev targets are all 3: correlation is undefined "
+         "(reported as 0.0)", TRAIN_EVAL, task="sts-b", code=0, quiet=False,
+         files={"dev.tsv": STSB_HEAD + "score\n" + STSB_ROW.format("3.0") * 2}),
+    Case("stsb-constant-train-targets", "train targets are all 4.5: the model can only learn "
+         "that score", TRAIN_EVAL, task="sts-b", code=0, quiet=False,
+         files={"dev.tsv": STSB_HEAD + "score\n" + STSB_ROW.format("1.0")
+                + STSB_ROW.format("2.0")}),
+]
+
+
+@pytest.fixture(scope="module")
+def results(tiny_bert, tmp_path_factory):
+    return run_all(CASES, tiny_bert, tmp_path_factory.mktemp("degenerate"))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
+def test_degenerate_data_is_named(case, results):
+    check_case(case, *results[case.name])
