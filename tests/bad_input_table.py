@@ -347,3 +347,17 @@ def check_case(case, dirs, result):
                         "out/cache"} | {
             p for p in made if p.startswith("out/cache/")}, sorted(made)
     assert_caches_complete(dirs["case"])
+
+
+def table(cases, folder: str):
+    """A table module's fixture and test: `results, test_bad_x = table(CASES, "bad_x")` runs
+    every case once (`run_all`) and checks each as its own test (`check_case`)."""
+    @pytest.fixture(scope="module")
+    def results(tiny_bert, tmp_path_factory):
+        return run_all(cases, tiny_bert, tmp_path_factory.mktemp(folder))
+
+    @pytest.mark.parametrize("case", cases, ids=lambda case: case.name)
+    def test(case, results):
+        check_case(case, *results[case.name])
+
+    return results, test

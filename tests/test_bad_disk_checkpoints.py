@@ -10,9 +10,8 @@ import os
 import shutil
 import struct
 
-import pytest
 
-from bad_input_table import SIM, Case, check_case, run_all
+from bad_input_table import SIM, Case, table
 from modeling.disk import write_integrity
 
 DAMAGED = "damaged (its sha256 differs from integrity.json's)"
@@ -120,11 +119,4 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(tiny_bert, tmp_path_factory):
-    return run_all(CASES, tiny_bert, tmp_path_factory.mktemp("bad_disk"))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_bad_disk_file(case, results):
-    check_case(case, *results[case.name])
+results, test_bad_disk_file = table(CASES, "bad_disk")

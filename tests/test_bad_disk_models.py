@@ -13,7 +13,7 @@ import sys
 import pytest
 from tiny_families import write_tiny_family
 
-from bad_input_table import (ENV, ROOT, SIM, Case, check_case, copy_bert, run_all, set_config,
+from bad_input_table import (ENV, ROOT, SIM, Case, copy_bert, set_config, table,
                              truncate)
 from conftest import write_similarity_data, write_tiny_bert, write_tiny_encoder
 
@@ -167,14 +167,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(tiny_bert, tmp_path_factory):
-    return run_all(CASES, tiny_bert, tmp_path_factory.mktemp("bad_disk_models"))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_bad_disk_model(case, results):
-    check_case(case, *results[case.name])
+results, test_bad_disk_model = table(CASES, "bad_disk_models")
 
 
 def test_own_code_never_runs_and_nothing_asks(tiny_bert, tmp_path):

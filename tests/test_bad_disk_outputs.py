@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from bad_input_table import ENV, LIMIT, ROOT, VALID, Case, check_case, run_all, write_at
+from bad_input_table import ENV, LIMIT, ROOT, VALID, Case, table, write_at
 from processors.cells import table_cell
 
 CONTROL = "holds a control character ({}); labels are written to TSV files and must be printable"
@@ -111,14 +111,7 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def results(tiny_bert, tmp_path_factory):
-    return run_all(CASES, tiny_bert, tmp_path_factory.mktemp("bad_disk_outputs"))
-
-
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_bad_disk_output(case, results):
-    check_case(case, *results[case.name])
+results, test_bad_disk_output = table(CASES, "bad_disk_outputs")
 
 
 def test_the_full_disk_names_the_error_and_leaves_no_cache_entry(results):

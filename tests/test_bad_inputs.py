@@ -18,9 +18,9 @@ import sys
 import pytest
 
 from bad_input_table import (ENV, HUGE, LIMIT, MRPC_HEAD, MRPC_TEST_HEAD, ROOT, SIM, STSB_ROW,
-                             VALID, VOCAB, Case, append, check_case, copy_bert, corrupt_cache,
+                             VALID, VOCAB, Case, append, copy_bert, corrupt_cache,
                              edit_file, finished_model, nan_weight, overwrite, processor_module,
-                             replaced_model, row_cases, run_all, set_config, truncate,
+                             replaced_model, row_cases, set_config, table, truncate,
                              truncated_checkpoint, write_at)
 from conftest import write_similarity_data
 from modeling.errors import TrainingDiverged
@@ -280,18 +280,11 @@ LOCKS = [
 ALL = CASES + FLAG_CASES + ROUND_2 + LOCKS
 
 
-@pytest.fixture(scope="module")
-def results(tiny_bert, tmp_path_factory):
-    return run_all(ALL, tiny_bert, tmp_path_factory.mktemp("bad_inputs"))
+results, test_bad_input = table(ALL, "bad_inputs")
 
 
 def test_there_are_at_least_30_distinct_bad_inputs():
     assert len({case.name for case in ALL}) == len(ALL) >= 30
-
-
-@pytest.mark.parametrize("case", ALL, ids=lambda case: case.name)
-def test_bad_input(case, results):
-    check_case(case, *results[case.name])
 
 
 def test_a_full_disk_mid_write_leaves_the_old_file_and_names_the_path(tmp_path, monkeypatch):
