@@ -200,7 +200,7 @@ class _Loop:
                    "No checkpoint or model was saved"))
 
 
-def _run(loop: _Loop, bar, end_of_epoch, on_log, should_stop) -> None:
+def _epochs(loop: _Loop, bar, end_of_epoch, on_log, should_stop) -> None:
     """Trains from `loop.step` to the end (or a stop): epoch ends, checkpoints, progress."""
     args, start, stop = loop.args, time.perf_counter(), False
     while loop.step < loop.num_steps and not (should_stop and should_stop(loop.stats)):
@@ -268,5 +268,5 @@ def train(model, train_set, args: TrainArgs, device: torch.device, signature: di
     with tqdm(total=loop.num_steps, initial=loop.step, desc="train", unit="step",
               dynamic_ncols=True, disable=not distributed.is_main()) as bar, \
             sparse_word_embeddings(model, device, args.cuda_path):
-        _run(loop, bar, end_of_epoch, on_log, should_stop)  # the bar closes even on an error
+        _epochs(loop, bar, end_of_epoch, on_log, should_stop)  # the bar closes even on an error
     return loop.stats

@@ -171,7 +171,8 @@ def _claim(study: optuna.Study, output_dir: str, space, seed: int, n_trials: int
     return trial, n, {p.name: p.suggest(trial) for p in space}
 
 
-def _run_trial(study, trial, n: int, params: dict, output_dir: str, run: TrialRunner) -> None:
+def _run_trial(study, trial, n: int, params: dict, output_dir: str,
+               run_trial: TrialRunner) -> None:
     """Runs one claimed trial and tells the study how it ended (an interrupt tells
     nothing: the trial stays RUNNING, and is resumed by the next worker)."""
     reported = set(study.get_trials(deepcopy=False)[trial.number].intermediate_values)
@@ -185,7 +186,7 @@ def _run_trial(study, trial, n: int, params: dict, output_dir: str, run: TrialRu
 
     logger.info("***** Trial %d: %s *****", n, " ".join(f"--{k}={v}" for k, v in params.items()))
     try:
-        value = run(trial_dir(output_dir, n), params, report)
+        value = run_trial(trial_dir(output_dir, n), params, report)
     except optuna.TrialPruned as e:
         logger.info("%s", e)
         study.tell(trial, state=TrialState.PRUNED)
@@ -263,7 +264,7 @@ def _finish(study: optuna.Study, output_dir: str, space, score_name: str) -> dic
 
 
 def search(output_dir: str, storage: Optional[str], space: tuple[Param, ...], n_trials: int,
-           seed: int, score_name: str, run: TrialRunner,
+           seed: int, score_name: str, run_trial: TrialRunner,
            finish: Optional[Callable[[dict], None]] = None, name: Optional[str] = None) -> dict:
     """Runs trials (alongside any other workers) until `n_trials` have ended; then the last
     worker makes the best one output_dir's model and calls `finish(its params)`, holding the
@@ -272,11 +273,12 @@ def search(output_dir: str, storage: Optional[str], space: tuple[Param, ...], n_
     os.makedirs(output_dir, exist_ok=True)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with folder_lock(output_dir, f"--output_dir={output_dir}", shared=True):
-        return _search(output_dir, storage, space, n_trials, seed, score_name, run, finish,
+        return _search(output_dir, storage, space, n_trials, seed, score_name, run_trial, finish,
                        name)
 
 
-def _search(output_dir, storage, space, n_trials, seed, score_name, run, finish, name) -> dict:
+def _search(output_dir, storage, space, n_trials, seed, score_name, run_trial, finish,
+            name) -> dict:
     schedule = functools.partial(file_lock, os.path.join(output_dir, SCHEDULE_LOCK))
     with schedule():
         study = open_study(output_dir, storage, space, n_trials, name)
@@ -287,7 +289,7 @@ def _search(output_dir, storage, space, n_trials, seed, score_name, run, finish,
                 others = claim is None and study.get_trials(
                     deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
             if claim:
-                _run_trial(study, *claim, output_dir, run)
+                _run_trial(study, *claim, output_dir, run_trial)
                 continue
         if not others:
             break
