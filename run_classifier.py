@@ -215,6 +215,9 @@ def check_thresholds(s) -> None:
         except ValueError:
             ok = False
         check(ok, f"--{name}={value}: must be a number in (0, 1) or tune")
+        check(value != "tune" or (s.do_train and s.do_eval), f"--{name}=tune needs --do_train "
+              "and --do_eval (thresholds are tuned on dev after training and saved with the "
+              "model)")
     check(s.calibration == "none" or (s.do_train and s.do_eval),
           f"--calibration={s.calibration} needs --do_train and --do_eval (it fits on dev "
           "after training)")

@@ -100,6 +100,10 @@ FLAG_CASES = [
     Case("module-no-processor", "--processor_module={case}/mine.py: registers no processor",
          ("--do_train", "--processor_module={case}/mine.py"),
          prepare=write_at("mine.py", "import processors\n")),
+    Case("threshold-tune-without-training", "--multi_label_threshold=tune needs --do_train and "
+         "--do_eval (thresholds are tuned on dev after training and saved with the model)",
+         ("--do_eval", "--multi_label_threshold=tune"), task="multilabel_csv",
+         prepare=finished_model),
     Case("max-seq-0", "--max_seq_length=0: must be at least 3", ("--do_train",
                                                                  "--max_seq_length=0")),
     Case("max-seq-2", "--max_seq_length=2: must be at least 3", ("--do_train",
