@@ -23,7 +23,7 @@ from processors.features import collate
 from processors.metrics import compute_metrics
 from processors.windows import document_labels, pool_windows
 
-from . import distributed
+from . import distributed, thresholds
 from .data import inference_batches, iterate
 
 logger = logging.getLogger(__name__)
@@ -71,24 +71,24 @@ def decide(logits: np.ndarray, problem_type: str, threshold: float) -> np.ndarra
     """Predictions: scores, 0/1 rows (sigmoid >= threshold, one or one per label), or class
     ids (argmax; a binary task's positive class where its probability is >= threshold[0]
     when `threshold` is a 1-tuple, see thresholds.py)."""
-    if problem_type == MULTI_LABEL:
-        return (outputs(logits, problem_type) >= np.asarray(threshold)).astype(np.int64)
-    if isinstance(threshold, tuple) and problem_type != REGRESSION:
-        return (outputs(logits, problem_type)[:, 1] >= threshold[0]).astype(np.int64)
-    return logits[:, 0] if problem_type == REGRESSION else logits.argmax(-1)
+    if problem_type == REGRESSION:
+        return logits[:, 0]
+    if problem_type == MULTI_LABEL or isinstance(threshold, tuple):
+        return thresholds.decide(outputs(logits, problem_type), problem_type, threshold)
+    return logits.argmax(-1)
 
 
 def evaluate(model, dataset, metric: str, batch_size: int, device, precision: str,
-             threshold: float = 0.5) -> dict:
+             threshold: float = 0.5) -> tuple[dict, np.ndarray]:
     """Dev-set loss (unweighted) and metrics (keys without Google's `eval_` prefix), per
-    document with windows."""
+    document with windows; and the logits they come from."""
     logits = predict_logits(model, dataset, batch_size, device, precision)
     labels = np.asarray(document_labels(dataset))
     problem_type = model.config.problem_type
     loss = compute_loss(torch.from_numpy(logits), torch.from_numpy(labels), problem_type).item()
     results = compute_metrics(metric, decide(logits, problem_type, threshold), labels)
     results["loss"] = loss
-    return results
+    return results, logits
 
 
 def write_eval_results(output_dir: str, results: dict, global_step: int) -> dict:

@@ -41,7 +41,7 @@ class Run:
     examples: dict = field(default_factory=dict)  # split -> SplitExamples
     datasets: dict = field(default_factory=dict)  # split -> FeatureSet
     pooler_identity: bool = False  # an untrained pooler started as the identity
-    dev_results: dict = field(default_factory=dict)  # step -> evaluate()'s results there
+    dev_logits: dict = field(default_factory=dict)  # step -> the dev logits there
 
 
 def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length: int,

@@ -38,9 +38,9 @@ class EpochEnd:
         run, dev_set = self.run, self.run.datasets.get("dev")
         if dev_set is not None:
             metric = run.processor.metric
-            results = evaluate(run.model, dev_set, metric, self.eval_batch_size, run.device,
-                               run.precision, self.threshold)
-            run.dev_results[row["step"]] = results  # do_eval's, if the final model is this
+            results, logits = evaluate(run.model, dev_set, metric, self.eval_batch_size,
+                                       run.device, run.precision, self.threshold)
+            run.dev_logits[row["step"]] = logits  # do_eval's, if the final model is this
             row.update(dev_loss=results["loss"], **{f"dev_{metric}": results[metric]})
             if is_better(results[metric], [r[f"dev_{metric}"] for r in history]) and self.writes:
                 save_model(run.model, run.tokenizer, run.source.vocab_file,
