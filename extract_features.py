@@ -49,8 +49,8 @@ from processors.cache import FeatureSet
 from processors.builders import FeatureBuilder, feature_builder
 from processors.cells import table_cell
 from processors.features import log_examples
-from processors.windows import (LONG_TEXT, Windows, default_stride, describe, pool_windows,
-                                windows_key)
+from processors.windows import (LONG_TEXT, Windows, describe, long_text_windows,
+                                pool_windows, windows_key)
 from training.data import inference_batches, iterate
 from training.model_checks import (check_long_text, check_model, check_model_files,
                                    check_windows_model, resolve_casing)
@@ -344,16 +344,14 @@ def main(argv) -> None:
     source = resolve_source(s.init_checkpoint, s.bert_config_file, s.vocab_file)
     config = load_config(source.config_file, 2, None)
     layers = parse_layers(s.layers, config.num_hidden_layers)
-    flag = FLAGS["do_lower_case"]  # left unset, it follows the model
-    lower = resolve_casing(source, s.do_lower_case if flag.present or not
-                           flag.using_default_value else None)
+    lower = resolve_casing(source, s.do_lower_case if cli.user_set(FLAGS, "do_lower_case")
+                           else None)  # left unset, it follows the model
     check_model(source, lower, s.max_seq_length)
     check_windows_model(source, s.long_text)
     examples = read_examples(s)
     tokenizer = source_tokenizer(source, lower)
     model = load_encoder(source, config, s.pooling).to(device)
-    windows = (Windows(doc_stride=s.doc_stride or default_stride(s.max_seq_length))
-               if s.long_text == "windows" else None)
+    windows = long_text_windows(s.long_text, s.max_seq_length, s.doc_stride)
     args = ExtractArgs(tuple(layers), s.pooling, s.max_seq_length, s.batch_size,
                        s.output_file, s.output_vectors, windows and windows.doc_stride)
     metadata = {"pooling": s.pooling, "model": source.weights_file,

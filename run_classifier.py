@@ -36,14 +36,14 @@ from training.cli import settings
 from modeling.disk import folder_lock, remove_temp_files
 from modeling.errors import InputError, check
 from modeling.files import ONNX_FILES
+from modeling.heads import MULTI_LABEL
 from modeling.toolchain import use_cache_dir
 from modeling import COMPILE, PRECISIONS
 from training import plot
 from processors import describe_tasks, get_processor, load_processor_module
 from processors.generic import TableOptions
 from processors.registry import processor_class, tasks_with_options
-from processors.windows import (LONG_TEXT, WINDOW_POOLINGS, Windows, default_stride,
-                                windows_key)
+from processors.windows import LONG_TEXT, WINDOW_POOLINGS, long_text_windows, windows_key
 from modeling.model import check_trained_labels, resolve_source
 from processors.examples import SplitExamples
 from training import checks, model_checks
@@ -206,6 +206,12 @@ def threshold_number(value, default=0.5):
     return default if value in (None, "tune") else float(value)
 
 
+def decision_number(s, problem_type: str):
+    """The threshold flag of this problem type as a number; None for tune or unset."""
+    return threshold_number(s.multi_label_threshold if problem_type == MULTI_LABEL
+                            else s.threshold, None)
+
+
 def check_thresholds(s) -> None:
     """The threshold flags: a number in (0, 1) or tune; --calibration's needs."""
     for name, value in (("multi_label_threshold", s.multi_label_threshold),
@@ -245,15 +251,13 @@ def check_search_space(s, space, processor, source) -> None:
             variant = replace(s, **{param.name: value})
             try:
                 check_flag_values(variant)
-                model_checks.check_model(source, variant.do_lower_case, variant.max_seq_length)
-                checks.check_class_weights(variant.class_weights, processor)
+                if param.name == "max_seq_length":  # (the model's checks read no other)
+                    model_checks.check_model(source, variant.do_lower_case,
+                                             variant.max_seq_length)
+                if param.name == "class_weights":
+                    checks.check_class_weights(variant.class_weights, processor)
             except InputError as e:
                 raise InputError(f"--search_space: {param}: {e}") from None
-
-
-def user_set(name: str) -> bool:
-    """Whether the user gave flag `name` (on the command line, or a test's flagsaver)."""
-    return bool(FLAGS[name].present) or not FLAGS[name].using_default_value
 
 
 class Checked(NamedTuple):
@@ -291,7 +295,7 @@ def validate(s) -> Checked:
         check_trained_labels(s.output_dir, processor.get_labels(), processor.problem_type)
     checks.check_class_weights(s.class_weights, processor)
     s = replace(s, do_lower_case=model_checks.resolve_casing(
-        source, s.do_lower_case if user_set("do_lower_case") else None))
+        source, s.do_lower_case if cli.user_set(FLAGS, "do_lower_case") else None))
     model_checks.check_model(source, s.do_lower_case, s.max_seq_length)
     model_checks.check_windows_model(source, s.long_text, s.predict_backend)
     model_checks.check_compile_model(source, s.compile)
@@ -398,10 +402,7 @@ def train_args(s, run):
 
 def windows(s):
     """--long_text=windows as a Windows (None: truncate), the defaults resolved."""
-    if s.long_text != "windows":
-        return None
-    return Windows(doc_stride=s.doc_stride or default_stride(s.max_seq_length),
-                   pooling=s.window_pooling or "mean")
+    return long_text_windows(s.long_text, s.max_seq_length, s.doc_stride, s.window_pooling)
 
 
 def do_eval(run, s, global_step: int) -> None:
@@ -409,15 +410,15 @@ def do_eval(run, s, global_step: int) -> None:
     eval_results.txt and, with --report, report.html."""
     import numpy as np
     from training import distributed
-    from modeling.heads import MULTI_LABEL
     from processors.windows import document_labels
     from training import trust
     from training.evaluation import predict_logits, write_eval_results
     dev, processor, config = run.datasets["dev"], run.processor, run.model.config
-    logits = predict_logits(run.model, dev, s.eval_batch_size, run.device, run.precision)
+    logits = run.dev_logits.get(global_step)  # an epoch's end predicted these weights
+    if logits is None:
+        logits = predict_logits(run.model, dev, s.eval_batch_size, run.device, run.precision)
     labels = np.asarray(document_labels(dev))
-    number = threshold_number(s.multi_label_threshold if processor.problem_type ==
-                              MULTI_LABEL else s.threshold, None)
+    number = decision_number(s, processor.problem_type)
     results, logits, threshold = trust.finish_eval(
         run.model, logits, labels, processor.metric, processor.get_labels(),
         s.calibration == "temperature", "tune" in (s.multi_label_threshold, s.threshold), number)
@@ -448,7 +449,6 @@ def _summary(run, s) -> dict:
 def do_predict(run, s) -> None:
     from training import distributed
     from modeling.compiled import should_compile
-    from modeling.heads import MULTI_LABEL
     from training import trust
     from training.evaluation import predict_logits, write_predictions
     if s.predict_backend == "torch":
@@ -462,11 +462,9 @@ def do_predict(run, s) -> None:
                              run.datasets["test"], s.predict_batch_size)
     if distributed.is_main():
         problem_type = run.processor.problem_type
-        number = threshold_number(s.multi_label_threshold if problem_type ==
-                                  MULTI_LABEL else s.threshold, None)
         write_predictions(s.output_dir, logits, run.processor.get_labels(), problem_type,
                           trust.decision_threshold(run.model.config, run.processor.get_labels(),
-                                                   problem_type, number),
+                                                   problem_type, decision_number(s, problem_type)),
                           run.processor.label_separator)
 
 
@@ -520,14 +518,12 @@ def start_run(s, processor, source, trained: bool, examples: dict,
 def _warn_new_head(checkpoint, config_file: str, problem_type: str, labels) -> None:
     """A fine-tuned checkpoint (its config records labels and a classifier) whose head is
     not reused: say so, naming its labels."""
-    from modeling.model import read_config
+    from modeling.model import fine_tuned_head
     from training.degenerate import new_head_warnings
-    saved = read_config(config_file) if config_file.endswith("config.json") else {}
-    if not any(a.endswith("ForSequenceClassification") for a in saved.get("architectures") or []):
+    head = fine_tuned_head(config_file)
+    if head is None:
         return
-    old = [saved.get("id2label", {}).get(str(i)) for i in range(len(saved.get("id2label", {})))]
-    for line in new_head_warnings(checkpoint or config_file, saved.get("problem_type"), old,
-                                  problem_type, labels):
+    for line in new_head_warnings(checkpoint or config_file, *head, problem_type, labels):
         logging.warning("%s", line)
 
 
@@ -596,9 +592,7 @@ def processor_options(s) -> TableOptions:
                 shown = ",".join(value) if isinstance(value, (list, tuple)) else value
                 raise InputError(f"--{flag}={shown}: not used by --task_name={name}"
                                  + (f" (only by {', '.join(users)})" if users else ""))
-    return TableOptions(data_format=s.data_format, text_a_column=s.text_a_column,
-                        text_b_column=s.text_b_column, label_column=s.label_column,
-                        labels=s.labels, has_header=s.has_header)
+    return TableOptions(**given)
 
 
 # The flags a search may vary: their type, and the range a bare name stands for (BERT

@@ -101,14 +101,18 @@ def atomic_write_text(path: str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_tree(folder: str) -> None:
     for root, _, names in os.walk(folder):
         for name in names:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_file(os.path.join(root, name))
         fsync_dir(root)
 
 
@@ -165,11 +169,7 @@ def move_into(src_folder: str, names: Iterable[str], dst_folder: str) -> None:
     for name in names:
         target = os.path.join(dst_folder, name)
         try:
-            fd = os.open(os.path.join(src_folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_file(os.path.join(src_folder, name))
             os.replace(os.path.join(src_folder, name), target)
         except OSError as e:
             raise _named(e, target) from None

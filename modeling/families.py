@@ -98,12 +98,11 @@ def second_text_type(model_dir: str) -> int:
                          .splitlines()[0]) from None
     if not second:
         return 0
-    names = read_json(os.path.join(model_dir, "tokenizer_config.json")).get(
-        "model_input_names")
+    values = read_json(os.path.join(model_dir, "tokenizer_config.json"))
+    names = values.get("model_input_names")
     if names is None:  # the tokenizer class's own (imported only here: a rare case)
         import transformers
-        cls = read_json(os.path.join(model_dir, "tokenizer_config.json")).get(
-            "tokenizer_class")
+        cls = values.get("tokenizer_class")
         names = getattr(getattr(transformers, str(cls), None), "model_input_names", ())
     return second if "token_type_ids" in names else 0
 

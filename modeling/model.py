@@ -84,7 +84,8 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
     run the folder's own code, is refused before any library reads it."""
     family = read_config(os.path.join(model_dir, "config.json")).get("model_type", "bert")
     tokenizer_config = os.path.join(model_dir, "tokenizer_config.json")
-    families.check_own_code(families.read_json(tokenizer_config), tokenizer_config)
+    tokenizer_values = families.read_json(tokenizer_config)
+    families.check_own_code(tokenizer_values, tokenizer_config)
     if family != "bert":
         return _family_source(model_dir, family, config_file, vocab_file)
     weights = next(os.path.join(model_dir, w) for w in WEIGHT_FILES
@@ -92,9 +93,8 @@ def _dir_source(model_dir: str, config_file: Optional[str], vocab_file: Optional
     vocab = vocab_file or os.path.join(model_dir, "vocab.txt")
     if not os.path.isfile(vocab):
         raise InputError(f"--init_checkpoint={model_dir}: no vocab.txt (pass --vocab_file)")
-    do_lower_case = families.read_json(tokenizer_config).get("do_lower_case")
     return ModelSource(config_file or os.path.join(model_dir, "config.json"), vocab, weights,
-                       do_lower_case)
+                       tokenizer_values.get("do_lower_case"))
 
 
 def _family_source(model_dir: str, family: str, config_file: Optional[str],
@@ -147,11 +147,25 @@ def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
     return families.set_task(BertConfig(**values), num_labels, labels, problem_type)
 
 
-def _trained_labels(config_file: str) -> tuple[Optional[str], list]:
-    """(problem_type, label names in id order) a model's config.json records."""
-    saved = read_config(config_file)
+def _head(saved: dict) -> tuple[Optional[str], list]:
+    """(problem_type, label names in id order) a config.json's values record."""
     id2label = saved.get("id2label") or {}
     return saved.get("problem_type"), [id2label.get(str(i)) for i in range(len(id2label))]
+
+
+def _trained_labels(config_file: str) -> tuple[Optional[str], list]:
+    return _head(read_config(config_file))
+
+
+def fine_tuned_head(config_file: Optional[str]) -> Optional[tuple[Optional[str], list]]:
+    """`_head` of a checkpoint whose config.json records a sequence-classification head;
+    None for any other (a pretrained encoder, Google's files)."""
+    if not config_file or not config_file.endswith("config.json"):
+        return None
+    saved = read_config(config_file)
+    if not any(a.endswith("ForSequenceClassification") for a in saved.get("architectures") or []):
+        return None
+    return _head(saved)
 
 
 def head_trained_for(source: ModelSource, labels: Optional[list[str]], problem_type: str

@@ -103,10 +103,13 @@ def read_lines(path: str, max_line: Optional[int] = None) -> Iterator[str]:
             text = _decode(path, data[:cut], line)
             seen = seen or not text.isspace()
             lines = text.split("\n")
-            for piece in lines[:-1]:
-                yield piece + "\n"
-            if lines[-1]:
-                yield lines[-1]
+            for i, piece in enumerate(lines):
+                if max_line is not None and len(piece) > max_line:
+                    raise InputError(f"{path}:{line + i}: a line longer than {max_line} bytes")
+                if i < len(lines) - 1:
+                    yield piece + "\n"
+                elif piece:
+                    yield piece
             line += len(lines) - 1
             data = data[cut:] + more
     if not seen:

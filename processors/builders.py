@@ -8,6 +8,7 @@ takes `TokenizerFeatures`: the tokenizer's own pair layout and token types, and
 a key that hashes the tokenizer's files. `feature_builder` picks one.
 """
 
+import functools
 from typing import Optional, Protocol, Sequence
 
 from modeling.disk import sha256_file
@@ -62,7 +63,12 @@ class TokenizerFeatures:
         return tokenizer_feature_arrays(examples, label_list, max_seq_length, self.tokenizer)
 
     def key(self) -> dict:
-        return {"layout": "tokenizer", "tokenizer_sha256": [sha256_file(p) for p in self.files]}
+        return {"layout": "tokenizer", "tokenizer_sha256": list(self._digests)}
+
+    @functools.cached_property
+    def _digests(self) -> tuple[str, ...]:
+        """The files' sha256, once per builder (a run asks for each split's cache key)."""
+        return tuple(sha256_file(p) for p in self.files)
 
 
 def feature_builder(family: str, tokenizer, tokenizer_files: Sequence[str] = ()

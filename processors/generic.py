@@ -8,7 +8,7 @@ flags (`--data_format`, `--text_a_column`, `--labels`, ...) by keyword.
 import csv
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
 from .base import MULTI_LABEL, SPLITS, InputError, read_lines, read_rows
@@ -54,15 +54,8 @@ class GenericProcessor(TableProcessor):
                      data_dir: Optional[str] = None) -> "GenericProcessor":
         """A processor with `options` (None: every default); `data_dir` holds the train file
         the labels are read from when `options.labels` is not given."""
-        o = options or TableOptions()
-
-        def given(value, default):
-            return default if value is None else value
-
-        return cls(data_dir, data_format=given(o.data_format, "csv"),
-                   text_a_column=given(o.text_a_column, "text"), text_b_column=o.text_b_column,
-                   label_column=o.label_column, labels=o.labels,
-                   has_header=given(o.has_header, True))
+        given = asdict(options or TableOptions())
+        return cls(data_dir, **{k: v for k, v in given.items() if v is not None})
 
     def __init__(self, data_dir: Optional[str] = None, data_format: str = "csv",
                  text_a_column: str = "text", text_b_column: Optional[str] = None,
@@ -173,8 +166,6 @@ class GenericProcessor(TableProcessor):
     def _read_jsonl(self, path: str, split: str) -> Iterator[tuple[int, list]]:
         for line, text in enumerate(read_lines(path, MAX_JSONL_LINE), 1):
             where = f"{path}:{line}"
-            if len(text) > MAX_JSONL_LINE:
-                raise InputError(f"{where}: a line longer than {MAX_JSONL_LINE} bytes")
             if not text.strip():
                 raise InputError(f"{where}: blank line")
             try:

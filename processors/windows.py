@@ -45,6 +45,15 @@ def default_stride(max_seq_length: int) -> int:
     return max(1, (max_seq_length - 2) // 2)
 
 
+def long_text_windows(long_text: str, max_seq_length: int, doc_stride: Optional[int] = None,
+                      pooling: Optional[str] = None) -> Optional[Windows]:
+    """How `long_text` treats long texts: Windows (an unset stride or pooling at its
+    default), or None (truncate)."""
+    if long_text != "windows":
+        return None
+    return Windows(doc_stride or default_stride(max_seq_length), pooling or "mean")
+
+
 def window_spans(len_a: np.ndarray, room: np.ndarray, doc_stride: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(document, first token, token count) of every window, and windows per document.

@@ -23,15 +23,14 @@ import torch
 
 from modeling.heads import MULTI_LABEL, REGRESSION
 
+from .evaluation import outputs
+
 ECE_BINS = 15
 
 
 def probabilities(logits: np.ndarray, problem_type: str) -> np.ndarray:
     """Softmax rows (single-label) or sigmoids (multi-label), float64."""
-    tensor = torch.from_numpy(np.asarray(logits, dtype=np.float64))
-    if problem_type == MULTI_LABEL:
-        return torch.sigmoid(tensor).numpy()
-    return torch.softmax(tensor, dim=-1).numpy()
+    return outputs(np.asarray(logits, dtype=np.float64), problem_type)
 
 
 def _confidence_and_correct(logits, labels, problem_type) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,13 @@ _exit_code = [130]  # 128 + the number of the signal that interrupted the run
 _SETTINGS: dict[str, type] = {}  # a module's Settings class, made once
 
 
+def user_set(flag_values, name: str) -> bool:
+    """Whether the user gave flag `name` (on the command line, or a test's flagsaver): one
+    left unset may follow the model instead of its default."""
+    flag = flag_values[name]
+    return bool(flag.present) or not flag.using_default_value
+
+
 def settings(flag_values, module) -> object:
     """The values of the flags `module` defines, as a frozen dataclass (`Settings`): one
     invocation's settings, read once at the top of main; a variant (a search trial's) is

@@ -76,7 +76,7 @@ def iterate(dataset, batches: Sequence[list[int]], device: torch.device,
     """
     pin = device.type == "cuda"
     bucket = bucket or (LENGTH_BUCKET if device.type == "cuda" else 1)
-    longest = int(max(dataset.lengths(), default=0)) if bucket > 1 else 0
+    longest = int(np.max(dataset.lengths(), initial=0)) if bucket > 1 else 0
 
     def prepared(indices: list[int]) -> dict:
         batch = collate([dataset[i] for i in indices])

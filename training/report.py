@@ -10,7 +10,6 @@ problem type: classification (confusion, per-class, reliability, mistakes), regr
 mistakes are per document, with each document's window count.
 """
 
-import html
 import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
@@ -20,9 +19,9 @@ import numpy as np
 from modeling.disk import atomic_write_text
 from modeling.heads import MULTI_LABEL, REGRESSION
 
-from . import svg
+from . import plot, svg
 from .calibration import expected_calibration_error, probabilities, reliability
-from .thresholds import decide
+from .evaluation import decide
 
 REPORT_FILE = "report.html"
 TEXT_CHARS = 400  # a text longer than this is cut in the tables (with an ellipsis)
@@ -47,15 +46,13 @@ class ReportInputs:
     labels: np.ndarray
     texts: Sequence[str]  # dev texts, one per row
     threshold: object = 0.5  # as evaluation.decide takes it
-    thresholds: Optional[dict] = None  # stored {label: threshold}
     stats: list = field(default_factory=list)  # per-epoch rows (training_stats.json)
     warnings: list = field(default_factory=list)
     windows: Optional[Sequence[int]] = None  # windows per document (--long_text=windows)
     top: int = 20  # mistakes shown
 
 
-def esc(value) -> str:
-    return html.escape(str(value), quote=True)
+esc = svg.esc
 
 
 def _cut(text: str) -> str:
@@ -83,8 +80,7 @@ def _section(ident: str, title: str, body: str) -> str:
 def _curves(stats: list) -> str:
     if not stats:
         return "<p>No training in this run (evaluation only).</p>"
-    keys = list(dict.fromkeys(k for r in stats for k in r if k not in ("epoch", "step",
-                                                                       "time_s")))
+    keys = list(dict.fromkeys(k for r in stats for k in r if k not in plot.SKIPPED))
     charts = []
     for losses in (True, False):
         series = {k: [(r["epoch"], float(r[k])) for r in stats if isinstance(r.get(k),
@@ -114,7 +110,7 @@ def _classification(r: ReportInputs) -> str:
     from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
     names, probs = _names(r), probabilities(r.logits, r.problem_type)
     labels = np.asarray(r.labels).astype(np.int64)
-    predicted = decide(probs, r.problem_type, r.threshold)
+    predicted = decide(r.logits, r.problem_type, r.threshold)
     ids = list(range(len(names)))
     matrix = confusion_matrix(labels, predicted, labels=ids)
     confusion = table(["true \\ predicted"] + names,
@@ -141,7 +137,9 @@ def _mistakes_title(r: ReportInputs, n: int) -> str:
 
 
 def _reliability(r: ReportInputs) -> str:
-    ece = expected_calibration_error(r.logits, r.labels, r.problem_type)
+    ece = r.results.get("ece")  # (finish_eval's, on these logits)
+    if ece is None:
+        ece = expected_calibration_error(r.logits, r.labels, r.problem_type)
     chart = svg.reliability_chart(reliability(r.logits, r.labels, r.problem_type), ece)
     return _section("reliability", "Reliability diagram", chart + f"<p>ECE {ece:.4f} "
                     "(15 equal-width confidence bins; 0 is perfectly calibrated).</p>")
@@ -151,7 +149,7 @@ def _multi_label(r: ReportInputs) -> str:
     from sklearn.metrics import precision_recall_fscore_support
     names, probs = _names(r), probabilities(r.logits, r.problem_type)
     labels = np.asarray(r.labels).astype(np.int64)
-    predicted = decide(probs, r.problem_type, r.threshold)
+    predicted = decide(r.logits, r.problem_type, r.threshold)
     p, rec, f1, support = precision_recall_fscore_support(labels, predicted, zero_division=0)
     limits = np.broadcast_to(np.asarray(r.threshold, dtype=np.float64), (len(names),))
     per_label = table(["label", "threshold", "precision", "recall", "F1", "support"],

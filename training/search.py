@@ -235,9 +235,9 @@ def _copy_outputs(src: str, dst: str) -> None:
             shutil.copyfileobj(f, out)
 
 
-def _rows_best(study: optuna.Study, score_name: str, output_dir: str = "") -> dict:
-    """The best finished trial's row."""
-    done = [r for r in _rows(study, score_name) if r["state"] == "complete"]
+def _best(rows: list[dict], score_name: str, output_dir: str = "") -> dict:
+    """The best finished trial's row of `_rows`."""
+    done = [r for r in rows if r["state"] == "complete"]
     if not done:
         raise InputError(f"--output_dir={output_dir}: no trial of the search finished "
                          "(each failed or was pruned)")
@@ -249,7 +249,7 @@ def _finish(study: optuna.Study, output_dir: str, space, score_name: str) -> dic
     trial's model and results copied into output_dir. Returns the best trial's row."""
     rows = _rows(study, score_name)
     done = [r for r in rows if r["state"] == "complete"]
-    best = _rows_best(study, score_name, output_dir)
+    best = _best(rows, score_name, output_dir)
     scores = [r[score_name] for r in done]
     summary = (f"{score_name} over {len(done)} finished trials: median "
                f"{statistics.median(scores):.4f}, min {min(scores):.4f}, max {max(scores):.4f}"
@@ -298,7 +298,7 @@ def _search(output_dir, storage, space, n_trials, seed, score_name, run_trial, f
         ended = len(study.get_trials(deepcopy=False, states=(
             TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
         if study.user_attrs.get(FINISHED) == ended:  # a worker made the model already
-            best = _rows_best(study, score_name)
+            best = _best(_rows(study, score_name), score_name)
             logger.info("The search is finished: output_dir's model is trial %d's (another "
                         "worker copied it, or an earlier run of this search)", best["trial"])
             return best

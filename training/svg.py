@@ -9,7 +9,7 @@ W, H, PAD = 420, 260, 40
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
 
 
-def _esc(text) -> str:
+def esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
@@ -21,13 +21,13 @@ def _scale(values: Sequence[float]) -> tuple[float, float]:
 
 def _frame(title: str, x_label: str, y_label: str, x_range, y_range) -> list[str]:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-             f'viewBox="0 0 {W} {H}" role="img"><title>{_esc(title)}</title>',
+             f'viewBox="0 0 {W} {H}" role="img"><title>{esc(title)}</title>',
              f'<rect x="{PAD}" y="10" width="{W - PAD - 10}" height="{H - PAD - 10}" '
              'fill="#fafafa" stroke="#888"/>',
              f'<text x="{W / 2}" y="{H - 5}" text-anchor="middle" font-size="11">'
-             f'{_esc(x_label)}</text>',
+             f'{esc(x_label)}</text>',
              f'<text x="10" y="{H / 2}" font-size="11" transform="rotate(-90 10 {H / 2})" '
-             f'text-anchor="middle">{_esc(y_label)}</text>']
+             f'text-anchor="middle">{esc(y_label)}</text>']
     for value, x in ((x_range[0], PAD), (x_range[1], W - 10)):
         parts.append(f'<text x="{x}" y="{H - PAD + 14}" font-size="10" '
                      f'text-anchor="middle">{value:.3g}</text>')
@@ -55,7 +55,7 @@ def line_chart(series: dict, title: str, x_label: str, y_label: str) -> str:
                      + " ".join(f"{x},{y}" for x, y in xy) + '"/>')
         parts += [f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"/>' for x, y in xy]
         parts.append(f'<text x="{PAD + 8}" y="{26 + 13 * i}" font-size="11" '
-                     f'fill="{colour}">{_esc(name)}</text>')
+                     f'fill="{colour}">{esc(name)}</text>')
     return "".join(parts) + "</svg>"
 
 

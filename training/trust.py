@@ -18,13 +18,12 @@ from modeling.heads import MULTI_LABEL, REGRESSION
 from modeling.losses import compute_loss
 from processors.metrics import compute_metrics
 
-from . import calibration, degenerate, thresholds
+from . import calibration, degenerate, plot, thresholds
 from .evaluation import decide
 from .report import ReportInputs, write_report
 
 logger = logging.getLogger(__name__)
 TEMPERATURE_KEY = "calibration_temperature"
-STATS_FILE = "training_stats.json"
 
 
 def forget_records(config) -> None:
@@ -109,7 +108,7 @@ def dev_texts(examples) -> list[str]:
 def read_stats(output_dir: str) -> list:
     """training_stats.json's per-epoch rows, or [] (none, or unreadable)."""
     try:
-        with open(os.path.join(output_dir, STATS_FILE), encoding="utf-8") as f:
+        with open(os.path.join(output_dir, plot.STATS_FILE), encoding="utf-8") as f:
             stats = json.load(f)
     except (OSError, ValueError):
         return []
@@ -126,6 +125,6 @@ def report(output_dir: str, summary: dict, results: dict, problem_type: str, lab
     path = write_report(output_dir, ReportInputs(
         summary=summary, results=results, problem_type=problem_type, label_list=label_list,
         logits=logits, labels=labels, texts=texts, threshold=threshold,
-        thresholds=None, stats=stats, warnings=warnings, windows=windows))
+        stats=stats, warnings=warnings, windows=windows))
     logger.info("Report: %s", path)
     return path
