@@ -363,7 +363,7 @@ def do_train(run, s, on_dev_score=None) -> int:
                   stop if s.early_stopping_patience else None, write_config)
     if tensorboard:
         tensorboard.close()
-    if distributed.is_main() and plot.has_matplotlib():
+    if distributed.is_main():
         logging.info("Learning curves: %s", plot.write_learning_curves(s.output_dir))
     if not s.early_stopping_patience:
         return stats[-1]["step"]

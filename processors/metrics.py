@@ -1,7 +1,9 @@
-"""Task metrics, computed by scikit-learn and scipy. A processor names one in `metric`.
+"""Task metrics, in numpy. A processor names one in `metric`.
 
-scikit-learn and scipy load on the first computation (seconds), not with the table of
-metric names that the flag checks read.
+They are the GLUE metrics as scikit-learn and scipy define them (tests check every one
+against both): accuracy, Matthews correlation, binary F1 of label 1, micro and macro F1
+over multi-label rows (0 where undefined), Pearson and Spearman correlation. numpy
+computes them in microseconds; importing those libraries costs a run more than that.
 """
 
 import math
@@ -24,11 +26,71 @@ PROBLEM_TYPES = {"accuracy": SINGLE_LABEL, "mcc": SINGLE_LABEL, "f1": SINGLE_LAB
                  "acc_and_f1": SINGLE_LABEL, "corr": REGRESSION, "micro_f1": MULTI_LABEL}
 
 
-def _correlation(function, preds: np.ndarray, labels: np.ndarray) -> float:
-    """A correlation, or 0.0 where it is undefined (constant predictions)."""
-    value = float(function(preds, labels)[0]) if min(np.ptp(preds), np.ptp(labels)) > 0 \
-        else math.nan
-    return 0.0 if math.isnan(value) else value
+def confusion(labels: np.ndarray, preds: np.ndarray, n: int) -> np.ndarray:
+    """n x n counts: row the true class id, column the predicted one."""
+    labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
+    return np.bincount(labels * n + preds, minlength=n * n).reshape(n, n)
+
+
+def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
+    """top / bottom, 0 where bottom is 0 (scikit-learn's zero_division=0)."""
+    top, bottom = np.asarray(top, np.float64), np.asarray(bottom, np.float64)
+    return np.divide(top, bottom, out=np.zeros_like(top), where=bottom != 0)
+
+
+def per_class(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision, recall, F1 and support of each class of a confusion matrix."""
+    tp = np.diag(matrix)
+    predicted, support = matrix.sum(0), matrix.sum(1)
+    return (_ratio(tp, predicted), _ratio(tp, support), _ratio(2 * tp, predicted + support),
+            support)
+
+
+def label_counts(labels: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per label of 0/1 matrices: precision, recall, F1 and support (as `per_class`)."""
+    labels, preds = np.asarray(labels) > 0.5, np.asarray(preds) > 0.5
+    tp = (labels & preds).sum(0)
+    predicted, support = preds.sum(0), labels.sum(0)
+    return (_ratio(tp, predicted), _ratio(tp, support), _ratio(2 * tp, predicted + support),
+            support)
+
+
+def _mcc(matrix: np.ndarray) -> float:
+    """Matthews correlation of a confusion matrix (the multi-class form; 0 if undefined)."""
+    m = matrix.astype(np.float64)
+    true, predicted, correct, total = m.sum(1), m.sum(0), np.trace(m), m.sum()
+    denominator = math.sqrt((total ** 2 - predicted @ predicted) * (total ** 2 - true @ true))
+    return float((correct * total - true @ predicted) / denominator) if denominator else 0.0
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties given their average rank (scipy's rankdata)."""
+    order = np.argsort(x, kind="stable")
+    ordered = x[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], len(x)]
+    ranks = np.empty(len(x), np.float64)
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    return ranks
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson's r, or 0.0 where it is undefined (a constant side)."""
+    dx, dy = x - x.mean(), y - y.mean()
+    scale = math.sqrt(float(dx @ dx) * float(dy @ dy))
+    return float(np.clip(dx @ dy / scale, -1.0, 1.0)) if scale > 0 else 0.0
+
+
+def _correlations(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    x, y = np.asarray(preds, np.float64).ravel(), np.asarray(labels, np.float64).ravel()
+    if min(np.ptp(x), np.ptp(y)) <= 0:
+        return {"corr": 0.0, "pearson": 0.0, "spearmanr": 0.0}
+    pearson, spearman = _pearson(x, y), _pearson(_ranks(x), _ranks(y))
+    return {"corr": (pearson + spearman) / 2, "pearson": pearson, "spearmanr": spearman}
+
+
+def _f1(tp, fp, fn) -> float:
+    return float(_ratio(2 * tp, 2 * tp + fp + fn))
 
 
 def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -36,23 +98,24 @@ def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[
 
     `preds` are class ids, or scores (corr), or 0/1 matrices (micro_f1), as `labels`.
     """
-    from scipy.stats import pearsonr, spearmanr
-    from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
     if metric == "corr":
-        pearson, spearman = (_correlation(f, preds, labels) for f in (pearsonr, spearmanr))
-        return {"corr": (pearson + spearman) / 2, "pearson": pearson, "spearmanr": spearman}
+        return _correlations(preds, labels)
     if metric == "micro_f1":
-        labels = labels.astype(np.int64)
-        return {"micro_f1": float(f1_score(labels, preds, average="micro", zero_division=0.0)),
-                "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0.0)),
-                "exact_match": float(accuracy_score(labels, preds))}
-    results = {"accuracy": float(accuracy_score(labels, preds))}
+        gold, guess = np.asarray(labels) > 0.5, np.asarray(preds) > 0.5
+        tp, fp, fn = (gold & guess).sum(), (~gold & guess).sum(), (gold & ~guess).sum()
+        return {"micro_f1": _f1(tp, fp, fn),
+                "macro_f1": float(label_counts(gold, guess)[2].mean()),
+                "exact_match": float((gold == guess).all(-1).mean())}
+    labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
+    results = {"accuracy": float((labels == preds).mean())}
     if metric == "mcc":
-        results["mcc"] = float(matthews_corrcoef(labels, preds))
+        n = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
+        results["mcc"] = _mcc(confusion(labels, preds, n))
     elif metric in ("f1", "acc_and_f1"):
-        results["f1"] = float(f1_score(labels, preds, zero_division=0.0))
+        gold, guess = labels == 1, preds == 1
+        results["f1"] = _f1((gold & guess).sum(), (~gold & guess).sum(), (gold & ~guess).sum())
         if metric == "acc_and_f1":
             results["acc_and_f1"] = (results["accuracy"] + results["f1"]) / 2
     return results

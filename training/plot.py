@@ -1,71 +1,70 @@
-"""Curves to look at: training_stats.json as learning_curves.png, and TensorBoard events.
+"""Curves to look at: training_stats.json as learning_curves.svg, and TensorBoard events.
 
-    python -m training.plot OUTPUT_DIR    # (re)draws OUTPUT_DIR/learning_curves.png
+    python -m training.plot OUTPUT_DIR    # (re)draws OUTPUT_DIR/learning_curves.svg
 
-Both are optional: matplotlib comes with the `plot` extra, tensorboard with the
-`tensorboard` extra. The figure is drawn without pyplot, so no display is needed.
+The curves are the hand-written SVG charts report.html shows (training/svg.py): every
+training run draws them, with no plotting library to install or import. TensorBoard
+events are optional (the `tensorboard` extra).
 """
 
 import importlib.util
-import io
 import json
 import os
 import sys
 
-from modeling.disk import atomic_write_bytes
+from modeling.disk import atomic_write_text
 from modeling.errors import InputError
 
+from . import svg
+
 STATS_FILE = "training_stats.json"
-CURVES_FILE = "learning_curves.png"
+CURVES_FILE = "learning_curves.svg"
 SKIPPED = ("epoch", "step", "time_s")  # per-epoch row keys that are not curves
 
 
-def has_matplotlib() -> bool:
-    return importlib.util.find_spec("matplotlib") is not None
-
-
-def plot_learning_curves(stats: list[dict], path: str) -> None:
-    """Left: train and dev loss per epoch; right: the dev metric per epoch."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    loss_axes, metric_axes = figure.subplots(1, 2)
+def curve_charts(stats: list[dict]) -> list[str]:
+    """An SVG chart of the losses per epoch, and one of the dev metrics (when there are
+    any): the same two charts in report.html and learning_curves.svg."""
     keys = list(dict.fromkeys(k for row in stats for k in row if k not in SKIPPED))
-    for key in keys:
-        points = [(row["epoch"], row[key]) for row in stats if key in row]
-        axes = loss_axes if key.endswith("_loss") else metric_axes
-        axes.plot(*zip(*points), marker="o", label=key.replace("_", " "))
-    for axes, title in ((loss_axes, "loss"), (metric_axes, "dev metric")):
-        axes.set_xlabel("epoch")
-        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes.set_title(title)
-        axes.grid(alpha=0.3)
-        if axes.lines:
-            axes.legend()
-    if not metric_axes.lines:
-        metric_axes.text(0.5, 0.5, "no dev set (train with --do_eval)", ha="center",
-                         transform=metric_axes.transAxes)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    atomic_write_bytes(path, buffer.getvalue())
+    charts = []
+    for losses in (True, False):
+        series = {k: [(row["epoch"], float(row[k])) for row in stats
+                      if isinstance(row.get(k), (int, float))]
+                  for k in keys if k.endswith("_loss") == losses}
+        if any(series.values()):
+            charts.append(svg.line_chart(series, "loss" if losses else "dev metrics", "epoch",
+                                         "loss" if losses else "score"))
+    return charts
 
 
-def write_learning_curves(output_dir: str) -> str:
-    """Draws output_dir/training_stats.json into output_dir/learning_curves.png."""
-    if not has_matplotlib():
-        raise InputError("learning curves need matplotlib: pip install matplotlib "
-                         "(or the project's `plot` extra)")
+def learning_curves_svg(stats: list[dict]) -> str:
+    """The charts side by side in one standalone SVG document."""
+    charts = curve_charts(stats)
+    width = svg.W * max(len(charts), 1)
+    placed = "".join(f'<g transform="translate({svg.W * i},0)">{chart}</g>'
+                     for i, chart in enumerate(charts))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{svg.H}" '
+            f'viewBox="0 0 {width} {svg.H}"><title>learning curves</title>{placed}</svg>\n')
+
+
+def read_stats(output_dir: str) -> list[dict]:
+    """output_dir/training_stats.json's per-epoch rows; one line naming it when unreadable."""
     stats_file = os.path.join(output_dir, STATS_FILE)
     try:
         with open(stats_file) as f:
             stats = json.load(f)
     except (OSError, ValueError) as e:
         raise InputError(f"{stats_file}: cannot read: {e}".splitlines()[0]) from None
-    if not (isinstance(stats, list) and stats and all("epoch" in row for row in stats)):
+    if not (isinstance(stats, list) and stats and all(
+            isinstance(row, dict) and "epoch" in row for row in stats)):
         raise InputError(f"{stats_file}: not a list of per-epoch rows")
+    return stats
+
+
+def write_learning_curves(output_dir: str) -> str:
+    """Draws output_dir/training_stats.json into output_dir/learning_curves.svg."""
     path = os.path.join(output_dir, CURVES_FILE)
-    plot_learning_curves(stats, path)
+    atomic_write_text(path, learning_curves_svg(read_stats(output_dir)))
     return path
 
 

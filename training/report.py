@@ -18,6 +18,7 @@ import numpy as np
 
 from modeling.disk import atomic_write_text
 from modeling.heads import MULTI_LABEL, REGRESSION
+from processors import metrics
 
 from . import plot, svg
 from .calibration import expected_calibration_error, probabilities, reliability
@@ -80,16 +81,7 @@ def _section(ident: str, title: str, body: str) -> str:
 def _curves(stats: list) -> str:
     if not stats:
         return "<p>No training in this run (evaluation only).</p>"
-    keys = list(dict.fromkeys(k for r in stats for k in r if k not in plot.SKIPPED))
-    charts = []
-    for losses in (True, False):
-        series = {k: [(r["epoch"], float(r[k])) for r in stats if isinstance(r.get(k),
-                                                                             (int, float))]
-                  for k in keys if k.endswith("_loss") == losses}
-        if any(series.values()):
-            charts.append(svg.line_chart(series, "loss" if losses else "dev metrics", "epoch",
-                                         "loss" if losses else "score"))
-    return "".join(charts) or "<p>No numeric per-epoch values.</p>"
+    return "".join(plot.curve_charts(stats)) or "<p>No numeric per-epoch values.</p>"
 
 
 def _names(r: ReportInputs) -> list[str]:
@@ -107,16 +99,14 @@ def _mistake_header(r: ReportInputs) -> list[str]:
 
 
 def _classification(r: ReportInputs) -> str:
-    from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
     names, probs = _names(r), probabilities(r.logits, r.problem_type)
     labels = np.asarray(r.labels).astype(np.int64)
     predicted = decide(r.logits, r.problem_type, r.threshold)
     ids = list(range(len(names)))
-    matrix = confusion_matrix(labels, predicted, labels=ids)
+    matrix = metrics.confusion(labels, predicted, len(names))
     confusion = table(["true \\ predicted"] + names,
                       [[names[i]] + [int(v) for v in row] for i, row in enumerate(matrix)])
-    p, rec, f1, support = precision_recall_fscore_support(labels, predicted, labels=ids,
-                                                          zero_division=0)
+    p, rec, f1, support = metrics.per_class(matrix)
     per_class = table(["label", "precision", "recall", "F1", "support"],
                       [[names[i], p[i], rec[i], f1[i], int(support[i])] for i in ids])
     wrong = np.flatnonzero(predicted != labels)
@@ -146,11 +136,10 @@ def _reliability(r: ReportInputs) -> str:
 
 
 def _multi_label(r: ReportInputs) -> str:
-    from sklearn.metrics import precision_recall_fscore_support
     names, probs = _names(r), probabilities(r.logits, r.problem_type)
     labels = np.asarray(r.labels).astype(np.int64)
     predicted = decide(r.logits, r.problem_type, r.threshold)
-    p, rec, f1, support = precision_recall_fscore_support(labels, predicted, zero_division=0)
+    p, rec, f1, support = metrics.label_counts(labels, predicted)
     limits = np.broadcast_to(np.asarray(r.threshold, dtype=np.float64), (len(names),))
     per_label = table(["label", "threshold", "precision", "recall", "F1", "support"],
                       [[n, float(limits[j]), p[j], rec[j], f1[j], int(support[j])]

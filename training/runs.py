@@ -19,11 +19,13 @@ from processors.base import DataProcessor
 from . import distributed
 from .checkpoint import PREFIX
 
+# What a run writes into output_dir (and learning_curves.png, which earlier versions drew),
+# cleared by --overwrite_output_dir.
 RUN_OUTPUTS = ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json",
                "vocab.txt", "training_stats.json", "eval_results.txt", "eval_results.json",
-               "test_results.tsv", "predictions.tsv", "run_config.json", "learning_curves.png",
-               "model.onnx", "model_int8.onnx", "integrity.json", "search_results.txt",
-               "report.html")
+               "test_results.tsv", "predictions.tsv", "run_config.json", "learning_curves.svg",
+               "learning_curves.png", "model.onnx", "model_int8.onnx", "integrity.json",
+               "search_results.txt", "report.html")
 
 
 @dataclass
