@@ -118,3 +118,18 @@ def test_eval_and_predict_only_report_the_step_of_the_model_they_load(trained, t
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"Model: {out} (2 layers, hidden 32; fine-tuned, global step 8)" in log_messages(
         result.stderr)
+
+
+def test_exit_now_runs_the_exit_hooks_and_flushes_every_stream(tmp_path):
+    """A finished run skips the interpreter's teardown, never what it wrote or logged."""
+    log = tmp_path / "run.log"
+    code = ("import atexit, logging, sys; from training import cli; "
+            f"logging.basicConfig(filename={str(log)!r}, level=logging.INFO); "
+            "atexit.register(lambda: print('exit hook ran')); "
+            "print('results', end=' '); sys.stderr.write('progress'); "
+            "logging.info('logged last'); cli.exit_now(0); print('never')")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=ROOT, timeout=60)
+    assert result.returncode == 0
+    assert result.stdout == "results exit hook ran\n" and result.stderr == "progress"
+    assert log.read_text().strip().endswith("logged last")
