@@ -4,9 +4,10 @@
 
 For each task and seed, runs `run_classifier.py` with the README's recipe for the
 embedded MiniLM (lr 1e-4, 10% warmup, weight decay 0.01, batch 32, 3 epochs) and
-the project's fastest settings (its defaults), then HF Trainer at its fastest
-(dynamic padding, group_by_length, bf16 where fast) with the same recipe. Prints
-the per-run metrics, the medians side by side, and one JSON line.
+the project's fastest settings (its defaults), then HF Trainer in each `--configs` of
+benchmarks/hf_peer.py (default hf_best: dynamic padding, group_by_length, bf16 where
+fast; also hf_compiled, its `torch_compile=True`) with the same recipe. Prints the
+per-run metrics, the medians side by side, and one JSON line.
 
 `--device` (cpu or cuda; default: cuda when there is one) puts both on the same device,
 `--model_dir` names the model both fine-tune (default: the embedded MiniLM-L6).
@@ -43,13 +44,6 @@ def device_flags(device: str, model_dir) -> list[str]:
         [f"--init_checkpoint={model_dir}"] if model_dir else [])
 
 
-def fast_bf16(device: str) -> bool:
-    """Whether HF's Trainer should run bf16 here, as the project's `auto` would."""
-    import torch
-    from modeling.device import resolve_precision
-    return resolve_precision("auto", torch.device(device)) == "bf16"
-
-
 def run_project(task: str, seed: int, flags: list[str]) -> dict:
     data_dir = os.path.join(os.environ["GLUE_DIR"], TASKS[task][0])
     with tempfile.TemporaryDirectory() as out:
@@ -69,11 +63,13 @@ def run_project(task: str, seed: int, flags: list[str]) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-def run_hf(task: str, seed: int, device: str = "cpu", model_dir=None) -> dict:
-    """HF Trainer, fastest configuration, in this process (one task and seed), on `device`."""
+def run_hf(task: str, seed: int, device: str = "cpu", model_dir=None,
+           config: str = "hf_best") -> dict:
+    """HF Trainer in configuration `config` (benchmarks/hf_peer.py), in this process (one
+    task and seed), on `device`: train, then predict dev as Trainer does after training."""
     import numpy as np
     import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from benchmarks import hf_peer
     from modeling.model import build_model, load_config, resolve_source
     from modeling.tokenization import load_tokenizer
     from processors import get_processor
@@ -86,25 +82,18 @@ def run_hf(task: str, seed: int, device: str = "cpu", model_dir=None) -> dict:
     labels = processor.get_labels()
 
     def rows(split):
-        features = convert_examples_to_features(processor.get_examples(data_dir, split),
-                                                labels, 128, tokenizer)
-        return [{"input_ids": f.input_ids, "attention_mask": f.input_mask,
-                 "token_type_ids": f.segment_ids, "labels": f.label_id} for f in features]
+        return hf_peer.rows(convert_examples_to_features(processor.get_examples(data_dir, split),
+                                                         labels, 128, tokenizer))
 
     torch.manual_seed(seed)
     model = build_model(source, load_config(source.config_file, len(labels), labels))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
-        args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=RECIPE["batch_size"],
-            per_device_eval_batch_size=64, learning_rate=RECIPE["learning_rate"],
-            num_train_epochs=RECIPE["epochs"], warmup_steps=RECIPE["warmup"],
-            weight_decay=RECIPE["weight_decay"], adam_epsilon=1e-6, max_grad_norm=1.0,
-            seed=seed, use_cpu=device == "cpu", bf16=fast_bf16(device),
-            train_sampling_strategy="group_by_length", save_strategy="no",
-            logging_strategy="no", report_to="none", disable_tqdm=True)
-        trainer = Trainer(model=model, args=args, train_dataset=rows("train"),
-                          data_collator=DataCollatorWithPadding(tokenizer))
+        args = hf_peer.training_arguments(
+            config, out, device, batch_size=RECIPE["batch_size"], eval_batch_size=64,
+            learning_rate=RECIPE["learning_rate"], epochs=RECIPE["epochs"],
+            warmup=RECIPE["warmup"], weight_decay=RECIPE["weight_decay"], seed=seed)
+        trainer = hf_peer.trainer(config, model, tokenizer, rows("train"), args)
         trainer.train()
         # With group_by_length, Trainer predicts in length-grouped order too (its eval
         # sampler), so the labels to score against are the ones it returns beside the logits.
@@ -113,6 +102,13 @@ def run_hf(task: str, seed: int, device: str = "cpu", model_dir=None) -> dict:
                               predicted.label_ids)
     return {"metric": results[TASKS[task][1]], "accuracy": results["accuracy"],
             "seconds": time.perf_counter() - start}
+
+
+def hf_command(task: str, seed: int, config: str, device: str, model_dir) -> list[str]:
+    """The command of one HF run in a fresh process (`--worker`)."""
+    return [sys.executable, __file__, f"--worker={task},{seed}", f"--hf_config={config}",
+            f"--epochs={RECIPE['epochs']}", f"--device={device}"] + (
+                [f"--model_dir={model_dir}"] if model_dir else [])
 
 
 def main():
@@ -126,12 +122,14 @@ def main():
                    help="both on this device (default: cuda when there is one)")
     p.add_argument("--model_dir", default=None, help="default: the embedded MiniLM-L6")
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--hf_config", default="hf_best", choices=("hf_best", "hf_compiled"),
+                   help=argparse.SUPPRESS)
     args = p.parse_args()
     RECIPE["epochs"] = args.epochs
     device = args.device or default_device()
     if args.worker:  # one HF run in a fresh process: task,seed
         task, seed = args.worker.split(",")
-        print(json.dumps(run_hf(task, int(seed), device, args.model_dir)))
+        print(json.dumps(run_hf(task, int(seed), device, args.model_dir, args.hf_config)))
         return
     if not os.environ.get("GLUE_DIR"):
         sys.exit("accuracy: set GLUE_DIR to the GLUE data directory")
@@ -144,10 +142,7 @@ def main():
                                          + device_flags(device, args.model_dir))
                 else:
                     start = time.perf_counter()
-                    done = subprocess.run([sys.executable, __file__, f"--worker={task},{seed}",
-                                           f"--epochs={args.epochs}", f"--device={device}"]
-                                          + ([f"--model_dir={args.model_dir}"]
-                                             if args.model_dir else []),
+                    done = subprocess.run(hf_command(task, seed, config, device, args.model_dir),
                                           check=True, capture_output=True, text=True)
                     result = {**json.loads(done.stdout.strip().splitlines()[-1]),
                               "seconds": time.perf_counter() - start}

@@ -5,27 +5,31 @@
 Runs, one subprocess each (so peak RSS is per configuration), on the same rows,
 model and hyperparameters:
   project     this project's defaults (length-grouped dynamic padding, auto precision)
-  project_compiled  the same with --compile=on; compile times apart (a first 2-step
-              run compiles the training step; predict's first pass over the dev rows
-              compiles, its second is timed); with TORCHINDUCTOR_CACHE_DIR set to an
-              empty directory, the first repeat's compile times are cold, the rest warm
+  project_compiled  the same with --compile=on
   hf_default  HF Trainer as run_glue's defaults: every row padded to 128, fp32
-  hf_best     HF Trainer at its best: dynamic padding, group_by_length, bf16 if fast
-and prints a table, the ratios project/hf_*, and one JSON line. The
-configurations take turns, `--repeats` times; the table holds each one's
-median, and each ratio is the median of the repeats' own ratios (a shared 2-core
-machine drifts by 10-30% between repeats, less within one). Model-FLOPs
-utilisation counts real (non-pad) tokens against a matmul peak measured here.
-The project's run then trains once more under torch's profiler, for the share of
-a training step its matmuls take: that gives its matmul-bound ceiling, the rate
-it would reach if every other cost (dropout, optimizer, norms, copies, Python)
-were zero.
+  hf_best     HF Trainer at its best eager: dynamic padding, group_by_length, bf16 if fast
+  hf_compiled hf_best with the Trainer's `torch_compile=True` and the fused AdamW
+(benchmarks/hf_peer.py builds the HF ones). Both compiled configurations are timed in
+steady state, compile apart, the same way (`warm_timed`): each trains twice over the same
+rows and predicts the dev rows twice; the first pass compiles every shape the second
+sees (the graphs compiled while timed are counted, and should be 0), the second is
+timed, and the difference is the compile's seconds. With TORCHINDUCTOR_CACHE_DIR set to
+an empty directory, the first repeat's compile times are cold, the rest warm.
+The configurations take turns, `--repeats` times; the table holds each one's median,
+and each ratio is the median of the repeats' own ratios (a shared 2-core machine drifts
+by 10-30% between repeats, less within one). The ratios are the project's over each HF
+configuration and over HF's fastest: per repeat, the best HF number measured (train and
+predict each their own best), printed first and apart in the JSON
+(`ratios_over_hf_fastest`). Model-FLOPs utilisation counts real (non-pad) tokens against
+a matmul peak measured here. The project's run then trains once more under torch's
+profiler, for the share of a training step its matmuls take: that gives its matmul-bound
+ceiling, the rate it would reach if every other cost (dropout, optimizer, norms, copies,
+Python) were zero.
 """
 
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -33,7 +37,10 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-CONFIGS = ("project", "project_compiled", "hf_default", "hf_best")
+from benchmarks import throughput_ratios as ratios  # noqa: E402
+from benchmarks.throughput_ratios import HF_CONFIGS  # noqa: E402
+
+CONFIGS = ("project", "project_compiled") + HF_CONFIGS
 MATMULS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm")
 TASK_DIRS = {"cola": "CoLA", "mrpc": "MRPC"}
 
@@ -55,7 +62,11 @@ def parse_args(argv=None):
     p.add_argument("--configs", default=",".join(CONFIGS))
     p.add_argument("--repeats", type=int, default=3, help="runs of each configuration")
     p.add_argument("--worker", choices=CONFIGS, help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    unknown = sorted(set(args.configs.split(",")) - set(CONFIGS))
+    if unknown:
+        p.error(f"--configs: unknown {', '.join(unknown)} (known: {', '.join(CONFIGS)})")
+    return args
 
 
 def load_rows(args, split: str, n: int):
@@ -147,8 +158,7 @@ def padding_share(lengths, batch_size, pad_to, name) -> float:
 
 
 def run_project(args, processor, source, tokenizer, train_features, dev_features):
-    """The project's train and predict; compiled (after a compiling warm-up) for
-    project_compiled."""
+    """The project's train and predict; compiled for project_compiled (`warm_timed`)."""
     import tempfile
     import torch
     from modeling.device import resolve_precision
@@ -168,29 +178,24 @@ def run_project(args, processor, source, tokenizer, train_features, dev_features
 
     compiled = args.worker == "project_compiled"
 
-    def run_train(rows=train_set, epochs=args.epochs):
+    def run_train():
         with tempfile.TemporaryDirectory() as out:
-            train_args = TrainArgs(out, args.batch_size, 1, args.learning_rate, epochs,
+            train_args = TrainArgs(out, args.batch_size, 1, args.learning_rate, args.epochs,
                                    0.1, 0.01, 1e-6, 1.0, 10 ** 9, 1, 42, precision,
                                    compile=compiled)
-            train(model, rows, train_args, device, {})
+            train(model, train_set, train_args, device, {})
 
-    start = time.perf_counter()
-    if compiled:  # two steps: the compile, apart from the timed run
-        run_train(FeatureSet.from_features(train_features[:2 * args.batch_size]), 1.0)
-    compile_s = time.perf_counter() - start
-    start = time.perf_counter()
-    run_train()
-    train_s = time.perf_counter() - start
+    train_s, compile_s, graphs = warm_timed(run_train, compiled)
     if compiled:
-        predict_s, predict_compile_s = compiled_predict(model, dev_set, args, precision, device)
+        predict_s, predict_compile_s, predict_graphs = compiled_predict(model, dev_set, args,
+                                                                        precision, device)
     else:
         start = time.perf_counter()
         predict_logits(model, dev_set, args.predict_batch_size, device, precision)
-        predict_s, predict_compile_s = time.perf_counter() - start, 0.0
+        predict_s, predict_compile_s, predict_graphs = time.perf_counter() - start, 0.0, 0
     run = {"train_s": train_s, "predict_s": predict_s, "compile_s": compile_s,
-           "predict_compile_s": predict_compile_s, "precision": precision, "config": config,
-           "peak_rss_mb": peak_rss_mb()}
+           "predict_compile_s": predict_compile_s, "timed_graphs": graphs + predict_graphs,
+           "precision": precision, "config": config, "peak_rss_mb": peak_rss_mb()}
     if compiled:
         return {**run, "matmul_share": None}
     return {**run, "matmul_share": matmul_share(run_train)}  # after the RSS: profiling adds
@@ -209,16 +214,14 @@ def synchronize(device) -> None:
         torch.cuda.synchronize(device)
 
 
-def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, float]:
-    """(seconds of a pass over dev_set, its compile's seconds) for a compiled model:
-    the first pass compiles, the second is timed; the compile is the difference."""
+def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, float, int]:
+    """`warm_timed` of a pass over dev_set with the model compiled for prediction."""
     import torch
     from modeling.compiled import compiled_predictor
     from training.data import inference_batches, iterate
     predict = compiled_predictor(model, precision)
-    seconds = []
-    for _ in range(2):
-        start = time.perf_counter()
+
+    def one_pass():
         with torch.inference_mode():
             for batch in iterate(dev_set, inference_batches(dev_set.lengths(),
                                                             args.predict_batch_size),
@@ -226,53 +229,55 @@ def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, fl
                 batch.pop("labels", None)
                 predict(**batch)
         synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds[1], seconds[0] - seconds[1]
+    return warm_timed(one_pass, True)
 
 
 def run_hf(args, processor, source, tokenizer, train_features, dev_features):
+    """HF Trainer's train and predict (benchmarks/hf_peer.py); hf_compiled is timed on its
+    second pass over the same rows, as project_compiled, and predicts with a Trainer of
+    its own (one that has not trained compiles its eval pass)."""
     import tempfile
     import torch
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from benchmarks import hf_peer
     from modeling.model import build_model, load_config
-    from benchmarks.accuracy import fast_bf16
-    best = args.worker == "hf_best"
+    name, device = args.worker, run_device(args).type
     labels = processor.get_labels()
     config = load_config(source.config_file, len(labels), labels)
     torch.manual_seed(42)
     model = build_model(source, config)
-
-    def rows(features):
-        out = []
-        for f in features:
-            pad = 0 if best else 128 - len(f.input_ids)
-            out.append({"input_ids": f.input_ids + [0] * pad,
-                        "attention_mask": f.input_mask + [0] * pad,
-                        "token_type_ids": f.segment_ids + [0] * pad, "labels": f.label_id})
-        return out
-
-    device = run_device(args)
-    bf16 = best and fast_bf16(device.type)
+    pad_to = 128 if name == "hf_default" else None
+    compiled = name == "hf_compiled"
     with tempfile.TemporaryDirectory() as out:
-        training_args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=args.batch_size,
-            per_device_eval_batch_size=args.predict_batch_size,
-            learning_rate=args.learning_rate, num_train_epochs=args.epochs, warmup_steps=0.1,
-            weight_decay=0.01, adam_epsilon=1e-6, max_grad_norm=1.0, seed=42,
-            use_cpu=device.type == "cpu",
-            bf16=bf16, train_sampling_strategy="group_by_length" if best else "random",
-            save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True)
-        trainer = Trainer(model=model, args=training_args, train_dataset=rows(train_features),
-                          data_collator=DataCollatorWithPadding(tokenizer) if best else None)
+        training_args = hf_peer.training_arguments(
+            name, out, device, batch_size=args.batch_size,
+            eval_batch_size=args.predict_batch_size, learning_rate=args.learning_rate,
+            epochs=args.epochs, warmup=0.1, weight_decay=0.01, seed=42)
+        trainer = hf_peer.trainer(name, model, tokenizer, hf_peer.rows(train_features, pad_to),
+                                  training_args)
+        train_s, compile_s, graphs = warm_timed(trainer.train, compiled)
+        if compiled:
+            trainer = hf_peer.predictor(name, model, tokenizer, training_args)
+        dev_rows = hf_peer.rows(dev_features, pad_to)
+        predict_s, predict_compile_s, predict_graphs = warm_timed(
+            lambda: trainer.predict(dev_rows), compiled)
+    return {"train_s": train_s, "predict_s": predict_s,
+            "precision": hf_peer.precision(name, device), "compile_s": compile_s,
+            "predict_compile_s": predict_compile_s, "timed_graphs": graphs + predict_graphs,
+            "config": config, "peak_rss_mb": peak_rss_mb(), "matmul_share": None}
+
+
+def warm_timed(run, compiled: bool) -> tuple[float, float, int]:
+    """(seconds of run(), compile seconds, graphs compiled while timed). Compiled, run()
+    goes twice, the same work: the first compiles (untimed), the second is timed, and the
+    compile's seconds are the difference; eager, once."""
+    from benchmarks.hf_peer import graphs
+    seconds = []
+    for _ in range(2 if compiled else 1):
+        before = graphs()
         start = time.perf_counter()
-        trainer.train()
-        train_s = time.perf_counter() - start
-        start = time.perf_counter()
-        trainer.predict(rows(dev_features))
-        predict_s = time.perf_counter() - start
-    return {"train_s": train_s, "predict_s": predict_s, "precision": "bf16" if bf16 else "fp32",
-            "compile_s": 0.0, "predict_compile_s": 0.0, "config": config,
-            "peak_rss_mb": peak_rss_mb(), "matmul_share": None}
+        run()
+        seconds.append(time.perf_counter() - start)
+    return seconds[-1], seconds[0] - seconds[-1], graphs() - before
 
 
 def main(argv=None):
@@ -293,39 +298,11 @@ def main(argv=None):
             print(f"{name}: run {repeat + 1} of {args.repeats} done", file=sys.stderr)
     for run in runs.get("project", []):
         run["ceiling_examples_per_s"] = run["train_examples_per_s"] / run["matmul_share"]
-    report({name: median_run(r) for name, r in runs.items()}, paired_ratios(runs),
-           run_device(args))
+    report({name: ratios.median_run(r) for name, r in runs.items()}, run_device(args))
+    ratios.report(ratios.paired_ratios(runs), ratios.hf_fastest(runs))
 
 
-def median_run(runs: list[dict]) -> dict:
-    """Each measurement's median over the runs, and the runs' train examples/s and compile
-    seconds (the first run's are cold where inductor's cache directory started empty)."""
-    out = {k: statistics.median(r[k] for r in runs) if isinstance(v, float) else v
-           for k, v in runs[0].items()}  # matmul_share: a float for the project, else None
-    for k in ("train_examples_per_s", "compile_s", "predict_compile_s"):
-        out[f"{k}_runs"] = [round(r[k], 1) for r in runs]
-    return out
-
-
-def paired_ratios(runs: dict[str, list[dict]]) -> dict[str, list[float]]:
-    """Project over each HF configuration, run by run: runs of one repeat are minutes
-    apart, so their ratio is free of the machine's drift between repeats. The project's
-    ceiling is compared with the other's train rate."""
-    ratios = {}
-    for mine_name in ("project", "project_compiled"):
-        for other in ("hf_default", "hf_best", "project"):
-            if mine_name == other or mine_name not in runs or other not in runs:
-                continue
-            for k in ("train_examples_per_s", "predict_examples_per_s", "ceiling_examples_per_s"):
-                base = "train_examples_per_s" if k.startswith("ceiling") else k
-                if k in runs[mine_name][0]:
-                    ratios[f"{k}_{mine_name}_over_{other}"] = [
-                        mine[k] / theirs[base]
-                        for mine, theirs in zip(runs[mine_name], runs[other])]
-    return ratios
-
-
-def report(results: dict, ratios: dict[str, list[float]], device=None) -> None:
+def report(results: dict, device=None) -> None:
     peaks = {name: matmul_peak(dtype, device) for name, dtype in
              (("fp32", "float32"), ("bf16", "bfloat16"), ("fp16", "float16"))}
     keys = ("precision", "train_rows", "train_examples_per_s", "real_tokens_per_s",
@@ -339,9 +316,10 @@ def report(results: dict, ratios: dict[str, list[float]], device=None) -> None:
                                      f"{r[k]:>24}" for k in keys))
     for name, r in results.items():
         print(f"{name} train examples/s per run: {r['train_examples_per_s_runs']}")
-        if name == "project_compiled":
+        if name.endswith("compiled"):
             print(f"{name} compile s per run: train {r['compile_s_runs']}, "
-                  f"predict {r['predict_compile_s_runs']}")
+                  f"predict {r['predict_compile_s_runs']}; graphs compiled while timed "
+                  f"{r['timed_graphs_runs']}")
     from modeling.device import machine_class
     print(f"machine: {machine_class()}")
     print(f"matmul peak: fp32 {peaks['fp32'] / 1e9:.1f} GFLOP/s, "
@@ -351,13 +329,7 @@ def report(results: dict, ratios: dict[str, list[float]], device=None) -> None:
         print(f"project: matmuls take {project['matmul_share']:.0%} of training; with every "
               f"other cost at zero it would train at {project['ceiling_examples_per_s']:.1f} "
               "examples/s")
-    print("ratios, the median of the runs' own (the runs' in brackets):")
-    for k, values in ratios.items():
-        print(f"{k}: {statistics.median(values):.2f}x "
-              f"({', '.join(f'{v:.2f}' for v in values)})")
-    print(json.dumps({"results": results, "peak_flops": peaks, "ratio_runs": ratios,
-                      "ratios": {k: statistics.median(v) for k, v in ratios.items()}},
-                     sort_keys=True))
+    print(json.dumps({"results": results, "peak_flops": peaks}, sort_keys=True))
 
 
 if __name__ == "__main__":
