@@ -225,8 +225,10 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
     if source.family != "bert":
         return families.build_model(os.path.dirname(source.weights_file), config, keep_head)
     from transformers import BertForSequenceClassification
+    from transformers.initialization import no_init_weights
     config._attn_implementation = "sdpa"
-    model = BertForSequenceClassification(config)
+    with no_init_weights():  # the checkpoint overwrites them: only the new head is drawn
+        model = BertForSequenceClassification(config)
     raw = _read_state_dict(source.weights_file, config)
     weights = _bert_keys(raw)
     if keep_head:
@@ -243,7 +245,13 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
             raise InputError(f"{source.weights_file}: {len(keys)} {what} encoder weights "
                              f"for {source.config_file}, e.g. {keys[0]}")
     _check_finite(source.weights_file, weights)
-    model.load_state_dict({k: v for k, v in weights.items() if k in expected}, strict=False)
+    loaded = {k: v for k, v in weights.items() if k in expected}
+    # The file's tensors become the parameters (no second copy) unless a dtype differs.
+    model.load_state_dict(loaded, strict=False, assign=all(
+        v.dtype == expected[k].dtype for k, v in loaded.items()))
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        tensor._is_hf_initialized = name in loaded  # what initialize_weights leaves alone
+    model.initialize_weights()  # the head (when new) and the position buffers, as HF's loader
     return model
 
 
@@ -273,6 +281,8 @@ def _check_finite(path: str, weights: dict[str, torch.Tensor]) -> None:
     """NaN or Inf in a pretrained weight makes every loss NaN: refused before training."""
     import torch
     for key, value in weights.items():
-        if value.is_floating_point() and not torch.isfinite(value).all():
-            bad = int((~torch.isfinite(value)).sum())
+        if not value.is_floating_point() or torch.isfinite(value.sum()):
+            continue  # (one pass; a sum that overflows is counted below, and passes)
+        bad = int((~torch.isfinite(value)).sum())
+        if bad:
             raise InputError(f"{path}: {key} holds {bad} NaN or Inf values (of {value.numel()})")
