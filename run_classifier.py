@@ -45,7 +45,7 @@ from processors.generic import TableOptions
 from processors.registry import processor_class, tasks_with_options
 from processors.windows import LONG_TEXT, WINDOW_POOLINGS, long_text_windows, windows_key
 from modeling.model import check_trained_labels, resolve_source
-from processors.examples import SplitExamples
+from processors.splits import SplitExamples
 from training import checks, model_checks
 from training.search_space import parse_search_space
 
@@ -302,9 +302,13 @@ def validate(s) -> Checked:
     checks.check_search(s.search_trials, s.search_space, s.search_storage, s.search_study,
                         s.do_train, s.do_eval, s.overwrite_output_dir)
     check_search_space(s, search_space(s), processor, source)
-    examples = {split: SplitExamples(processor, s.data_dir, split) for split, wanted in
-                (("train", s.do_train), ("dev", s.do_eval), ("test", s.do_predict)) if wanted}
-    model_checks.check_token_types(source, processor.task_name, examples)
+    cache_dir = s.cache_dir or os.path.join(s.output_dir, "cache")  # (only read here)
+    examples = {split: SplitExamples(processor, s.data_dir, split, cache_dir=cache_dir,
+                                     overwrite=s.overwrite_cache)
+                for split, wanted in (("train", s.do_train), ("dev", s.do_eval),
+                                      ("test", s.do_predict)) if wanted}
+    model_checks.check_token_types(source, processor.task_name,
+                                   {split: e.pairs() for split, e in examples.items()})
     if "train" in examples:
         checks.check_train_steps(examples["train"].count, s.train_batch_size,
                                  s.num_train_epochs)
@@ -540,7 +544,8 @@ def load_datasets(run, s) -> None:
             run.datasets[split] = load_features(
                 run.processor, s.data_dir, split, builder, run.source.vocab_file,
                 s.do_lower_case, s.max_seq_length, run.cache_dir,
-                s.overwrite_cache and distributed.is_local_main(), examples, windows(s))
+                s.overwrite_cache and distributed.is_local_main(), examples, windows(s),
+                record=distributed.is_local_main())
             if split != "test":
                 logging.info("%s label distribution: %s", split, label_distribution(
                     run.datasets[split].labels, run.processor.get_labels()))

@@ -71,7 +71,7 @@ def phase_features(data_dir: str, cache_dir: str) -> dict:
     from processors import get_processor
     from processors.builders import BertFeatures
     from processors.cache import load_features
-    from processors.examples import SplitExamples
+    from processors.splits import SplitExamples
     tokenizer = load_tokenizer(vocab_file(), True)
     processor = get_processor("sst-2")
     start = time.perf_counter()

@@ -11,6 +11,7 @@ declarative way to write a processor is `processors.table.TableProcessor`.
 import abc
 import codecs
 import csv
+import itertools
 import os
 import stat
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ SPLITS = ("train", "dev", "test")
 Label = Union[str, tuple[str, ...], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class InputExample:
     """A single example: one text (or a pair) and its label (None for test).
 
@@ -36,6 +37,14 @@ class InputExample:
     text_a: str
     text_b: Optional[str] = None
     label: Label = None
+
+    def __init__(self, guid: str, text_a: str, text_b: Optional[str] = None,
+                 label: Label = None):
+        # The frozen dataclass's own __init__ sets each field through object.__setattr__:
+        # this is the same, at a fraction of the cost a user's processor pays per row.
+        fields = self.__dict__
+        fields["guid"], fields["text_a"], fields["text_b"], fields["label"] = (
+            guid, text_a, text_b, label)
 
 
 BLOCK = 1 << 20  # bytes decoded at a time
@@ -80,6 +89,62 @@ def open_data_file(path: str) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+class _Lines:
+    """A UTF-8 file's lines, each with its "\n" (the last may have none), in lists of
+    whole lines a block of bytes at a time: callers iterate in C (`lines()`), and
+    Python runs once a block. `hide_cr`: each CR that ends no line becomes NUL, which
+    no valid text holds (the csv reader would end a row at a lone CR); `hidden` says
+    whether any did. `seen`: whether the file held anything but whitespace."""
+
+    def __init__(self, path: str, max_line: Optional[int] = None, hide_cr: bool = False):
+        self.path, self.max_line, self.hide_cr = path, max_line, hide_cr
+        self.hidden = self.seen = False
+
+    def lines(self) -> Iterator[str]:
+        yield from itertools.chain.from_iterable(self._blocks())
+        if not self.seen:
+            raise InputError(f"{self.path}: file is empty")
+
+    def _blocks(self) -> Iterator[list[str]]:
+        path, max_line = self.path, self.max_line
+        with open_data_file(path) as f:
+            data, line = f.read(BLOCK), 1
+            if data.startswith(codecs.BOM_UTF8):
+                data = data[len(codecs.BOM_UTF8):]
+            while data:
+                more = f.read(BLOCK)
+                cut = len(data) if not more else data.rfind(b"\n") + 1
+                if not cut:  # one line longer than a block: read on
+                    if max_line is not None and len(data) > max_line:
+                        raise InputError(f"{path}:{line}: a line longer than {max_line} bytes")
+                    data += more
+                    continue
+                text = _decode(path, data[:cut], line)
+                self.seen = self.seen or not text.isspace()
+                pieces = text.split("\n")
+                if max_line is not None and max(map(len, pieces)) > max_line:
+                    long = next(i for i, p in enumerate(pieces) if len(p) > max_line)
+                    raise InputError(f"{path}:{line + long}: a line longer than {max_line} bytes")
+                last = pieces.pop()
+                lines = [piece + "\n" for piece in pieces] + ([last] if last else [])
+                if self.hide_cr and text.count("\r") != text.count("\r\n"):
+                    lines = self._hide(lines, first=line == 1)
+                yield lines
+                line += len(pieces)
+                data = data[cut:] + more
+
+    def _hide(self, lines: list[str], first: bool) -> list[str]:
+        if first and not lines[0].endswith("\n") and "\r" in lines[0]:  # the file is one line
+            raise InputError(f"{self.path}:1: lines end in a lone CR (classic Mac line "
+                             "endings); convert them to LF")
+        self.hidden = True
+        hidden = []
+        for line in lines:
+            end = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
+            hidden.append(line[:len(line) - end].replace("\r", "\0") + line[len(line) - end:])
+        return hidden
+
+
 def read_lines(path: str, max_line: Optional[int] = None) -> Iterator[str]:
     """Streams a UTF-8 file's lines, each with its "\n" (the last may have none).
 
@@ -88,32 +153,7 @@ def read_lines(path: str, max_line: Optional[int] = None) -> Iterator[str]:
     is read a block at a time: memory stays constant whatever its size. `max_line`:
     a line longer than this many bytes raises before it is read whole.
     """
-    with open_data_file(path) as f:
-        data, line, seen = f.read(BLOCK), 1, False
-        if data.startswith(codecs.BOM_UTF8):
-            data = data[len(codecs.BOM_UTF8):]
-        while data:
-            more = f.read(BLOCK)
-            cut = len(data) if not more else data.rfind(b"\n") + 1
-            if not cut:  # one line longer than a block: read on
-                if max_line is not None and len(data) > max_line:
-                    raise InputError(f"{path}:{line}: a line longer than {max_line} bytes")
-                data += more
-                continue
-            text = _decode(path, data[:cut], line)
-            seen = seen or not text.isspace()
-            lines = text.split("\n")
-            for i, piece in enumerate(lines):
-                if max_line is not None and len(piece) > max_line:
-                    raise InputError(f"{path}:{line + i}: a line longer than {max_line} bytes")
-                if i < len(lines) - 1:
-                    yield piece + "\n"
-                elif piece:
-                    yield piece
-            line += len(lines) - 1
-            data = data[cut:] + more
-    if not seen:
-        raise InputError(f"{path}: file is empty")
+    return _Lines(path, max_line).lines()
 
 
 def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
@@ -126,13 +166,14 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
     Blank lines are errors, since a blank row is never a valid example.
     """
     quoting = csv.QUOTE_NONE if quotechar is None else csv.QUOTE_MINIMAL
-    lines = _LoneCrHidden(path, read_lines(path))
-    reader = csv.reader(lines, delimiter=delimiter, quotechar=quotechar, quoting=quoting,
-                        strict=True)
+    lines = _Lines(path, hide_cr=True)
+    reader = csv.reader(lines.lines(), delimiter=delimiter, quotechar=quotechar,
+                        quoting=quoting, strict=True)
     start = 1
     try:
         for row in reader:
-            if not "".join(row).strip():
+            first = row[0] if row else ""
+            if (not first or first.isspace()) and not "".join(row).strip():
                 if start == 1 and not _has_text(path):
                     raise InputError(f"{path}: file is empty")
                 raise InputError(f"{path}:{start}: blank line")
@@ -146,28 +187,6 @@ def read_rows(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
         elif "unexpected end of data" in message:
             message = f"the file ends inside a quoted field (an unclosed {quotechar})"
         raise InputError(f"{path}:{start}: {message}") from None
-
-
-class _LoneCrHidden:
-    """Lines with each CR that ends no line made NUL, which no valid text holds (the csv
-    reader would end a row at a lone CR); `read_rows` turns NUL back into CR."""
-
-    def __init__(self, path: str, lines: Iterator[str]):
-        self.path, self.lines, self.hidden, self.first = path, lines, False, True
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        line, first, self.first = next(self.lines), self.first, False
-        if "\r" not in line.replace("\r\n", ""):
-            return line
-        if first and not line.endswith("\n"):  # the whole file is one line
-            raise InputError(f"{self.path}:1: lines end in a lone CR (classic Mac line "
-                             "endings); convert them to LF")
-        self.hidden = True
-        end = 2 if line.endswith("\r\n") else 1 if line.endswith("\n") else 0
-        return line[:len(line) - end].replace("\r", "\0") + line[len(line) - end:]
 
 
 def _has_text(path: str) -> bool:

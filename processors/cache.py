@@ -31,8 +31,9 @@ from modeling.disk import (atomic_folder, atomic_write_text, file_lock, remove_t
 
 from .builders import FeatureBuilder
 from .cells import path_safe
-from .examples import SplitExamples, chunks
+from .digest import chunks
 from .features import FeatureArrays, FeatureRow, InputFeatures, log_examples
+from .splits import SplitExamples
 from .windows import Windows, describe, windows_key
 
 logger = logging.getLogger(__name__)
@@ -211,22 +212,23 @@ def _load(path: str) -> Optional[FeatureSet]:
 
 
 def load_or_build(cache_dir: str, name: str, key_parts: dict,
-                  build_chunks: Callable[[], Iterator[FeatureArrays]], overwrite: bool = False
-                  ) -> FeatureSet:
-    """The cached features for `key_parts`, building and caching them on a miss."""
+                  build_chunks: Callable[[], Iterator[FeatureArrays]], overwrite: bool = False,
+                  on_ready: Optional[Callable[[], None]] = None) -> FeatureSet:
+    """The cached features for `key_parts`, building and caching them on a miss;
+    `on_ready` runs under the entry's lock once the entry is whole."""
     digest = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
     path = os.path.join(cache_dir, f"{path_safe(name)}_{digest}")
     os.makedirs(cache_dir, exist_ok=True)
     with file_lock(path + ".lock"):
         remove_temp_files(cache_dir, os.path.basename(path))  # left by a killed build
-        if not overwrite:
-            cached = _load(path)
-            if cached is not None:
-                return cached
-        start = time.perf_counter()
-        features = _build(path, key_parts, build_chunks())
-        logger.info("Built %d %s features in %.2fs: %s", len(features), name,
-                    time.perf_counter() - start, path)
+        features = None if overwrite else _load(path)
+        if features is None:
+            start = time.perf_counter()
+            features = _build(path, key_parts, build_chunks())
+            logger.info("Built %d %s features in %.2fs: %s", len(features), name,
+                        time.perf_counter() - start, path)
+        if on_ready is not None:
+            on_ready()
         return features
 
 
@@ -247,22 +249,26 @@ def build_chunks(examples, label_list: Optional[Sequence[str]], max_seq_length: 
 def load_features(processor, data_dir: str, split: str, builder: FeatureBuilder,
                   vocab_file: str, do_lower_case: bool, max_seq_length: int, cache_dir: str,
                   overwrite: bool = False, examples: Optional[SplitExamples] = None,
-                  windows: Optional[Windows] = None) -> FeatureSet:
+                  windows: Optional[Windows] = None, record: bool = True) -> FeatureSet:
     """One split's features for a processor, from the cache or freshly built.
 
     `builder`: the model family's layout (`builders.feature_builder`); what it adds
     to the key (another family's tokenizer files) enters the key.
     `examples`: the split as the pre-run checks already read and hashed it.
     `windows`: long texts become windows (None: they are truncated).
+    `record`: write the examples record a pass found missing (False: another process
+    does, as under torchrun the local main).
     """
-    examples = examples or SplitExamples(processor, data_dir, split)
+    examples = examples or SplitExamples(processor, data_dir, split, cache_dir=cache_dir,
+                                         overwrite=overwrite)
     labels = processor.get_labels()
     key = cache_key_parts(examples.digest, labels, vocab_file, do_lower_case, max_seq_length,
                           windows)
     key.update(builder.key())
     name = f"{processor.task_name or type(processor).__name__}_{split}"
     features = load_or_build(cache_dir, name, key, lambda: build_chunks(
-        examples, labels, max_seq_length, builder, windows), overwrite)
+        examples, labels, max_seq_length, builder, windows), overwrite,
+        examples.save_record if record else None)
     if windows:
         features.pooling = windows.pooling
         logger.info("%s", describe(split, features, max_seq_length))

@@ -10,23 +10,17 @@ regression); test labels are dropped, since predict ignores them. A processor's
 own exception becomes one line naming the processor and the user's file:line.
 """
 
-import contextlib
 import dataclasses
-import gc
-import hashlib
 import inspect
+import itertools
 import math
-import operator
 import os
 import traceback
-from typing import Callable, Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional
 
-from .base import (MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError,
-                   InputExample)
+from .base import MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError, InputExample
 from .cells import check_label_name, control_character
-
-CHUNK = 4096  # examples hashed and tokenized together
-KEEP_EXAMPLES = 2_000_000  # a streamed split up to this size is parsed once (~0.3 KB each)
+from .digest import FIELDS, chunks
 
 
 def known_labels(processor: DataProcessor) -> Optional[frozenset]:
@@ -163,22 +157,62 @@ def _own_stream(processor: DataProcessor, stream: Iterator[InputExample]
         raise user_error(processor, "stream_examples", e) from None
 
 
-def _checked_list(processor: DataProcessor, data_dir: str, split: str
-                  ) -> Iterator[InputExample]:
-    """Google's `get_{split}_examples(data_dir)`, each example checked as it is walked."""
+def _plain_texts(column: tuple) -> bool:
+    """Whether every field is a str with something in it (check_example's common case)."""
+    return (set(map(type, column)) == {str} and "" not in column
+            and not any(map(str.isspace, column)))
+
+
+def _plain_chunk(processor: DataProcessor, split: str, chunk: list, known: Optional[frozenset]
+                 ) -> Optional[list]:
+    """The chunk as the pipeline uses it when every example is plainly fine (InputExamples
+    with texts, a known single label; test labels dropped), checked a column at a time in
+    a few C calls; None: some example needs `check_example`'s closer look."""
+    if set(map(type, chunk)) != {InputExample}:
+        return None
+    _, texts_a, texts_b, labels = zip(*map(FIELDS, chunk))
+    if not _plain_texts(texts_a) or not (texts_b.count(None) == len(texts_b)
+                                         or _plain_texts(texts_b)):
+        return None
+    if split == "test":
+        return chunk if labels.count(None) == len(labels) else [
+            e if e.label is None else InputExample(e.guid, e.text_a, e.text_b) for e in chunk]
+    if processor.problem_type != SINGLE_LABEL or None in labels:
+        return None
+    try:
+        return chunk if set(labels) <= known else None
+    except TypeError:  # an unhashable label
+        return None
+
+
+def _each_checked(processor: DataProcessor, split: str, chunk: list,
+                  known: Optional[frozenset], name: str, before: int) -> list:
+    """The chunk checked example by example; an error names the example (`before` came
+    ahead of the chunk)."""
+    checked = []
+    for count, example in enumerate(chunk, before + 1):
+        try:
+            checked.append(check_example(processor, split, example, known))
+        except InputError as e:
+            guid = getattr(example, "guid", None)
+            raise InputError(f"{name}: example {count} (guid {guid!r}): {e}") from None
+    return checked
+
+
+def _checked_list(processor: DataProcessor, data_dir: str, split: str) -> Iterator[list]:
+    """Google's `get_{split}_examples(data_dir)` in checked chunks: a chunk at once when
+    every example in it is plainly fine, else one by one."""
     method = f"get_{split}_examples"
     known = None if split == "test" else known_labels(processor)
     examples = _call(processor, split, data_dir)
     name = f"{type(processor).__name__}.{method}"
     count = 0
     try:
-        for count, example in enumerate(examples, 1):
-            try:
-                checked = check_example(processor, split, example, known)
-            except InputError as e:
-                guid = getattr(example, "guid", None)
-                raise InputError(f"{name}: example {count} (guid {guid!r}): {e}") from None
-            yield checked
+        for chunk in chunks(examples):
+            checked = _plain_chunk(processor, split, chunk, known)
+            yield checked if checked is not None else _each_checked(
+                processor, split, chunk, known, name, count)
+            count += len(chunk)
     except TypeError as e:
         if "not iterable" not in str(e):
             raise
@@ -188,14 +222,14 @@ def _checked_list(processor: DataProcessor, data_dir: str, split: str
         raise InputError(f"{name}: no examples (data_dir {data_dir})")
 
 
-def _open_split(processor: DataProcessor, data_dir: str, split: str
-                ) -> tuple[Iterator[InputExample], bool]:
-    """(the split's checked examples, lazily; whether they stream from the processor's
-    own reader, `stream_examples`, rather than come from a list)."""
+def open_split(processor: DataProcessor, data_dir: str, split: str
+               ) -> tuple[Iterator[list], bool]:
+    """(the split's checked examples in chunks, lazily; whether they stream from the
+    processor's own reader, `stream_examples`, rather than come from a list)."""
     _check_implemented(processor, split)
     stream = processor.stream_examples(data_dir, split)
     if stream is not None:
-        return _own_stream(processor, stream), True
+        return chunks(_own_stream(processor, stream)), True
     return _checked_list(processor, data_dir, split), False
 
 
@@ -207,82 +241,9 @@ def split_examples(processor: DataProcessor, data_dir: str, split: str
     `get_{split}_examples`) streams its file (constant memory); any other
     processor's list is checked as it is walked.
     """
-    examples, _ = _open_split(processor, data_dir, split)
-    yield from examples
-
-
-_FIELDS = operator.attrgetter("guid", "text_a", "text_b", "label")
-
-
-class ExamplesDigest:
-    """sha256 of examples (guid, text_a, text_b, label, in order): the features' input.
-
-    Each example enters as the repr of its fields' tuple, one per line: repr is
-    unambiguous for str, None and tuples of str, and escapes newlines.
-    """
-
-    def __init__(self):
-        self._hash, self.count = hashlib.sha256(), 0
-
-    def update(self, examples: list[InputExample]) -> None:
-        self._hash.update("".join(f"{fields!r}\n" for fields in map(_FIELDS, examples))
-                          .encode("utf-8", "surrogatepass"))
-        self.count += len(examples)
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
-
-
-def chunks(examples: Iterable[InputExample], size: int = CHUNK) -> Iterator[list]:
-    """Lists of up to `size` examples."""
-    chunk = []
-    for example in examples:
-        chunk.append(example)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
-
-
-@contextlib.contextmanager
-def gc_paused():
-    """Pauses the cyclic garbage collector: a pass that keeps millions of acyclic
-    examples would otherwise trigger it over and over (~20% of the pass)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-class SplitExamples:
-    """One split's examples for a run: checked and hashed once, replayable for a build.
-
-    The examples of the first pass are kept for a features build (the file is parsed
-    once), up to `keep` of them; a longer streaming split is read again instead (a
-    second pass, constant memory). A processor's own list is always kept: it is in
-    memory anyway, and its `get_*_examples` runs once.
-    """
-
-    def __init__(self, processor: DataProcessor, data_dir: str, split: str,
-                 keep: int = KEEP_EXAMPLES):
-        self.split = split
-        digest, kept = ExamplesDigest(), []
-        examples, streams = _open_split(processor, data_dir, split)
-        with gc_paused():
-            for chunk in chunks(examples):
-                digest.update(chunk)
-                if kept is not None:
-                    kept += chunk
-                    if streams and len(kept) > keep:
-                        kept = None
-        self.digest, self.count = digest.hexdigest(), digest.count
-        self._replay: Callable[[], Iterable[InputExample]] = (
-            (lambda: kept) if kept is not None
-            else (lambda: split_examples(processor, data_dir, split)))
-
-    def __iter__(self) -> Iterator[InputExample]:
-        return iter(self._replay())
+    _check_implemented(processor, split)
+    stream = processor.stream_examples(data_dir, split)
+    if stream is not None:  # (example by example: nothing read ahead)
+        yield from _own_stream(processor, stream)
+    else:
+        yield from itertools.chain.from_iterable(_checked_list(processor, data_dir, split))

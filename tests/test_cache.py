@@ -18,7 +18,7 @@ from modeling.tokenization import load_tokenizer
 from processors import SentenceSimilarityProcessor, builders, cache
 from processors.builders import BertFeatures
 from processors.cache import FeatureSet, load_features
-from processors.examples import ExamplesDigest
+from processors.digest import ExamplesDigest
 from processors.features import convert_examples_to_features
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -242,7 +242,7 @@ def test_three_column_test_csv_predicts_as_two_column(tiny_bert, similarity_dir,
 
 
 def test_a_long_streamed_split_is_read_again_instead_of_kept(similarity_dir, monkeypatch):
-    from processors import examples as examples_module
+    from processors import splits as examples_module
     reads = []
     real = SentenceSimilarityProcessor.iter_examples
 
