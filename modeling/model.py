@@ -246,9 +246,9 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
                              f"for {source.config_file}, e.g. {keys[0]}")
     _check_finite(source.weights_file, weights)
     loaded = {k: v for k, v in weights.items() if k in expected}
-    # The file's tensors become the parameters (no second copy) unless a dtype differs.
-    model.load_state_dict(loaded, strict=False, assign=all(
-        v.dtype == expected[k].dtype for k, v in loaded.items()))
+    # Copied into the model's own memory: safetensors maps the file, and a parameter that
+    # shared its pages would see whatever later wrote into that file in place.
+    model.load_state_dict(loaded, strict=False)
     for name, tensor in model.state_dict(keep_vars=True).items():
         tensor._is_hf_initialized = name in loaded  # what initialize_weights leaves alone
     model.initialize_weights()  # the head (when new) and the position buffers, as HF's loader

@@ -199,3 +199,29 @@ def test_a_pooler_of_another_layout_is_left_alone():
     weight = model.bert.pooler.weight.clone()
     assert not init_untrained_pooler(model)
     assert torch.equal(model.bert.pooler.weight, weight)
+
+
+def test_the_model_loads_every_weight_and_owns_its_memory(tiny_bert, tmp_path):
+    """Built without drawing the encoder's weights: each equals the file's, the new head is
+    drawn (std initializer_range, zero bias), and writing into the file in place after
+    the build changes no parameter (they are not the file's mapped pages)."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_bert, folder)
+    weights = load_file(folder / "model.safetensors")
+    torch.manual_seed(0)
+    model = tiny_model(str(folder))
+    for key, value in weights.items():
+        assert torch.equal(model.state_dict()["bert." + key], value), key
+    config = model.config
+    head = model.classifier.weight
+    assert float(head.detach().std()) == pytest.approx(config.initializer_range, rel=0.5)
+    assert not model.classifier.bias.any()
+    assert torch.equal(model.bert.embeddings.position_ids[0, :5], torch.arange(5))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    data = bytearray((folder / "model.safetensors").read_bytes())
+    start = len(data) - 4096
+    data[start:] = bytes(4096)  # zeros over the last weights' bytes, same inode
+    with open(folder / "model.safetensors", "r+b") as f:
+        f.write(data)
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key]), key
