@@ -286,3 +286,24 @@ def test_unset_inference_batch_sizes_fill_the_device():
     given = run_classifier.inference_sizes(dataclasses.replace(s, eval_batch_size=3),
                                            torch.device("cuda"))
     assert (given.eval_batch_size, given.predict_batch_size) == (3, 64)
+
+
+def test_a_cached_run_reads_no_row_of_a_built_in_split(tiny_bert, similarity_dir, tmp_path,
+                                                       monkeypatch):
+    """The first run writes an examples record per split; the next one finds the features
+    without parsing train.csv, with the same results; --overwrite_cache parses again."""
+    import processors.table
+    cache, opened, real = str(tmp_path / "cache"), [], processors.table.read_rows
+    monkeypatch.setattr(processors.table, "read_rows",
+                        lambda path, *a: opened.append(os.path.basename(path)) or real(path, *a))
+    common = dict(init_checkpoint=tiny_bert, data_dir=similarity_dir, cache_dir=cache,
+                  do_train=True, do_eval=True, num_train_epochs=1.0)
+    run_main(output_dir=str(tmp_path / "a"), **common)
+    assert opened.count("train.csv") == 1
+    assert len([n for n in os.listdir(cache) if n.startswith("examples_")]) == 2
+    run_main(output_dir=str(tmp_path / "b"), **common)
+    assert opened.count("train.csv") == 1
+    results = [json.loads(read(str(tmp_path / out / "eval_results.json"))) for out in "ab"]
+    assert results[0] == results[1]
+    run_main(output_dir=str(tmp_path / "c"), overwrite_cache=True, **common)
+    assert opened.count("train.csv") == 2  # the pass again (its examples feed the build)
