@@ -1,9 +1,10 @@
 """The features cache: unpadded feature arrays on disk, keyed by the examples themselves.
 
-The key hashes everything that shapes the features: the examples (guid,
-text_a, text_b, label, in order, as the processor produced them), the label
-list, the vocab's bytes, `do_lower_case`, `max_seq_length`, the features format
-version, what the model family's layout adds (`FeatureBuilder.key`: another
+The key hashes everything that shapes the features: the examples' digest (guid,
+text_a, text_b, label, in order, as the processor produced them; for a built-in
+processor an examples record gives it without a pass, `processors.splits`), the
+label list, the vocab's bytes, `do_lower_case`, `max_seq_length`, the features
+format version, what the model family's layout adds (`FeatureBuilder.key`: another
 family's tokenizer files' bytes) and, with `--long_text=windows`, the stride; no
 file path and no file bytes, so a changed processor or a file only an override
 reads can never give stale features. An entry is a folder of raw arrays, built
