@@ -133,3 +133,15 @@ def test_exit_now_runs_the_exit_hooks_and_flushes_every_stream(tmp_path):
     assert result.returncode == 0
     assert result.stdout == "results exit hook ran\n" and result.stderr == "progress"
     assert log.read_text().strip().endswith("logged last")
+
+
+def test_a_profiled_run_ends_the_usual_way(tmp_path):
+    """`python -m cProfile` writes its output after the program returns: exit_now lets it."""
+    script = tmp_path / "program.py"
+    script.write_text("from training import cli\nprint('done')\ncli.exit_now(0)\n")
+    stats = tmp_path / "out.prof"
+    result = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(stats), str(script)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60,
+                            env={**os.environ, "PYTHONPATH": ROOT})
+    assert result.returncode == 0 and result.stdout == "done\n"
+    assert stats.stat().st_size > 0

@@ -107,7 +107,10 @@ def exit_now(code: int = 0) -> None:
     """Ends the process once its work is done: the exit hooks run and every stream and log
     is flushed, then the interpreter's teardown of each module and object (torch's,
     transformers') is skipped. Every file was written and synced before (modeling.disk),
-    so the teardown would change nothing but the time the command takes."""
+    so the teardown would change nothing but the time the command takes. Under a profiler,
+    debugger or coverage tracer the process ends the usual way, so that they finish too."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
