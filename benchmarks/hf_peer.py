@@ -9,15 +9,19 @@
 How the Trainer compiles varying lengths (transformers 5.x): it hands accelerate a
 `TorchDynamoPlugin` with `dynamic=None`, which `accelerator.prepare` passes to
 `torch.compile`. dynamo then compiles the first batch's shapes static and, at the first
-new length or batch size, recompiles with that dimension symbolic (automatic dynamic
-shapes): a handful of graphs, then none, far under dynamo's recompile limit. The user's
-knob for dynamic shapes from the start is accelerate's `ACCELERATE_DYNAMO_USE_DYNAMIC`
-(read when the plugin's `dynamic` is None); padding to a multiple of `PAD_MULTIPLE`
-(`DataCollatorWithPadding(pad_to_multiple_of=...)`, the project's CUDA bucketing) bounds
-the shapes a static graph would see. `COMPILED` holds the choice measured fastest here
-(benchmarks/README.md). After `train()`, Trainer predicts with the eager model (its
-accelerator already holds the compiled one); a fresh Trainer that only predicts compiles
-its eval pass (`predictor`).
+new length, recompiles with that dimension symbolic (automatic dynamic shapes): two
+graphs, no graph break, nothing recompiled later, far under dynamo's recompile limit.
+Padding to a multiple of `PAD_MULTIPLE` (`DataCollatorWithPadding(pad_to_multiple_of=...)`,
+the project's CUDA bucketing) changes nothing there: the second length still makes the
+graph dynamic. The user's knob for dynamic shapes from the first batch (what the project's
+compiled step does) is accelerate's `ACCELERATE_DYNAMO_USE_DYNAMIC` (read when the
+plugin's `dynamic` is None). On a CPU here, automatic dynamic (with or without padding
+to 16) trained several times slower in steady state than eager, and dynamic from the
+first batch about as fast as eager, so `COMPILED_*` hold the latter (not measured on CUDA,
+where `reduce-overhead` and `PAD_MULTIPLE` may win). After `train()`, Trainer predicts with
+the eager model (its accelerator already holds the compiled one), and so does a fresh
+Trainer given that trained model; a fresh Trainer that only predicts, with a model no
+Trainer prepared, compiles its eval pass (`predictor`).
 """
 
 import os
@@ -83,7 +87,8 @@ def trainer(name: str, model, tokenizer, train_rows, args):
 
 
 def predictor(name: str, model, tokenizer, args):
-    """A Trainer that only predicts: for hf_compiled, its eval pass compiles."""
+    """A Trainer that only predicts: for hf_compiled, its eval pass compiles (given a model
+    no Trainer has prepared)."""
     return trainer(name, model, tokenizer, None, args)
 
 

@@ -234,8 +234,8 @@ def compiled_predict(model, dev_set, args, precision, device) -> tuple[float, fl
 
 def run_hf(args, processor, source, tokenizer, train_features, dev_features):
     """HF Trainer's train and predict (benchmarks/hf_peer.py); hf_compiled is timed on its
-    second pass over the same rows, as project_compiled, and predicts with a Trainer of
-    its own (one that has not trained compiles its eval pass)."""
+    second pass over the same rows, as project_compiled, and predicts with a Trainer and
+    a model of its own (one that has not trained compiles its eval pass)."""
     import tempfile
     import torch
     from benchmarks import hf_peer
@@ -255,8 +255,9 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
         trainer = hf_peer.trainer(name, model, tokenizer, hf_peer.rows(train_features, pad_to),
                                   training_args)
         train_s, compile_s, graphs = warm_timed(trainer.train, compiled)
-        if compiled:
-            trainer = hf_peer.predictor(name, model, tokenizer, training_args)
+        if compiled:  # a model of its own: one a compiled Trainer trained is not recompiled
+            trainer = hf_peer.predictor(name, build_model(source, config), tokenizer,
+                                        training_args)
         dev_rows = hf_peer.rows(dev_features, pad_to)
         predict_s, predict_compile_s, predict_graphs = warm_timed(
             lambda: trainer.predict(dev_rows), compiled)
