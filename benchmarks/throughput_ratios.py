@@ -5,7 +5,7 @@ HF's fastest, run by run, and their report.
 import json
 import statistics
 
-HF_CONFIGS = ("hf_default", "hf_best", "hf_compiled")  # benchmarks/hf_peer.py's
+from benchmarks.hf_peer import HF_CONFIGS
 
 
 def median_run(runs: list[dict]) -> dict:
