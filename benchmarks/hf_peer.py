@@ -17,11 +17,11 @@ graph dynamic. The user's knob for dynamic shapes from the first batch (what the
 compiled step does) is accelerate's `ACCELERATE_DYNAMO_USE_DYNAMIC` (read when the
 plugin's `dynamic` is None). On a CPU here, automatic dynamic (with or without padding
 to 16) trained several times slower in steady state than eager, and dynamic from the
-first batch about as fast as eager, so `COMPILED_*` hold the latter (not measured on CUDA,
-where `reduce-overhead` and `PAD_MULTIPLE` may win). After `train()`, Trainer predicts with
-the eager model (its accelerator already holds the compiled one), and so does a fresh
-Trainer given that trained model; a fresh Trainer that only predicts, with a model no
-Trainer prepared, compiles its eval pass (`predictor`).
+first batch as fast as eager or a little faster, so `COMPILED_*` hold the latter (not
+measured on CUDA, where `reduce-overhead` and `PAD_MULTIPLE` may win).
+After `train()`, Trainer predicts with the eager model (its accelerator already holds the
+compiled one), and so does a fresh Trainer given that trained model; a fresh Trainer that
+only predicts, with a model no Trainer prepared, compiles its eval pass (`predictor`).
 """
 
 import os
