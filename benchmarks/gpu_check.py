@@ -309,12 +309,15 @@ def _hf_trainer_ms(ctx, model, batch: dict, steps: int) -> float:
     """HF Trainer's ms a step on the same device and batch (its runtime over all steps,
     warm-up included: a bound from above)."""
     from transformers import Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
     rows = [{k: v[i].tolist() for k, v in batch.items()} for i in range(len(batch["labels"]))]
     args = TrainingArguments(
         output_dir=os.path.join(ctx.tmp, "hf"), per_device_train_batch_size=len(rows),
         max_steps=steps, learning_rate=1e-5, bf16=not ctx.dry, use_cpu=ctx.dry,
         save_strategy="no", logging_strategy="no", report_to="none", disable_tqdm=True)
-    result = Trainer(model=model, args=args, train_dataset=rows).train()
+    trainer = Trainer(model=model, args=args, train_dataset=rows)
+    trainer.remove_callback(PrinterCallback)  # (it prints the run's summary into our table)
+    result = trainer.train()
     return result.metrics["train_runtime"] / steps * 1e3
 
 

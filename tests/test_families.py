@@ -2,6 +2,7 @@
 SIGKILL, reload in transformers.pipeline, extract features; and their features against
 the tokenizer's own pair encoding on all of CoLA and MRPC."""
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -77,9 +78,13 @@ def test_family_trains_resumes_and_reloads(family, tiny, data, tmp_path, caplog)
     common = dict(TRAIN, init_checkpoint=tiny[family], data_dir=data)
     killed_out = str(tmp_path / "killed")
     proc = start_killed_run(dict(common, output_dir=killed_out), str(tmp_path / "killed.log"))
-    out = str(tmp_path / "out")
-    run_main(**common, output_dir=out)  # (while the other run starts)
-    assert kill_after_checkpoint(proc, killed_out) == -signal.SIGKILL, read(tmp_path / "killed.log")
+    # Watched from a thread while the uninterrupted run trains here: the command may reach
+    # its first checkpoint, and finish, before this process's run does.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        killed = pool.submit(kill_after_checkpoint, proc, killed_out)
+        out = str(tmp_path / "out")
+        run_main(**common, output_dir=out)
+        assert killed.result() == -signal.SIGKILL, read(tmp_path / "killed.log")
     assert not os.path.exists(os.path.join(killed_out, "config.json"))
     with caplog.at_level(logging.INFO, logger="training.checkpoint"):
         run_main(**common, output_dir=killed_out)

@@ -102,8 +102,8 @@ def test_search_prunes_and_makes_the_best_trial_the_model(tiny_bert, tmp_path):
         finished = os.path.exists(os.path.join(folder, "config.json"))
         assert finished == (state.name == "COMPLETE")  # a pruned trial stopped mid-run
         assert len(reports) == (3 if finished else len(read_stats(folder)))
-        if not finished:
-            assert len(reports) < 3 and max(reports.values()) < complete[best]
+        if not finished:  # pruned after one of its epochs (the last one too, possibly)
+            assert len(reports) <= 3 and max(reports.values()) < complete[best]
     for name in ("model.safetensors", "eval_results.json", "training_stats.json"):
         assert read(os.path.join(out, name), "rb") == read(
             os.path.join(out, f"trial-{best}", name), "rb"), name
