@@ -47,7 +47,7 @@ def list_checkpoints(output_dir: str) -> list[str]:
 
 def _plain(value):
     """`value` with numpy scalars and arrays as Python numbers and tensors, which
-    `torch.load(weights_only=True)` reads (sklearn's metrics are numpy floats)."""
+    `torch.load(weights_only=True)` reads (numpy computations give numpy floats)."""
     if isinstance(value, dict):
         return type(value)((k, _plain(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
