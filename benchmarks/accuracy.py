@@ -44,18 +44,22 @@ def device_flags(device: str, model_dir) -> list[str]:
         [f"--init_checkpoint={model_dir}"] if model_dir else [])
 
 
+def project_flags(task: str, seed: int, data_dir: str, out: str) -> list[str]:
+    """run_classifier's flags for the recipe: train and dev eval of `task` into `out`."""
+    return [f"--task_name={task}", f"--data_dir={data_dir}", f"--output_dir={out}",
+            "--do_train", "--do_eval", f"--seed={seed}",
+            f"--learning_rate={RECIPE['learning_rate']}",
+            f"--warmup_proportion={RECIPE['warmup']}", f"--weight_decay={RECIPE['weight_decay']}",
+            f"--train_batch_size={RECIPE['batch_size']}",
+            f"--num_train_epochs={RECIPE['epochs']}", "--eval_batch_size=64"]
+
+
 def run_project(task: str, seed: int, flags: list[str]) -> dict:
     data_dir = os.path.join(os.environ["GLUE_DIR"], TASKS[task][0])
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         subprocess.run([sys.executable, os.path.join(ROOT, "run_classifier.py"),
-                        f"--task_name={task}", f"--data_dir={data_dir}", f"--output_dir={out}",
-                        "--do_train", "--do_eval", f"--seed={seed}",
-                        f"--learning_rate={RECIPE['learning_rate']}",
-                        f"--warmup_proportion={RECIPE['warmup']}",
-                        f"--weight_decay={RECIPE['weight_decay']}",
-                        f"--train_batch_size={RECIPE['batch_size']}",
-                        f"--num_train_epochs={RECIPE['epochs']}", "--eval_batch_size=64"] + flags,
+                        *project_flags(task, seed, data_dir, out), *flags],
                        check=True, capture_output=True)
         with open(os.path.join(out, "eval_results.json")) as f:
             results = json.load(f)

@@ -195,13 +195,9 @@ def run_child(config: str, data_dir: str, device: str) -> dict:
     if config == "project":
         from benchmarks import accuracy
         out = tempfile.mkdtemp(prefix="fixed_cost_")
-        worker += ["--", "--task_name=cola", f"--data_dir={data_dir}", f"--output_dir={out}",
-                   "--do_train", "--do_eval", "--seed=1", "--num_train_epochs=1",
-                   f"--learning_rate={accuracy.RECIPE['learning_rate']}",
-                   f"--warmup_proportion={accuracy.RECIPE['warmup']}",
-                   f"--weight_decay={accuracy.RECIPE['weight_decay']}",
-                   f"--train_batch_size={accuracy.RECIPE['batch_size']}",
-                   "--eval_batch_size=64"] + accuracy.device_flags(device, None)
+        accuracy.RECIPE["epochs"] = 1.0
+        worker += ["--", *accuracy.project_flags("cola", 1, data_dir, out),
+                   *accuracy.device_flags(device, None)]
     spawned = time.time()
     done = subprocess.run(worker, capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, "GLUE_DIR": os.path.dirname(data_dir)})

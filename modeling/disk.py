@@ -196,12 +196,20 @@ def remove_temp_files(folder: str, prefix: str = "") -> list[str]:
     return stale
 
 
+def sha256_of(f) -> str:
+    """sha256 of an open binary file's remaining bytes, a block at a time (constant memory)."""
+    digest, buffer = hashlib.sha256(), bytearray(1 << 20)
+    view = memoryview(buffer)
+    while True:
+        n = f.readinto(buffer)
+        if not n:
+            return digest.hexdigest()
+        digest.update(view[:n])
+
+
 def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return sha256_of(f)
 
 
 INTEGRITY = "integrity.json"  # {"sha256": {file name: hex digest}}, written last

@@ -38,21 +38,26 @@ def _ratio(top: np.ndarray, bottom: np.ndarray) -> np.ndarray:
     return np.divide(top, bottom, out=np.zeros_like(top), where=bottom != 0)
 
 
-def per_class(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Precision, recall, F1 and support of each class of a confusion matrix."""
-    tp = np.diag(matrix)
-    predicted, support = matrix.sum(0), matrix.sum(1)
+def _scores(tp, predicted, support) -> tuple[np.ndarray, ...]:
+    """Precision, recall, F1 and support from the true positives, the predicted and the
+    true counts (0 where undefined)."""
     return (_ratio(tp, predicted), _ratio(tp, support), _ratio(2 * tp, predicted + support),
             support)
+
+
+def _counts(gold: np.ndarray, guess: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(true positives, predicted, true) of boolean arrays, per column."""
+    return (gold & guess).sum(0), guess.sum(0), gold.sum(0)
+
+
+def per_class(matrix: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Precision, recall, F1 and support of each class of a confusion matrix."""
+    return _scores(np.diag(matrix), matrix.sum(0), matrix.sum(1))
 
 
 def label_counts(labels: np.ndarray, preds: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per label of 0/1 matrices: precision, recall, F1 and support (as `per_class`)."""
-    labels, preds = np.asarray(labels) > 0.5, np.asarray(preds) > 0.5
-    tp = (labels & preds).sum(0)
-    predicted, support = preds.sum(0), labels.sum(0)
-    return (_ratio(tp, predicted), _ratio(tp, support), _ratio(2 * tp, predicted + support),
-            support)
+    return _scores(*_counts(np.asarray(labels) > 0.5, np.asarray(preds) > 0.5))
 
 
 def _mcc(matrix: np.ndarray) -> float:
@@ -89,10 +94,6 @@ def _correlations(preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     return {"corr": (pearson + spearman) / 2, "pearson": pearson, "spearmanr": spearman}
 
 
-def _f1(tp, fp, fn) -> float:
-    return float(_ratio(2 * tp, 2 * tp + fp + fn))
-
-
 def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     """The keys METRICS lists for `metric`.
 
@@ -104,9 +105,9 @@ def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[
         return _correlations(preds, labels)
     if metric == "micro_f1":
         gold, guess = np.asarray(labels) > 0.5, np.asarray(preds) > 0.5
-        tp, fp, fn = (gold & guess).sum(), (~gold & guess).sum(), (gold & ~guess).sum()
-        return {"micro_f1": _f1(tp, fp, fn),
-                "macro_f1": float(label_counts(gold, guess)[2].mean()),
+        tp, predicted, support = _counts(gold, guess)
+        return {"micro_f1": float(_ratio(2 * tp.sum(), predicted.sum() + support.sum())),
+                "macro_f1": float(_scores(tp, predicted, support)[2].mean()),
                 "exact_match": float((gold == guess).all(-1).mean())}
     labels, preds = np.asarray(labels, np.int64), np.asarray(preds, np.int64)
     results = {"accuracy": float((labels == preds).mean())}
@@ -114,8 +115,7 @@ def compute_metrics(metric: str, preds: np.ndarray, labels: np.ndarray) -> dict[
         n = int(max(labels.max(initial=0), preds.max(initial=0))) + 1
         results["mcc"] = _mcc(confusion(labels, preds, n))
     elif metric in ("f1", "acc_and_f1"):
-        gold, guess = labels == 1, preds == 1
-        results["f1"] = _f1((gold & guess).sum(), (~gold & guess).sum(), (gold & ~guess).sum())
+        results["f1"] = float(_scores(*_counts(labels == 1, preds == 1))[2])
         if metric == "acc_and_f1":
             results["acc_and_f1"] = (results["accuracy"] + results["f1"]) / 2
     return results

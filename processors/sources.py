@@ -15,12 +15,13 @@ read anything, so only its examples themselves can key its features.
 """
 
 import csv
-import hashlib
 import json
 import os
 import sys
 import types
 from typing import Optional
+
+from modeling.disk import sha256_of
 
 from .base import MULTI_LABEL, REGRESSION, DataProcessor, InputError, open_data_file
 
@@ -28,7 +29,6 @@ from .base import MULTI_LABEL, REGRESSION, DataProcessor, InputError, open_data_
 # (tests/test_sources.py says when, and what to update).
 EXAMPLES_VERSION = "2"
 BUILT_IN_MODULES = ("processors.glue", "processors.generic", "processors.sentence_similarity")
-HASH_BUFFER = 8 << 20  # bytes read at a time
 
 
 def is_built_in(processor: DataProcessor) -> bool:
@@ -49,15 +49,10 @@ def is_built_in(processor: DataProcessor) -> bool:
 
 
 def file_sha256(path: str) -> str:
-    """sha256 of a regular file's bytes, read in large blocks (constant memory)."""
-    digest, buffer = hashlib.sha256(), bytearray(HASH_BUFFER)
-    view = memoryview(buffer)
+    """sha256 of a regular data file's bytes (opened as the readers open it: a FIFO or a
+    folder is an InputError, not a read that blocks)."""
     with open_data_file(path) as f:
-        while True:
-            n = f.readinto(buffer)
-            if not n:
-                return digest.hexdigest()
-            digest.update(view[:n])
+        return sha256_of(f)
 
 
 def file_stamp(path: str) -> Optional[tuple]:

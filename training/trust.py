@@ -6,14 +6,13 @@ information only: the weights already hold it) and the task it was fine-tuned fo
 (transformers' `finetuning_task`). Values come in as plain arguments.
 """
 
-import json
 import logging
-import os
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
+from modeling.errors import InputError
 from modeling.heads import MULTI_LABEL, REGRESSION
 from modeling.losses import compute_loss
 from processors.metrics import compute_metrics
@@ -106,13 +105,12 @@ def dev_texts(examples) -> list[str]:
 
 
 def read_stats(output_dir: str) -> list:
-    """training_stats.json's per-epoch rows, or [] (none, or unreadable)."""
+    """training_stats.json's per-epoch rows (`plot.read_stats`), or [] (none, or unreadable:
+    the report then shows no curves)."""
     try:
-        with open(os.path.join(output_dir, plot.STATS_FILE), encoding="utf-8") as f:
-            stats = json.load(f)
-    except (OSError, ValueError):
+        return plot.read_stats(output_dir)
+    except InputError:
         return []
-    return stats if isinstance(stats, list) and all(isinstance(r, dict) for r in stats) else []
 
 
 def report(output_dir: str, summary: dict, results: dict, problem_type: str, label_list,
