@@ -229,3 +229,22 @@ def test_a_training_pass_uses_exactly_the_bits_dropout_elements_counts(tiny_bert
     torch.testing.assert_close(logits_from_embeddings(model, embedded, mask,
                                                       dropout_bits(model, ids)), first)
     assert dropout_bits(model.eval(), ids) is None
+
+
+def test_predict_casts_each_weight_to_bf16_once_per_call_not_once_per_batch(tiny_bert):
+    """Autocast reuses a weight's cast only outside inference mode: predict_logits runs
+    under no_grad, so three batches cast each weight matrix once."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from processors.cache import FeatureSet
+    from processors.features import InputFeatures
+    from training.evaluation import predict_logits
+    model = without_dropout(tiny_bert)
+    rows = [InputFeatures([2] + [7 + i % 40] * 9, [1] * 10, [0] * 10, 0) for i in range(12)]
+    dataset = FeatureSet.from_features(rows)
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        predict_logits(model, dataset, 4, torch.device("cpu"), "bf16")  # three batches
+    weight = list(model.bert.encoder.layer[0].intermediate.dense.weight.shape)  # [64, 32]
+    casts = [e for e in prof.events() if e.name == "aten::_to_copy"
+             and e.input_shapes and e.input_shapes[0] == weight]
+    assert len(casts) == len(model.bert.encoder.layer)

@@ -29,14 +29,15 @@ from .data import inference_batches, iterate
 logger = logging.getLogger(__name__)
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def predict_logits(model, dataset, batch_size: int, device: torch.device, precision: str,
                    compile_: bool = False) -> np.ndarray:
     """Float32 logits for every row, in the dataset's order (under torchrun: on every rank).
 
     With windows, one row per document: its windows' logits pooled (`dataset.pooling`),
     once every rank's windows are gathered. One autocast region around all batches: the
-    weights are cast to bf16/fp16 once and reused, instead of once per batch. `compile_`:
+    weights are cast to bf16/fp16 once and reused, instead of once per batch (under
+    no_grad: in inference mode autocast casts them again for every batch). `compile_`:
     a compiled copy with its weights in that precision (`compiled.compiled_predictor`).
     """
     model.eval()
