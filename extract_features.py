@@ -38,6 +38,7 @@ from transformers import BertConfig, BertModel
 
 import training.cli as cli
 from modeling import PRECISIONS, families
+from modeling.bert import to_transformers
 from modeling.device import autocast, resolve_precision, select_device
 from modeling.disk import atomic_open, atomic_write_bytes, atomic_write_text
 from modeling.errors import InputError, check
@@ -95,7 +96,7 @@ def load_encoder(source: ModelSource, config: BertConfig, pooling: str = "cls") 
     family's base model, whose pooler (where it has one) --pooling=pooler needs."""
     if source.family != "bert":
         return families.load_encoder(os.path.dirname(source.config_file), pooling == "pooler")
-    return build_model(source, config).bert
+    return to_transformers(build_model(source, config)).bert  # its forward gives every layer
 
 
 def _encode(model, batch: dict, layers: list[int], pooling: str, device, precision: str):

@@ -74,6 +74,7 @@ def run_hf(task: str, seed: int, device: str = "cpu", model_dir=None,
     import numpy as np
     import torch
     from benchmarks import hf_peer
+    from modeling.bert import to_transformers
     from modeling.model import build_model, load_config, resolve_source
     from modeling.tokenization import load_tokenizer
     from processors import get_processor
@@ -90,7 +91,8 @@ def run_hf(task: str, seed: int, device: str = "cpu", model_dir=None,
                                                          labels, 128, tokenizer))
 
     torch.manual_seed(seed)
-    model = build_model(source, load_config(source.config_file, len(labels), labels))
+    model = to_transformers(build_model(source, load_config(source.config_file, len(labels),
+                                                            labels)))  # the same weights
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         args = hf_peer.training_arguments(

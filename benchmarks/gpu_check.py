@@ -159,10 +159,12 @@ def training_steps(ctx) -> dict:
         loss = loop.flush()
         model.eval()
         batch = {k: v for k, v in batches[0].items() if k != "labels"}
+        from modeling.bert import to_transformers
         from modeling.device import autocast
+        hf = to_transformers(model)  # transformers' class with the same weights
         with torch.no_grad(), autocast(ctx.device, precision):
             ours = classifier_logits(model, **batch).float()
-            theirs = model(**batch).logits.float()
+            theirs = hf(**batch).logits.float()
         diff = float((ours - theirs).abs().max())
         out[precision] = {"loss": loss, "devices": sorted(recorder.devices),
                           "syncs": recorder.syncs, "max_logit_diff_vs_hf": diff}

@@ -239,12 +239,13 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
     import tempfile
     import torch
     from benchmarks import hf_peer
+    from modeling.bert import to_transformers
     from modeling.model import build_model, load_config
     name, device = args.worker, run_device(args).type
     labels = processor.get_labels()
     config = load_config(source.config_file, len(labels), labels)
     torch.manual_seed(42)
-    model = build_model(source, config)
+    model = to_transformers(build_model(source, config))  # transformers' class, our weights
     pad_to = 128 if name == "hf_default" else None
     compiled = name == "hf_compiled"
     with tempfile.TemporaryDirectory() as out:
@@ -256,8 +257,8 @@ def run_hf(args, processor, source, tokenizer, train_features, dev_features):
                                   training_args)
         train_s, compile_s, graphs = warm_timed(trainer.train, compiled)
         if compiled:  # a model of its own: one a compiled Trainer trained is not recompiled
-            trainer = hf_peer.predictor(name, build_model(source, config), tokenizer,
-                                        training_args)
+            trainer = hf_peer.predictor(name, to_transformers(build_model(source, config)),
+                                        tokenizer, training_args)
         dev_rows = hf_peer.rows(dev_features, pad_to)
         predict_s, predict_compile_s, predict_graphs = warm_timed(
             lambda: trainer.predict(dev_rows), compiled)

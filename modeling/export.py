@@ -5,22 +5,25 @@ import shutil
 
 from safetensors import SafetensorError
 from safetensors.torch import load_file
-from transformers import BertForSequenceClassification
 
+from . import bert
+from .bert import WEIGHTS_FILE
 from .disk import FILE_MODE, INTEGRITY, check_integrity, move_into, temp_folder, write_integrity
 from .model import read_config
 
 MODEL_FILES_LAST = "config.json"  # moved in last but the record: it marks a complete model
 GLOBAL_STEP = "global_step"  # config.json's key for the step the weights were saved at
-WEIGHTS_FILE = "model.safetensors"
 
 
-def _write_model(model: BertForSequenceClassification, tokenizer, vocab_file: str,
-                 folder: str) -> list[str]:
-    """save_pretrained + tokenizer files + vocab.txt into `folder`; returns their names,
-    config.json last. Each gets the umask's mode (safetensors writes weights 0600)."""
+def _write_model(model, tokenizer, vocab_file: str, folder: str) -> list[str]:
+    """The model's files (what save_pretrained writes) + tokenizer files + vocab.txt into
+    `folder`; returns their names, config.json last. Each gets the umask's mode
+    (safetensors writes weights 0600)."""
     try:
-        model.save_pretrained(folder)
+        if isinstance(model, bert.BertClassifier):
+            bert.save(model, folder)
+        else:
+            model.save_pretrained(folder)
         tokenizer.save_pretrained(folder)
     except SafetensorError as e:  # safetensors reports a full disk as its own error
         raise OSError(None, str(e), folder) from None
@@ -32,8 +35,7 @@ def _write_model(model: BertForSequenceClassification, tokenizer, vocab_file: st
     return names
 
 
-def save_model(model: BertForSequenceClassification, tokenizer, vocab_file: str,
-               out_dir: str, global_step: int) -> None:
+def save_model(model, tokenizer, vocab_file: str, out_dir: str, global_step: int) -> None:
     """Writes the model's files (`_write_model`) and their integrity record into `out_dir`.
 
     They are written to a temp folder first and moved in by rename, config.json and
@@ -60,7 +62,7 @@ def saved_global_step(config_file: str) -> int:
     return step if isinstance(step, int) and step >= 0 else 0
 
 
-def load_weights(model: BertForSequenceClassification, model_dir: str) -> None:
+def load_weights(model, model_dir: str) -> None:
     """Loads the weights `save_model` wrote to `model_dir` into `model` (same architecture),
     checked against the folder's integrity record first (disk.DamagedFile names a file
     that differs)."""

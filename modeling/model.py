@@ -26,7 +26,9 @@ from .heads import SINGLE_LABEL
 
 if TYPE_CHECKING:
     import torch
-    from transformers import BertConfig, BertForSequenceClassification
+    from transformers import BertConfig
+
+    from .bert import BertClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -217,18 +219,17 @@ def _bert_keys(state_dict: dict) -> dict[str, torch.Tensor]:
 
 
 def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
-                ) -> BertForSequenceClassification:
+                ) -> "BertClassifier":
     """Builds the classifier and loads the encoder; a missing or extra weight is an error.
 
-    `keep_head` also loads the classifier head (for a fine-tuned model dir).
+    `keep_head` also loads the classifier head (for a fine-tuned model dir). A BERT is
+    `bert.BertClassifier` (transformers' BertForSequenceClassification's modules, without
+    importing its model code); another family, transformers' own class.
     """
     if source.family != "bert":
         return families.build_model(os.path.dirname(source.weights_file), config, keep_head)
-    from transformers import BertForSequenceClassification
-    from transformers.initialization import no_init_weights
-    config._attn_implementation = "sdpa"
-    with no_init_weights():  # the checkpoint overwrites them: only the new head is drawn
-        model = BertForSequenceClassification(config)
+    from .bert import BertClassifier, init_head
+    model = BertClassifier(config)
     raw = _read_state_dict(source.weights_file, config)
     weights = _bert_keys(raw)
     if keep_head:
@@ -245,17 +246,15 @@ def build_model(source: ModelSource, config: BertConfig, keep_head: bool = False
             raise InputError(f"{source.weights_file}: {len(keys)} {what} encoder weights "
                              f"for {source.config_file}, e.g. {keys[0]}")
     _check_finite(source.weights_file, weights)
-    loaded = {k: v for k, v in weights.items() if k in expected}
     # Copied into the model's own memory: safetensors maps the file, and a parameter that
     # shared its pages would see whatever later wrote into that file in place.
-    model.load_state_dict(loaded, strict=False)
-    for name, tensor in model.state_dict(keep_vars=True).items():
-        tensor._is_hf_initialized = name in loaded  # what initialize_weights leaves alone
-    model.initialize_weights()  # the head (when new) and the position buffers, as HF's loader
+    model.load_state_dict({k: v for k, v in weights.items() if k in expected}, strict=False)
+    if not keep_head:
+        init_head(model)
     return model
 
 
-def init_untrained_pooler(model: BertForSequenceClassification) -> bool:
+def init_untrained_pooler(model: "BertClassifier") -> bool:
     """Starts an untrained BERT pooler as the identity (pooled output: tanh of [CLS]); True
     if it did. Untrained: its bias all zeros, as in a checkpoint never trained with a loss
     on the pooler (all-MiniLM-L6-v2: sentence-transformers train on mean pooling).

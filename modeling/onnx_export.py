@@ -15,6 +15,7 @@ import os
 
 import torch
 
+from .bert import BertClassifier, to_transformers
 from .disk import atomic_write_bytes
 from .errors import InputError
 from .families import takes_token_types
@@ -49,6 +50,8 @@ def export_onnx(model: torch.nn.Module, tokenizer, output_dir: str, int8: bool) 
     (each whole or not at all, an OSError naming it, no temp file left); returns their
     paths."""
     names = input_names(model, tokenizer)
+    if isinstance(model, BertClassifier):  # the graph is transformers' own forward
+        model = to_transformers(model)
     model = model.float().eval().cpu()
     # Real-looking ids, and a padded row: transformers skips an all-ones mask when tracing.
     generator = torch.Generator().manual_seed(0)

@@ -8,6 +8,7 @@ from modeling.forward import (CPU_MATH_ATTENTION_MAX, DropoutBits, NoDropout, _a
                               _attention_mask, _cls_layer, _rest, classifier_logits,
                               dropout_bits, dropout_elements, input_embeddings,
                               logits_from_embeddings)
+from modeling.bert import to_transformers
 from modeling.model import build_model, load_config, resolve_source
 
 KEEP_SCALE = 65536 / (65536 - round(0.1 * 65536))
@@ -130,7 +131,8 @@ def test_the_attention_mask_is_built_once_per_forward(tiny_bert, monkeypatch):
     mask[0, 5:] = 0
     logits = classifier_logits(model, ids, mask, torch.zeros_like(ids), cuda_path=True)
     assert len(built) == model.config.num_hidden_layers and len(set(built)) == 1
-    expected = model(input_ids=ids, attention_mask=mask, token_type_ids=torch.zeros_like(ids))
+    expected = to_transformers(model)(input_ids=ids, attention_mask=mask,
+                                      token_type_ids=torch.zeros_like(ids))
     torch.testing.assert_close(logits, expected.logits, rtol=1e-5, atol=1e-5)
 
 
@@ -154,6 +156,8 @@ def test_training_forward_and_gradients_equal_the_transformers_model(tiny_bert, 
     for forward in (lambda m: m(input_ids=ids, attention_mask=mask, token_type_ids=types).logits,
                     lambda m: classifier_logits(m, ids, mask, types)):
         model = without_dropout(tiny_bert)
+        if not grads:  # transformers' own class and forward, with the same weights
+            model = to_transformers(model)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == torch.bfloat16):
             logits = forward(model)
         logits.float().pow(2).sum().backward()

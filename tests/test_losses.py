@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from modeling.bert import to_transformers
 from modeling.forward import classifier_logits
 from modeling.losses import (balanced_class_weights, compute_loss, label_distribution,
                              parse_class_weights, training_loss)
@@ -100,7 +101,7 @@ def test_unweighted_training_loss_equals_transformers(models, problem_type, labe
               "token_type_ids": torch.zeros(2, 4, dtype=torch.long)}
     model = models[problem_type]
     with torch.no_grad():
-        expected = model(**inputs, labels=labels).loss.item()
+        expected = to_transformers(model)(**inputs, labels=labels).loss.item()
         logits = classifier_logits(model, **inputs)
         assert training_loss(logits, labels, problem_type).item() == pytest.approx(expected,
                                                                                    rel=1e-5)

@@ -8,6 +8,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from modeling.bert import to_transformers
 from modeling.model import (build_model, default_model_dir, init_untrained_pooler, load_config,
                             resolve_source)
 from processors import InputError
@@ -157,7 +158,8 @@ def test_cls_only_forward_equals_the_transformers_forward(tiny_bert, padded):
     types = torch.zeros_like(ids)
     types[:, 6:] = 1
     with torch.no_grad():
-        expected = model(input_ids=ids, attention_mask=mask, token_type_ids=types).logits
+        expected = to_transformers(model)(input_ids=ids, attention_mask=mask,
+                                          token_type_ids=types).logits
         got = classifier_logits(model, ids, mask, types)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
@@ -168,7 +170,7 @@ def test_an_untrained_pooler_starts_as_the_identity(tiny_bert):
     assert init_untrained_pooler(model)
     ids = torch.tensor([[2, 5, 6, 7, 3]])
     with torch.no_grad():
-        out = model.bert(input_ids=ids)
+        out = to_transformers(model).bert(input_ids=ids)
     assert torch.allclose(out.pooler_output, torch.tanh(out.last_hidden_state[:, 0]))
 
 
