@@ -171,3 +171,26 @@ def test_a_non_finite_gradient_norm_skips_the_step(sparse):
     opt.clip_and_step(1.0)
     assert all(torch.isfinite(p).all() and not torch.equal(p.detach(), q)
                for p, q in zip(ours, weights))
+
+
+def test_the_optimizer_never_imports_dynamo():
+    """torch's wrappers for a compiled optimizer step import torch._dynamo on first use;
+    BertAdamW's eager methods (made, stepped, zeroed, saved, loaded) do not."""
+    import os
+    import subprocess
+    import sys
+    code = ("import sys, torch\n"
+            "from training.optimization import create_optimizer\n"
+            "model = torch.nn.Sequential(torch.nn.Embedding(9, 4), torch.nn.Linear(4, 2))\n"
+            "optimizer, scheduler = create_optimizer(model, 1e-3, 0.01, 1e-6, 4, 1)\n"
+            "for _ in range(2):\n"
+            "    model(torch.tensor([[1, 2]])).sum().backward()\n"
+            "    optimizer.clip_and_step(1.0)\n"
+            "    scheduler.step()\n"
+            "    optimizer.zero_grad()\n"
+            "optimizer.load_state_dict(optimizer.state_dict())\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=os.path.dirname(os.path.dirname(__file__)), timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "False"

@@ -25,8 +25,21 @@ NO_DECAY = ("bias", "LayerNorm.weight", "LayerNorm.bias")
 SEEN_ROWS = "seen_rows"  # optimizer state of a sparse-gradient parameter: rows with moments
 
 
+def _eager(method):
+    """An optimizer method as torch wrote it, without the wrapper that fits it to a compiled
+    step (a graph break, or dynamo kept out): each wrapper imports torch._dynamo (most of a
+    second) the first time it runs, and this project never compiles the optimizer's step,
+    which always runs under no_grad here (`clip_and_step`, `step`)."""
+    return getattr(method, "__wrapped__", method)
+
+
 class BertAdamW(torch.optim.AdamW):
     """Fused AdamW that folds in gradient clipping and takes sparse row gradients."""
+
+    add_param_group = _eager(torch.optim.Optimizer.add_param_group)
+    zero_grad = _eager(torch.optim.Optimizer.zero_grad)
+    state_dict = _eager(torch.optim.Optimizer.state_dict)
+    load_state_dict = _eager(torch.optim.Optimizer.load_state_dict)
 
     @torch.no_grad()
     def clip_and_step(self, max_norm: float) -> torch.Tensor:
@@ -69,7 +82,7 @@ class BertAdamW(torch.optim.AdamW):
         for p, _ in sparse:
             p.grad = None
         try:
-            loss = super().step(closure)
+            loss = _eager(torch.optim.AdamW.step)(self, closure)
         finally:
             for (p, _), grad in zip(sparse, grads):
                 p.grad = grad
