@@ -33,10 +33,11 @@ from typing import NamedTuple
 from absl import flags
 
 from training.cli import settings
-from modeling.disk import folder_lock, remove_temp_files
+from modeling.disk import remove_temp_files
 from modeling.errors import InputError, check
 from modeling.files import ONNX_FILES
 from modeling.heads import MULTI_LABEL
+from modeling.locks import folder_lock
 from modeling.toolchain import use_cache_dir
 from modeling import COMPILE, PRECISIONS
 from training import plot

@@ -18,6 +18,8 @@ import os
 import torch
 from torch import nn
 
+from .disk import write_file
+
 CLASS_NAME = "BertForSequenceClassification"  # what config.json's `architectures` records
 WEIGHTS_FILE = "model.safetensors"
 # hidden_act -> module, exactly transformers' ACT2FN entries (tested); other names are
@@ -171,13 +173,19 @@ def init_head(model: BertClassifier) -> None:
 def save(model: BertClassifier, folder: str) -> None:
     """What transformers' `save_pretrained` writes for the model: config.json (recording the
     class and the weights' dtype) and model.safetensors."""
-    from safetensors.torch import save_file
     config = model.config
     config.dtype = str(model.dtype).split(".")[1]
     config.architectures = [CLASS_NAME]
     config.save_pretrained(folder)
-    weights = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    save_file(weights, os.path.join(folder, WEIGHTS_FILE), metadata={"format": "pt"})
+    write_file(os.path.join(folder, WEIGHTS_FILE), weights_bytes(model))
+
+
+def weights_bytes(model: nn.Module) -> bytes:
+    """The model's state dict as safetensors' bytes, as `save_pretrained` writes them (a
+    checkpoint's weights are the same bytes, so the same weights are written once)."""
+    from safetensors.torch import save
+    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    return save(weights, metadata={"format": "pt"})
 
 
 def to_transformers(model: BertClassifier):

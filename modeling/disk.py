@@ -4,28 +4,20 @@ Writes go to a temp file (or folder) in
 the same folder, fsync, then rename: a crash at any point leaves either the old file or the
 new one, never a half-written file that a later run would read; any OSError names the final
 path, and no temp entry is left behind (a process killed mid-write leaves only a dot-named
-`.tmp` entry, which `remove_temp_files` clears). Locks never follow links. An integrity
+`.tmp` entry, which `remove_temp_files` clears). An integrity
 record (the sha256 of each file, written last) lets a reader tell a damaged folder from a
 whole one.
 """
 
 import contextlib
-import errno
 import hashlib
 import json
 import math
 import os
 import shutil
-import socket
 import stat
 import tempfile
 from typing import Iterable, Optional
-
-try:  # POSIX; Windows locks with msvcrt
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None
-    import msvcrt
 
 from .errors import InputError
 
@@ -134,6 +126,7 @@ def atomic_folder(path: str):
         if os.path.lexists(path):
             os.rename(path, old)  # then one rename; a crash between leaves `.old.tmp`
         os.rename(tmp, path)
+        _moved(tmp, path)
         fsync_dir(parent)
         _remove(old)
     except BaseException as e:
@@ -171,6 +164,7 @@ def move_into(src_folder: str, names: Iterable[str], dst_folder: str) -> None:
         try:
             _fsync_file(os.path.join(src_folder, name))
             os.replace(os.path.join(src_folder, name), target)
+            _moved(os.path.join(src_folder, name), target)
         except OSError as e:
             raise _named(e, target) from None
     fsync_dir(dst_folder)
@@ -212,6 +206,55 @@ def sha256_file(path: str) -> str:
         return sha256_of(f)
 
 
+# The files `write_file` wrote, at their current paths: path -> (sha256, size, inode,
+# mtime). Bytes written again (a model saved to best_model/, then in the same step's
+# checkpoint and as the final model) become a hard link to such a file, if it is still
+# that file, unchanged; and an integrity record takes the digest without reading it back.
+_written: dict[str, tuple[str, int, int, int]] = {}
+
+
+def _unchanged(path: str) -> Optional[str]:
+    """The sha256 `write_file` wrote `path` with, if it is still that file, unchanged."""
+    known = _written.get(path)
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    now = (st.st_size, st.st_ino, st.st_mtime_ns)
+    ok = known and stat.S_ISREG(st.st_mode) and known[1:] == now
+    return known[0] if ok else None
+
+
+def write_file(path: str, data) -> None:
+    """Writes `data` (bytes-like) as the new file `path` in a temp folder that its caller
+    fsyncs and moves into place (`atomic_folder`, `move_into`): a hard link to a file
+    written here before with the same bytes, where one is still there and the disk takes
+    links; else the bytes."""
+    path, data = os.path.abspath(path), memoryview(data).cast("B")
+    digest = hashlib.sha256(data).hexdigest()
+    same = [p for p in list(_written) if _written[p][0] == digest and _unchanged(p)]
+    for earlier in same:
+        try:
+            os.link(earlier, path)
+            break
+        except OSError:
+            continue
+    else:
+        with open(path, "wb") as f:
+            f.write(data)
+    st = os.stat(path)
+    _written[path] = (digest, st.st_size, st.st_ino, st.st_mtime_ns)
+
+
+def _moved(src: str, dst: str) -> None:
+    """Follows `write_file`'s files through a rename of a file or folder (`dst` replaced)."""
+    src, dst = os.path.abspath(src), os.path.abspath(dst)
+    for path in [p for p in _written if p == dst or p.startswith(dst + os.sep)]:
+        del _written[path]
+    for path in [p for p in _written if p == src or p.startswith(src + os.sep)]:
+        _written[dst + path[len(src):]] = _written.pop(path)
+
+
 INTEGRITY = "integrity.json"  # {"sha256": {file name: hex digest}}, written last
 
 
@@ -223,7 +266,8 @@ def write_integrity(folder: str, names: Iterable[str], record: str = INTEGRITY) 
     """Records the sha256 of `names` (files in `folder`) in `folder/record`, atomically.
     Call it after the files are in place: a folder killed before has the old record (or
     none) and fails `check_integrity`, which is what damaged means."""
-    digests = {name: sha256_file(os.path.join(folder, name)) for name in sorted(set(names))}
+    digests = {name: _unchanged(os.path.abspath(os.path.join(folder, name)))
+               or sha256_file(os.path.join(folder, name)) for name in sorted(set(names))}
     atomic_write_text(os.path.join(folder, record),
                       json.dumps({"sha256": digests}, indent=2, sort_keys=True) + "\n")
 
@@ -266,86 +310,3 @@ def check_integrity(folder: str, record: str = INTEGRITY, required: bool = True)
         if actual != digest:
             raise DamagedFile(f"{path}: damaged (its sha256 differs from {record}'s)")
     return True
-
-
-LOCK_FILE = ".lock"
-_locked: set[str] = set()  # the folders this process holds
-
-
-def _open_lock(path: str, name: str) -> int:
-    """The lock file's descriptor: never through a link, only a regular file."""
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-    if os.path.islink(path):
-        raise InputError(f"{name}: {path} is a symbolic link; a lock file must be a regular "
-                         "file (remove the link)")
-    try:
-        fd = os.open(path, flags, 0o666)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise InputError(f"{name}: {path} is a symbolic link; a lock file must be a "
-                             "regular file (remove the link)") from None
-        if e.errno in (errno.EISDIR, errno.ENXIO):
-            raise InputError(f"{name}: {path} is not a regular file; a lock file must be one "
-                             "(remove it)") from None
-        raise _named(e, path) from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise InputError(f"{name}: {path} is not a regular file; a lock file must be one "
-                         "(remove it)")
-    return fd
-
-
-def _try_lock(fd: int, blocking: bool, shared: bool = False) -> bool:
-    """flock (shared or exclusive); Windows has exclusive locks only."""
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
-                        | (0 if blocking else fcntl.LOCK_NB))
-        else:  # pragma: no cover
-            msvcrt.locking(fd, msvcrt.LK_LOCK if blocking else msvcrt.LK_NBLCK, 1)
-    except (BlockingIOError, PermissionError):
-        return False
-    return True
-
-
-@contextlib.contextmanager
-def file_lock(path: str, name: Optional[str] = None):
-    """Holds the lock file `path` for the block, waiting for another process holding it.
-    The OS's lock, so it ends with its process; never through a link."""
-    fd = _open_lock(path, name or path)
-    try:
-        _try_lock(fd, blocking=True)
-        yield
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def folder_lock(folder: str, name: str, shared: bool = False):
-    """Holds `folder` for the block, so that no other process runs into it meanwhile.
-
-    Another process holding it is not waited for: InputError `<name>: in use by pid N on
-    host H`. The lock is the OS's (flock on `folder/.lock`), so it ends with its process: a
-    folder a killed run held is free at once. Re-entrant within a process. `shared`: any
-    number of shared holders at once (the workers of one search), none while an exclusive
-    holder (a plain run) has it, and the other way round. A `.lock` that is a link or not a
-    regular file is refused, its target untouched.
-    """
-    key = os.path.realpath(folder)
-    if key in _locked:
-        yield
-        return
-    fd = _open_lock(os.path.join(folder, LOCK_FILE), name)
-    if not _try_lock(fd, blocking=False, shared=shared):
-        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-        os.close(fd)
-        raise InputError(f"{name}: in use by {holder or 'another process'}") from None
-    os.ftruncate(fd, 0)
-    what = " (a search worker)" if shared else ""
-    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}{what}\n".encode(), 0)
-    _locked.add(key)
-    try:
-        yield
-    finally:
-        _locked.discard(key)
-        os.close(fd)

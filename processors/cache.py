@@ -27,8 +27,8 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from modeling.disk import (atomic_folder, atomic_write_text, file_lock, remove_temp_files,
-                           sha256_file)
+from modeling.disk import atomic_folder, atomic_write_text, remove_temp_files, sha256_file
+from modeling.locks import file_lock
 
 from .builders import FeatureBuilder
 from .cells import path_safe

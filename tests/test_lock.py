@@ -10,15 +10,16 @@ import time
 
 import pytest
 
-from modeling.disk import LOCK_FILE, folder_lock
+from modeling.locks import LOCK_FILE, folder_lock
 from processors import InputError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1")
-HOLD = ("import sys, time; from modeling.disk import folder_lock\n"
+HOLD = ("import sys, time; from modeling.locks import folder_lock\n"
         "with folder_lock(sys.argv[1], 'x', sys.argv[2] == 'shared'):\n"
         "    print('locked', flush=True); time.sleep(600)")
-TRY = ("import sys; from modeling.disk import folder_lock; from modeling.errors import InputError\n"
+TRY = ("import sys; from modeling.locks import folder_lock\n"
+       "from modeling.errors import InputError\n"
        "try:\n    with folder_lock(sys.argv[1], 'x', sys.argv[2] == 'shared'): print('free')\n"
        "except InputError as e: print('busy' if 'in use by' in str(e) else str(e))")
 

@@ -24,9 +24,9 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from safetensors.torch import load_file
-from safetensors.torch import save as save_tensors
 
-from modeling.disk import atomic_folder, check_integrity, write_integrity
+from modeling.bert import weights_bytes
+from modeling.disk import atomic_folder, check_integrity, write_file, write_integrity
 from modeling.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -62,13 +62,11 @@ def save_checkpoint(output_dir: str, model, state: dict, keep_max: int) -> str:
     """Writes checkpoint-<step> atomically (its integrity record last); only then deletes
     all but the newest `keep_max`. A failed write raises an OSError naming the checkpoint."""
     final = os.path.join(output_dir, f"{PREFIX}{state['global_step']}")
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     with atomic_folder(final) as tmp:
         buffer = io.BytesIO()  # (torch.save reports a failed file write as a RuntimeError)
         torch.save(_plain({**state, FORMAT: FORMAT_VERSION}), buffer)
-        for name, data in ((WEIGHTS, save_tensors(weights)), (STATE, buffer.getbuffer())):
-            with open(os.path.join(tmp, name), "wb") as f:
-                f.write(data)
+        for name, data in ((WEIGHTS, weights_bytes(model)), (STATE, buffer.getbuffer())):
+            write_file(os.path.join(tmp, name), data)  # (the same weights: a link)
         write_integrity(tmp, [WEIGHTS, STATE])
     for old in list_checkpoints(output_dir)[:-keep_max] if keep_max > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

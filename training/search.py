@@ -35,7 +35,8 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from modeling.disk import atomic_open, atomic_write_text, file_lock, folder_lock
+from modeling.disk import atomic_open, atomic_write_text
+from modeling.locks import file_lock, folder_lock
 from modeling.errors import InputError
 from modeling.export import MODEL_FILES_LAST
 
