@@ -169,6 +169,16 @@ def input_embeddings(model, input_ids: torch.Tensor, token_type_ids: torch.Tenso
     return hidden + embeddings.position_embeddings(positions)
 
 
+def _cast_once(hidden: torch.Tensor) -> torch.Tensor:
+    """Without gradients, `hidden` cast to autocast's dtype once for the query, key and value
+    projections, which would each cast it (the same values; with gradients the three
+    backward casts keep summing in float32)."""
+    device = hidden.device.type
+    if torch.is_grad_enabled() or not torch.is_autocast_enabled(device):
+        return hidden
+    return hidden.to(torch.get_autocast_dtype(device))
+
+
 def _layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor:
     """One BertLayer (the same sums as BertLayer.forward)."""
     attention = layer.attention.self
@@ -178,8 +188,9 @@ def _layer(layer, hidden: torch.Tensor, mask, drop: Dropout) -> torch.Tensor:
     def split(x):
         return x.view(batch, length, heads, size).transpose(1, 2)
 
-    context = _attend(split(attention.query(hidden)), split(attention.key(hidden)),
-                      split(attention.value(hidden)), mask, attention.dropout.p,
+    inputs = _cast_once(hidden)
+    context = _attend(split(attention.query(inputs)), split(attention.key(inputs)),
+                      split(attention.value(inputs)), mask, attention.dropout.p,
                       attention.scaling, drop)
     return _rest(layer, context.transpose(1, 2).reshape(batch, length, heads * size), hidden,
                  drop)

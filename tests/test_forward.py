@@ -252,3 +252,26 @@ def test_predict_casts_each_weight_to_bf16_once_per_call_not_once_per_batch(tiny
     casts = [e for e in prof.events() if e.name == "aten::_to_copy"
              and e.input_shapes and e.input_shapes[0] == weight]
     assert len(casts) == len(model.bert.encoder.layer)
+
+
+def test_without_gradients_the_attention_input_is_cast_once_with_the_same_logits(
+        tiny_bert, monkeypatch):
+    from modeling import forward
+    model = without_dropout(tiny_bert).eval()
+    ids = torch.randint(5, 60, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[0, 5:] = 0
+    casts = []
+    real = forward._cast_once
+
+    def counted(hidden):
+        out = real(hidden)
+        casts.append(out.dtype)
+        return out
+    monkeypatch.setattr(forward, "_cast_once", counted)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        once = classifier_logits(model, ids, mask, torch.zeros_like(ids))
+        monkeypatch.setattr(forward, "_cast_once", lambda hidden: hidden)
+        thrice = classifier_logits(model, ids, mask, torch.zeros_like(ids))
+    assert casts == [torch.bfloat16] * (model.config.num_hidden_layers - 1)
+    assert torch.equal(once, thrice)
