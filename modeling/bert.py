@@ -10,7 +10,8 @@ pass is this project's own (`forward.classifier_logits`, which `forward` calls),
 `save` writes what `save_pretrained` writes (config.json with the class's name, the
 weights as model.safetensors), so transformers, `pipeline` and this project load it as
 transformers' own. `to_transformers` builds transformers' class where its own forward is
-needed (the ONNX export). Other model families come through transformers (`families`).
+needed (the ONNX export, extract_features.py). Other model families come through
+transformers (`families`).
 """
 
 import os
