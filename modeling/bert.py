@@ -7,7 +7,7 @@ Why: importing transformers' model classes (its modeling_utils brings in
 torch.distributed.tensor, torch._dynamo and text generation) costs every command more
 time than loading the model. A classification run needs only the modules: their forward
 pass is this project's own (`forward.classifier_logits`, which `forward` calls), and
-`save` writes what `save_pretrained` writes (config.json with the class's name, the
+its `save_pretrained` writes what transformers' writes (config.json with the class's name, the
 weights as model.safetensors), so transformers, `pipeline` and this project load it as
 transformers' own. `to_transformers` builds transformers' class where its own forward is
 needed (the ONNX export, extract_features.py). Other model families come through
@@ -162,6 +162,14 @@ class BertClassifier(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(p.dtype for p in self.parameters() if p.is_floating_point())
 
+    def save_pretrained(self, folder: str) -> None:
+        """What transformers' `save_pretrained` writes for the model: config.json (recording
+        the class and the weights' dtype) and model.safetensors."""
+        self.config.dtype = str(self.dtype).split(".")[1]
+        self.config.architectures = [CLASS_NAME]
+        self.config.save_pretrained(folder)
+        write_file(os.path.join(folder, WEIGHTS_FILE), weights_bytes(self))
+
 
 def init_head(model: BertClassifier) -> None:
     """Draws a new classifier head as transformers' `_init_weights` draws a Linear (the same
@@ -169,16 +177,6 @@ def init_head(model: BertClassifier) -> None:
     with torch.no_grad():
         model.classifier.weight.normal_(mean=0.0, std=model.config.initializer_range)
         model.classifier.bias.zero_()
-
-
-def save(model: BertClassifier, folder: str) -> None:
-    """What transformers' `save_pretrained` writes for the model: config.json (recording the
-    class and the weights' dtype) and model.safetensors."""
-    config = model.config
-    config.dtype = str(model.dtype).split(".")[1]
-    config.architectures = [CLASS_NAME]
-    config.save_pretrained(folder)
-    write_file(os.path.join(folder, WEIGHTS_FILE), weights_bytes(model))
 
 
 def weights_bytes(model: nn.Module) -> bytes:
@@ -195,7 +193,5 @@ def to_transformers(model: BertClassifier):
     from transformers.initialization import no_init_weights
     with no_init_weights():
         hf = BertForSequenceClassification(model.config)
-    hf.load_state_dict(model.state_dict())
-    hf.bert.embeddings.position_ids.copy_(model.bert.embeddings.position_ids)
-    hf.bert.embeddings.token_type_ids.zero_()
+    hf.load_state_dict(model.state_dict())  # (its position buffers are made as ours)
     return hf.to(next(model.parameters()).device).train(model.training)

@@ -216,12 +216,14 @@ _written: dict[str, tuple[str, int, int, int]] = {}
 def _unchanged(path: str) -> Optional[str]:
     """The sha256 `write_file` wrote `path` with, if it is still that file, unchanged."""
     known = _written.get(path)
+    if known is None:
+        return None
     try:
         st = os.stat(path, follow_symlinks=False)
     except OSError:
         return None
     now = (st.st_size, st.st_ino, st.st_mtime_ns)
-    ok = known and stat.S_ISREG(st.st_mode) and known[1:] == now
+    ok = stat.S_ISREG(st.st_mode) and known[1:] == now
     return known[0] if ok else None
 
 

@@ -6,7 +6,6 @@ import shutil
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from . import bert
 from .bert import WEIGHTS_FILE
 from .disk import FILE_MODE, INTEGRITY, check_integrity, move_into, temp_folder, write_integrity
 from .model import read_config
@@ -20,10 +19,7 @@ def _write_model(model, tokenizer, vocab_file: str, folder: str) -> list[str]:
     `folder`; returns their names, config.json last. Each gets the umask's mode
     (safetensors writes weights 0600)."""
     try:
-        if isinstance(model, bert.BertClassifier):
-            bert.save(model, folder)
-        else:
-            model.save_pretrained(folder)
+        model.save_pretrained(folder)  # (bert.BertClassifier's writes the same files)
         tokenizer.save_pretrained(folder)
     except SafetensorError as e:  # safetensors reports a full disk as its own error
         raise OSError(None, str(e), folder) from None

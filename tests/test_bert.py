@@ -64,7 +64,7 @@ def test_it_saves_what_save_pretrained_saves_and_transformers_loads_it(tiny_bert
     torch.manual_seed(0)
     model = build_model(source, load_config(source.config_file, 3, ["a", "b", "c"]))
     model.config.finetuning_task = "cola"
-    bert.save(model, str(tmp_path / "ours"))
+    model.save_pretrained(str(tmp_path / "ours"))
     bert.to_transformers(model).save_pretrained(str(tmp_path / "theirs"))
     assert sorted(os.listdir(tmp_path / "ours")) == sorted(os.listdir(tmp_path / "theirs"))
     texts = [(tmp_path / side / "config.json").read_text() for side in ("ours", "theirs")]
