@@ -45,7 +45,8 @@ from modeling.errors import InputError, check
 from modeling.model import ModelSource, build_model, load_config, resolve_source
 from modeling.tokenization import source_tokenizer
 from processors import get_processor, load_processor_module, split_examples
-from processors.base import SPLITS, InputExample, read_rows
+from processors.base import SPLITS, InputExample
+from processors.readers import read_rows
 from processors.cache import FeatureSet
 from processors.builders import FeatureBuilder, feature_builder
 from processors.cells import table_cell

@@ -1,7 +1,8 @@
 """Data processors: files -> InputExamples, and the task registry."""
 
 from .base import (MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError,
-                   InputExample, read_rows)
+                   InputExample)
+from .readers import read_rows
 from .examples import split_examples
 from .registry import (PROCESSORS, describe_tasks, get_processor, load_processor_module,
                        register_processor)

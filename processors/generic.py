@@ -11,7 +11,8 @@ import os
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
-from .base import MULTI_LABEL, SPLITS, InputError, read_lines, read_rows
+from .base import MULTI_LABEL, SPLITS, InputError
+from .readers import read_lines, read_rows
 from .cells import check_label_name
 from .registry import register_processor
 from .table import TableProcessor

@@ -10,7 +10,8 @@ the files, streams the examples and checks every row: a bad row raises an
 import os
 from typing import ClassVar, Iterator, Optional, Sequence
 
-from .base import SPLITS, DataProcessor, InputError, InputExample, Label, defines, read_rows
+from .base import SPLITS, DataProcessor, InputError, InputExample, Label, defines
+from .readers import read_rows
 from .examples import check_example, known_labels, user_error
 
 

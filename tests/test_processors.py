@@ -299,7 +299,7 @@ def test_path_safe_names_never_leave_their_folder():
 
 
 def test_read_lines_refuses_a_line_longer_than_the_bound_before_reading_it_whole(tmp_path):
-    from processors.base import read_lines
+    from processors.readers import read_lines
     path = write(tmp_path / "f.jsonl", "short\n" + "x" * (3 << 20) + "\nend\n")
     lines = read_lines(path, max_line=1 << 20)
     assert next(lines) == "short\n"

@@ -10,6 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from processors import InputError, get_processor, read_rows
+from processors.readers import read_table
 
 # Any Unicode text that UTF-8 can encode (no lone surrogates); small alphabets find edge cases.
 ANY = st.characters(blacklist_categories=("Cs",))
@@ -79,6 +80,25 @@ def test_tsv_rows_round_trip_or_fail_with_file_and_line(rows):
             return
         expected = [row[:-1] + [re.sub("\r$", "", row[-1])] for row in rows]
         assert readable(rows) and got == list(enumerate(expected, start=1))
+
+
+def rows_or_error(read, *args):
+    try:
+        return read(*args)
+    except InputError as e:
+        return str(e)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(ANY, TRICKY, st.sampled_from(["\t", "\n", "\0", " \n", "\n\n"])),
+                max_size=60).map("".join), st.sampled_from(["\t", ","]), st.booleans())
+def test_a_whole_table_is_what_the_row_reader_gives(text, delimiter, bom):
+    """read_table (Google's _read_tsv and _read_csv), whatever the text: the rows
+    read_rows gives, or its error (the same file:line)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = write_file(folder, "f.tsv", ("\ufeff" if bom else "") + text)
+        expected = rows_or_error(lambda: [row for _, row in read_rows(path, delimiter)])
+        assert rows_or_error(read_table, path, delimiter) == expected
 
 
 LABELS = st.sampled_from(["0", "1", "0", "1", "2", "", "label", " 1"])
