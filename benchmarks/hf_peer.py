@@ -82,8 +82,16 @@ def trainer(name: str, model, tokenizer, train_rows, args):
     collator = None
     if name != "hf_default":
         multiple = COMPILED_PAD_MULTIPLE if name == "hf_compiled" else None
-        collator = DataCollatorWithPadding(tokenizer, pad_to_multiple_of=multiple)
+        collator = DataCollatorWithPadding(hf_tokenizer(tokenizer), pad_to_multiple_of=multiple)
     return Trainer(model=model, args=args, train_dataset=train_rows, data_collator=collator)
+
+
+def hf_tokenizer(tokenizer):
+    """transformers' tokenizer over the project's Rust one (the same ids and pad id): what
+    DataCollatorWithPadding pads with."""
+    from transformers import PreTrainedTokenizerFast
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer.backend_tokenizer,
+                                   pad_token="[PAD]")
 
 
 def predictor(name: str, model, tokenizer, args):

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import VOCAB, WORDS, glue_dir
-from modeling.tokenization import load_tokenizer
+from modeling.tokenization import load_tokenizer, load_vocab
 from processors import InputError, InputExample, get_processor
 from processors.base import SPLITS
 from processors.features import (FeatureRow, collate, convert_examples_to_features,
@@ -212,14 +212,16 @@ def test_the_builder_is_chosen_by_the_model_family(tokenizer, tiny_bert):
     windows = bert.build(examples, None, 8, Windows(2))
     assert windows.windows.tolist() == window_arrays(examples, None, 8, tokenizer, 2
                                                      ).windows.tolist()
+    from transformers import BertTokenizer  # another family's: transformers' own tokenizer
     vocab = os.path.join(tiny_bert, "vocab.txt")
-    other = feature_builder("roberta", tokenizer, [vocab])
+    family_tokenizer = BertTokenizer(vocab=load_vocab(vocab), do_lower_case=True)
+    other = feature_builder("roberta", family_tokenizer, [vocab])
     assert type(other) is TokenizerFeatures
     assert other.key() == {"layout": "tokenizer",
                            "tokenizer_sha256": [hashlib.sha256(open(vocab, "rb").read())
                                                 .hexdigest()]}
     assert [r.input_ids.tolist() for r in other.build(examples, None, 8).rows()] == [
-        tokenizer(e.text_a, e.text_b, truncation="longest_first", max_length=8)["input_ids"]
-        for e in examples]
+        family_tokenizer(e.text_a, e.text_b, truncation="longest_first", max_length=8)[
+            "input_ids"] for e in examples]
     with pytest.raises(ValueError, match="BERT's layout only"):
         other.build(examples, None, 8, Windows(2))
