@@ -189,9 +189,9 @@ def weights_bytes(model: nn.Module) -> bytes:
 
 def to_transformers(model: BertClassifier):
     """transformers' BertForSequenceClassification with the model's config and weights."""
-    from transformers import BertForSequenceClassification
+    from transformers import BertConfig, BertForSequenceClassification
     from transformers.initialization import no_init_weights
     with no_init_weights():
-        hf = BertForSequenceClassification(model.config)
+        hf = BertForSequenceClassification(BertConfig.from_dict(model.config.to_dict()))
     hf.load_state_dict(model.state_dict())  # (its position buffers are made as ours)
     return hf.to(next(model.parameters()).device).train(model.training)

@@ -189,6 +189,7 @@ def build_model(model_dir: str, config, keep_head: bool):
     """AutoModelForSequenceClassification from the directory; a missing encoder weight (any
     weight, with `keep_head`) is an error, as for BERT."""
     import transformers
+    transformers.utils.logging.disable_progress_bar()  # (a run logs lines, not bars)
     classes = transformers.models.auto.modeling_auto.MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
     if type(config) not in classes:
         raise InputError(f"{model_dir}: transformers has no sequence-classification model for "

