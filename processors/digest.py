@@ -47,6 +47,23 @@ def _encode(value, sizes: list, parts: list) -> None:
         parts.append(text)
 
 
+class Chunk(list):
+    """Checked examples that carry their fields as columns (guids, texts_a, texts_b,
+    labels): taken once for the checks, then read by the digest and the pair search."""
+
+    def __init__(self, examples: list, columns: tuple):
+        super().__init__(examples)
+        self.columns = columns
+
+
+def columns(examples: list) -> tuple:
+    """(guids, texts_a, texts_b, labels) of a list of examples: a Chunk's own, else
+    taken now."""
+    if type(examples) is Chunk:
+        return examples.columns
+    return tuple(zip(*map(FIELDS, examples)))
+
+
 class ExamplesDigest:
     """sha256 of examples (guid, text_a, text_b, label, in order): the features' input."""
 
@@ -60,7 +77,7 @@ class ExamplesDigest:
     def update(self, examples: list) -> None:
         if not examples:
             return
-        for texts, sizes, column in zip(self._texts, self._sizes, zip(*map(FIELDS, examples))):
+        for texts, sizes, column in zip(self._texts, self._sizes, columns(examples)):
             try:
                 joined = "".join(column)  # (every field a str: the common case)
             except TypeError:

@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Optional
 
 from .base import MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError, InputExample
 from .cells import check_label_name, control_character
-from .digest import FIELDS, chunks
+from .digest import FIELDS, Chunk, chunks
 
 
 def known_labels(processor: DataProcessor) -> Optional[frozenset]:
@@ -167,20 +167,22 @@ def _plain_chunk(processor: DataProcessor, split: str, chunk: list, known: Optio
                  ) -> Optional[list]:
     """The chunk as the pipeline uses it when every example is plainly fine (InputExamples
     with texts, a known single label; test labels dropped), checked a column at a time in
-    a few C calls; None: some example needs `check_example`'s closer look."""
+    a few C calls (a `Chunk` where unchanged: the digest reads its columns); None: some
+    example needs `check_example`'s closer look."""
     if set(map(type, chunk)) != {InputExample}:
         return None
-    _, texts_a, texts_b, labels = zip(*map(FIELDS, chunk))
+    fields = tuple(zip(*map(FIELDS, chunk)))
+    _, texts_a, texts_b, labels = fields
     if not _plain_texts(texts_a) or not (texts_b.count(None) == len(texts_b)
                                          or _plain_texts(texts_b)):
         return None
     if split == "test":
-        return chunk if labels.count(None) == len(labels) else [
+        return Chunk(chunk, fields) if labels.count(None) == len(labels) else [
             e if e.label is None else InputExample(e.guid, e.text_a, e.text_b) for e in chunk]
     if processor.problem_type != SINGLE_LABEL or None in labels:
         return None
     try:
-        return chunk if set(labels) <= known else None
+        return Chunk(chunk, fields) if set(labels) <= known else None
     except TypeError:  # an unhashable label
         return None
 

@@ -13,7 +13,7 @@ import operator
 from typing import Callable, Iterable, Iterator, Optional
 
 from .base import DataProcessor, InputError, InputExample
-from .digest import ExamplesDigest, gc_paused
+from .digest import Chunk, ExamplesDigest, gc_paused
 from .examples import open_split
 from .records import read_record, write_record
 from .sources import file_stamp, is_built_in, source_key
@@ -24,7 +24,7 @@ _TEXT_B = operator.attrgetter("text_b")
 
 def _first_pair(chunk: list) -> Optional[InputExample]:
     """The chunk's first example with a second text, or None."""
-    texts_b = list(map(_TEXT_B, chunk))
+    texts_b = chunk.columns[2] if type(chunk) is Chunk else list(map(_TEXT_B, chunk))
     if texts_b.count(None) == len(texts_b):
         return None
     return next(e for e, b in zip(chunk, texts_b) if b is not None)

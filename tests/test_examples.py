@@ -258,3 +258,37 @@ def test_a_long_streamed_split_is_read_again_instead_of_kept(similarity_dir, mon
     assert list(kept) == list(streamed) and len(list(kept)) == kept.count == 64
     assert reads == ["train", "train", "train"]  # only the long one was read again
     assert kept.digest == streamed.digest
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_a_list_processors_digest_and_first_pair_are_those_of_its_examples(split):
+    """The checks hand their columns to the digest and the pair search (a Chunk): the same
+    digest as hashing the examples themselves, chunk by chunk, mixed chunks included."""
+    from processors.digest import CHUNK, ExamplesDigest
+    from processors.splits import SplitExamples
+    made = [InputExample(f"g{i}", f"text {i}", f"second {i}" if i == CHUNK + 7 else None,
+                         "pos" if i % 3 else "neg") for i in range(2 * CHUNK + 5)]
+
+    class Own(InputExample):
+        pass
+
+    made[5] = Own("own", "text", None, "pos")  # (its chunk is checked one by one)
+
+    class Listed(DataProcessor):
+        def get_train_examples(self, data_dir):
+            return made
+
+        def get_test_examples(self, data_dir):
+            return made
+
+        def get_labels(self):
+            return ["neg", "pos"]
+
+    expected = ExamplesDigest()
+    expected.update([e if split == "train" else InputExample(e.guid, e.text_a, e.text_b)
+                     for e in made])
+    examples = SplitExamples(Listed(), "d", split)
+    assert (examples.digest, examples.count) == (expected.hexdigest(), len(made))
+    assert examples.first_pair == InputExample(f"g{CHUNK + 7}", f"text {CHUNK + 7}",
+                                               f"second {CHUNK + 7}",
+                                               None if split == "test" else "pos")
