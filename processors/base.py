@@ -23,7 +23,7 @@ SPLITS = ("train", "dev", "test")
 Label = Union[str, tuple[str, ...], None]
 
 
-@dataclass(frozen=True, init=False)
+@dataclass(frozen=True, init=False, slots=True)
 class InputExample:
     """A single example: one text (or a pair) and its label (None for test).
 
@@ -37,13 +37,17 @@ class InputExample:
     label: Label = None
 
     def __init__(self, guid: str, text_a: str, text_b: Optional[str] = None,
-                 label: Label = None, *, _set=object.__setattr__):
-        # The frozen dataclass's own __init__, less a lookup per field (a user's processor
-        # makes one per row). Not through __dict__: that would give each example a dict.
-        _set(self, "guid", guid)
-        _set(self, "text_a", text_a)
-        _set(self, "text_b", text_b)
-        _set(self, "label", label)
+                 label: Label = None):
+        # The frozen dataclass's own __init__, each field set through its slot's own
+        # setter rather than a lookup per field: a user's processor makes one per row.
+        _set_guid(self, guid)
+        _set_text_a(self, text_a)
+        _set_text_b(self, text_b)
+        _set_label(self, label)
+
+
+_set_guid, _set_text_a, _set_text_b, _set_label = (
+    vars(InputExample)[name].__set__ for name in ("guid", "text_a", "text_b", "label"))
 
 
 def defines(cls: type, name: str, base: type) -> bool:

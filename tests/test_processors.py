@@ -147,6 +147,29 @@ def test_input_example_is_frozen():
         example.label = "0"
 
 
+def test_input_example_is_a_plain_dataclass_value():
+    """Made by its own __init__ (slot setters), it is still what Google's class is: keyword
+    or positional, compared and hashed by value, copied, pickled, replaced; and a user's
+    subclass with a field of its own works."""
+    import copy
+    import pickle
+    example = InputExample(guid="g", text_a="a", label="1")
+    assert example == InputExample("g", "a", None, "1") != InputExample("g", "a", None, "0")
+    assert hash(example) == hash(InputExample("g", "a", None, "1"))
+    assert repr(example) == "InputExample(guid='g', text_a='a', text_b=None, label='1')"
+    assert dataclasses.astuple(example) == ("g", "a", None, "1")
+    assert dataclasses.replace(example, label=None) == InputExample("g", "a")
+    assert copy.copy(example) == pickle.loads(pickle.dumps(example)) == example
+
+    @dataclasses.dataclass(frozen=True)
+    class Weighted(InputExample):
+        weight: float = 1.0
+
+    weighted = Weighted("g", "a", None, "1", 0.5)
+    assert (weighted.guid, weighted.label, weighted.weight) == ("g", "1", 0.5)
+    assert weighted != example
+
+
 # ---------------------------------------------------------------- registry
 
 USER_MODULE = '''
