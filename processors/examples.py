@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Optional
 
 from .base import MULTI_LABEL, REGRESSION, SINGLE_LABEL, DataProcessor, InputError, InputExample
 from .cells import check_label_name, control_character
-from .digest import FIELDS, Chunk, chunks
+from .digest import Chunk, chunks, columns
 
 
 def known_labels(processor: DataProcessor) -> Optional[frozenset]:
@@ -171,7 +171,7 @@ def _plain_chunk(processor: DataProcessor, split: str, chunk: list, known: Optio
     example needs `check_example`'s closer look."""
     if set(map(type, chunk)) != {InputExample}:
         return None
-    fields = tuple(zip(*map(FIELDS, chunk)))
+    fields = columns(chunk)
     _, texts_a, texts_b, labels = fields
     if not _plain_texts(texts_a) or not (texts_b.count(None) == len(texts_b)
                                          or _plain_texts(texts_b)):
