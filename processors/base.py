@@ -5,8 +5,8 @@ A processor implements Google's contract: `get_labels()` and
 the pipeline asks of it (`processors.examples` checks every example, whoever made
 it). `_read_tsv` / `_read_csv` read files through the checked readers
 (`processors.readers`): BOM, CRLF, bad UTF-8, NUL and blank lines are reported as
-`file:line`. The shorter,
-declarative way to write a processor is `processors.table.TableProcessor`.
+`file:line`. The shorter, declarative way to write a processor is
+`processors.table.TableProcessor`.
 """
 
 import abc
