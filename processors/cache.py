@@ -93,6 +93,26 @@ class FeatureSet(torch.utils.data.Dataset):
         return FeatureRow(self.input_ids[start:end], self.segment_ids[start:end],
                           None if self.labels is None else self.labels[i])
 
+    def batch(self, indices: Sequence[int]) -> dict:
+        """`collate([self[i] for i in indices])`, gathered from the flat arrays in a few
+        array operations instead of three tensor copies per row."""
+        rows = np.asarray(indices, dtype=np.int64)
+        starts = self.offsets[rows]
+        lengths = self.offsets[rows + 1] - starts
+        columns = np.arange(int(lengths.max(initial=0)))
+        keep = columns < lengths[:, None]
+        where = np.where(keep, starts[:, None] + columns, 0)
+        batch = {name: torch.from_numpy(np.where(keep, flat.numpy()[where], 0).astype(np.int64))
+                 for name, flat in (("input_ids", self.input_ids),
+                                    ("token_type_ids", self.segment_ids))}
+        batch["attention_mask"] = torch.from_numpy(keep.astype(np.int64))
+        if self.labels is not None:
+            labels = np.asarray(self.labels[rows])
+            integer = np.issubdtype(labels.dtype, np.integer)
+            batch["labels"] = torch.from_numpy(labels).to(torch.long if integer else torch.float)
+        return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")
+                if k in batch}
+
 
 def _offsets(counts: np.ndarray) -> np.ndarray:
     """0 and the running total of `counts`: where each row (or document) starts, and the end."""

@@ -303,3 +303,27 @@ def test_two_processes_build_once(env, tmp_path, monkeypatch):
     assert_same(load(env), features)
     assert len(env.builds) == parent_builds
     assert os.stat(path).st_mtime_ns == mtime
+
+
+@pytest.mark.parametrize("labels", ["ids", "scores", "multi_hot", None])
+def test_a_batch_gathered_from_the_flat_arrays_is_the_collated_rows(labels, tmp_path):
+    """FeatureSet.batch (what training, eval and predict feed the model) against collate of
+    the same rows, in memory and memory-mapped from a cache entry."""
+    import torch
+    from processors.features import FeatureArrays, collate
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(2, 30, size=50)
+    values = {"ids": rng.integers(0, 3, size=50), "scores": rng.random(50).astype(np.float32),
+              "multi_hot": (rng.random((50, 4)) > 0.5).astype(np.float32), None: None}[labels]
+    arrays = FeatureArrays(rng.integers(1, 999, size=lengths.sum()).astype(np.int32),
+                           rng.integers(0, 2, size=lengths.sum()).astype(np.int8), lengths,
+                           values)
+    memory = FeatureSet.from_arrays(arrays)
+    mapped = cache.load_or_build(str(tmp_path), "t", {"k": labels}, lambda: iter([arrays]))
+    for dataset in (memory, mapped):
+        for indices in ([3], [7, 1, 7, 0], list(range(50)), list(rng.permutation(50)[:13])):
+            expected = collate([dataset[i] for i in indices])
+            got = dataset.batch(indices)
+            assert list(got) == list(expected)
+            for name, tensor in expected.items():
+                assert got[name].dtype == tensor.dtype and torch.equal(got[name], tensor), name

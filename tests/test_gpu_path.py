@@ -157,8 +157,9 @@ def test_cuda_batches_pad_to_length_buckets_and_the_next_one_is_ready_first(monk
     batches = [[0, 1, 2], [3, 4], [5]]
     made = []
     from training import data as data_module
-    real = data_module.collate
-    monkeypatch.setattr(data_module, "collate", lambda rows: made.append(len(rows)) or real(rows))
+    real = data_module.batch_of
+    monkeypatch.setattr(data_module, "batch_of", lambda dataset, indices: made.append(
+        len(indices)) or real(dataset, indices))
     out = iterate(data, batches, CPU, bucket=LENGTH_BUCKET)
     first = next(out)
     assert made == [3, 2]  # the second batch was prepared before the first was handed over

@@ -23,6 +23,13 @@ CPU_INFERENCE_BATCH = 8
 CUDA_INFERENCE_TOKENS = 16384
 
 
+def batch_of(dataset, indices: Sequence[int]) -> dict:
+    """The padded batch of these rows: a FeatureSet gathers it from its flat arrays; any
+    other dataset's rows are collated one by one."""
+    gather = getattr(dataset, "batch", None)
+    return gather(indices) if gather is not None else collate([dataset[i] for i in indices])
+
+
 def inference_batch_size(device: torch.device, max_seq_length: int) -> int:
     """The eval/predict batch size when the user sets none: 8 (Google's) on the CPU; on
     CUDA 128 rows of up to 128 tokens, fewer for longer rows (32 of 512)."""
@@ -79,7 +86,7 @@ def iterate(dataset, batches: Sequence[list[int]], device: torch.device,
     longest = int(np.max(dataset.lengths(), initial=0)) if bucket > 1 else 0
 
     def prepared(indices: list[int]) -> dict:
-        batch = collate([dataset[i] for i in indices])
+        batch = batch_of(dataset, indices)
         if bucket > 1:
             batch = bucketed(batch, bucket, longest)
         return {k: (v.pin_memory() if pin else v).to(device, non_blocking=True)
