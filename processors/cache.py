@@ -33,7 +33,7 @@ from modeling.locks import file_lock
 from .builders import FeatureBuilder
 from .cells import path_safe
 from .digest import chunks
-from .features import FeatureArrays, FeatureRow, InputFeatures, log_examples
+from .features import FeatureArrays, FeatureRow, InputFeatures, log_examples, padded
 from .splits import SplitExamples
 from .windows import Windows, describe, windows_key
 
@@ -94,24 +94,15 @@ class FeatureSet(torch.utils.data.Dataset):
                           None if self.labels is None else self.labels[i])
 
     def batch(self, indices: Sequence[int]) -> dict:
-        """`collate([self[i] for i in indices])`, gathered from the flat arrays in a few
-        array operations instead of three tensor copies per row."""
+        """`collate([self[i] for i in indices])`: the rows' tokens gathered from the flat
+        arrays at once, then `padded`, instead of copies row by row."""
         rows = np.asarray(indices, dtype=np.int64)
         starts = self.offsets[rows]
         lengths = self.offsets[rows + 1] - starts
-        columns = np.arange(int(lengths.max(initial=0)))
-        keep = columns < lengths[:, None]
-        where = np.where(keep, starts[:, None] + columns, 0)
-        batch = {name: torch.from_numpy(np.where(keep, flat.numpy()[where], 0).astype(np.int64))
-                 for name, flat in (("input_ids", self.input_ids),
-                                    ("token_type_ids", self.segment_ids))}
-        batch["attention_mask"] = torch.from_numpy(keep.astype(np.int64))
-        if self.labels is not None:
-            labels = np.asarray(self.labels[rows])
-            integer = np.issubdtype(labels.dtype, np.integer)
-            batch["labels"] = torch.from_numpy(labels).to(torch.long if integer else torch.float)
-        return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids", "labels")
-                if k in batch}
+        before = np.cumsum(lengths) - lengths  # (each row's first place in the batch)
+        positions = np.arange(lengths.sum()) + np.repeat(starts - before, lengths)
+        return padded(self.input_ids.numpy()[positions], self.segment_ids.numpy()[positions],
+                      lengths, None if self.labels is None else np.asarray(self.labels[rows]))
 
 
 def _offsets(counts: np.ndarray) -> np.ndarray:

@@ -249,23 +249,30 @@ def features_from_arrays(arrays: FeatureArrays) -> list[InputFeatures]:
 
 
 def collate(rows: Sequence[FeatureRow], pad_id: int = 0) -> dict:
-    """Pads a batch of rows to its longest row.
+    """Pads a batch of rows to its longest row (`padded`).
 
     Returns the model's keyword arguments (transformers' names): input_ids,
     attention_mask, token_type_ids, and labels (omitted when the batch has none).
     """
-    width = max(len(row.input_ids) for row in rows)
-    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    segment_ids = torch.zeros((len(rows), width), dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row.input_ids)
-        input_ids[i, :n] = torch.as_tensor(row.input_ids)
-        segment_ids[i, :n] = torch.as_tensor(row.segment_ids)
-        mask[i, :n] = 1
-    batch = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": segment_ids}
-    if rows[0].label is not None:
-        labels = np.asarray([row.label for row in rows])
+    def ends(field: str) -> np.ndarray:
+        return np.concatenate([np.asarray(getattr(row, field), np.int64) for row in rows])
+
+    labels = None if rows[0].label is None else np.asarray([row.label for row in rows])
+    return padded(ends("input_ids"), ends("segment_ids"),
+                  np.array([len(row.input_ids) for row in rows], np.int64), labels, pad_id)
+
+
+def padded(input_ids: np.ndarray, segment_ids: np.ndarray, lengths: np.ndarray,
+           labels: Optional[np.ndarray] = None, pad_id: int = 0) -> dict:
+    """`collate`'s batch from rows laid end to end (`lengths` tokens each): ids padded with
+    `pad_id`, segment ids and mask with 0, labels as long (class ids) or float tensors."""
+    keep = np.arange(int(lengths.max(initial=0))) < lengths[:, None]
+    ids, types = np.full(keep.shape, pad_id, np.int64), np.zeros(keep.shape, np.int64)
+    ids[keep], types[keep] = input_ids, segment_ids
+    batch = {"input_ids": torch.from_numpy(ids),
+             "attention_mask": torch.from_numpy(keep.astype(np.int64)),
+             "token_type_ids": torch.from_numpy(types)}
+    if labels is not None:
         integer = np.issubdtype(labels.dtype, np.integer)
         batch["labels"] = torch.from_numpy(labels).to(torch.long if integer else torch.float)
     return batch

@@ -156,9 +156,8 @@ def test_cuda_batches_pad_to_length_buckets_and_the_next_one_is_ready_first(monk
     lengths = data.lengths()
     batches = [[0, 1, 2], [3, 4], [5]]
     made = []
-    from training import data as data_module
-    real = data_module.batch_of
-    monkeypatch.setattr(data_module, "batch_of", lambda dataset, indices: made.append(
+    real = FeatureSet.batch
+    monkeypatch.setattr(FeatureSet, "batch", lambda dataset, indices: made.append(
         len(indices)) or real(dataset, indices))
     out = iterate(data, batches, CPU, bucket=LENGTH_BUCKET)
     first = next(out)

@@ -13,7 +13,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from processors.features import collate
 
 MEGABATCH_BATCHES = 50
 LENGTH_BUCKET = 16  # CUDA batches pad to a multiple of this many tokens
@@ -21,13 +20,6 @@ LENGTH_BUCKET = 16  # CUDA batches pad to a multiple of this many tokens
 # (CUDA_INFERENCE_TOKENS tokens of max_seq_length), 8 to 128 rows.
 CPU_INFERENCE_BATCH = 8
 CUDA_INFERENCE_TOKENS = 16384
-
-
-def batch_of(dataset, indices: Sequence[int]) -> dict:
-    """The padded batch of these rows: a FeatureSet gathers it from its flat arrays; any
-    other dataset's rows are collated one by one."""
-    gather = getattr(dataset, "batch", None)
-    return gather(indices) if gather is not None else collate([dataset[i] for i in indices])
 
 
 def inference_batch_size(device: torch.device, max_seq_length: int) -> int:
@@ -86,7 +78,7 @@ def iterate(dataset, batches: Sequence[list[int]], device: torch.device,
     longest = int(np.max(dataset.lengths(), initial=0)) if bucket > 1 else 0
 
     def prepared(indices: list[int]) -> dict:
-        batch = batch_of(dataset, indices)
+        batch = dataset.batch(indices)
         if bucket > 1:
             batch = bucketed(batch, bucket, longest)
         return {k: (v.pin_memory() if pin else v).to(device, non_blocking=True)

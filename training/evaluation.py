@@ -23,7 +23,7 @@ from processors.metrics import compute_metrics
 from processors.windows import document_labels, pool_windows
 
 from . import distributed, thresholds
-from .data import batch_of, inference_batches, iterate
+from .data import inference_batches, iterate
 
 logger = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def onnx_logits(path: str, dataset, batch_size: int) -> np.ndarray:
     batches = inference_batches(dataset.lengths(), batch_size)
     outputs = []
     for indices in batches:
-        batch = batch_of(dataset, indices)
+        batch = dataset.batch(indices)
         feed = {name: batch[name].numpy() for name in wanted}
         outputs.append(runner.run(["logits"], feed)[0])
     logits = np.concatenate(outputs) if outputs else np.zeros((0, 0), np.float32)
