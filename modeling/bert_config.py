@@ -12,6 +12,7 @@ differs from its default, every other key), so a saved model reads the same eith
 """
 
 import copy
+import functools
 import json
 import math
 import os
@@ -51,6 +52,12 @@ DROPPED = frozenset({
     "model_type", "transformers_version", "_name_or_path", "name_or_path", "_commit_hash",
     "attn_implementation", "_attn_implementation", "_attn_implementation_internal",
     "experts_implementation", "_experts_implementation", "_experts_implementation_internal"})
+
+
+@functools.cache
+def _transformers_version() -> str:
+    """What config.json records as its writer (read once: package metadata is files)."""
+    return metadata.version("transformers")
 
 
 def _default_labels(count: int) -> dict:
@@ -106,7 +113,7 @@ class BertConfig:
     def to_dict(self) -> dict:
         """Every value, with the model type and the installed transformers' version."""
         return {**copy.deepcopy(self.__dict__), "model_type": self.model_type,
-                "transformers_version": metadata.version("transformers")}
+                "transformers_version": _transformers_version()}
 
     def to_json_string(self) -> str:
         """What transformers' `to_json_string()` gives for the same values."""

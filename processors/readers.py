@@ -179,9 +179,9 @@ _SPLIT_TABS = operator.methodcaller("split", "\t")
 def read_table(path: str, delimiter: str = "\t", quotechar: Optional[str] = None
                ) -> list[list[str]]:
     """Every row of a TSV/CSV file, as `read_rows` gives them: a TSV read without quotes
-    that is plainly fine (valid UTF-8 with LF endings, no CR, NUL, blank line or field
-    over the csv limit) is split in a few C calls over the whole file; any other file is
-    read row by row, which names the first line that is wrong."""
+    that is plainly fine (valid UTF-8 with LF or CRLF endings, no other CR, no NUL, blank
+    line or field over the csv limit) is split in a few C calls over the whole file; any
+    other file is read row by row, which names the first line that is wrong."""
     if quotechar is None and delimiter == "\t":
         rows = _plain_tsv(path)
         if rows is not None:
@@ -200,7 +200,12 @@ def _plain_tsv(path: str) -> Optional[list[list[str]]]:
     except UnicodeDecodeError:
         return None
     del data
-    if "\r" in text or "\0" in text:
+    crs = text.count("\r")
+    if crs:  # CRLF endings are line ends, as the row reader reads them; a lone CR is not
+        if crs != text.count("\r\n"):
+            return None
+        text = text.replace("\r\n", "\n")
+    if "\0" in text:
         return None
     lines = text.split("\n")
     if lines[-1] == "":
