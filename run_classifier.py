@@ -572,9 +572,27 @@ def train_eval_predict(s, on_dev_score=None) -> None:
     check(s.threshold is None or (processor.metric in ("f1", "acc_and_f1") and len(
         processor.get_labels() or ()) == 2), f"--threshold={s.threshold}: only for binary "
           f"tasks with an F1 metric (--task_name={s.task_name} scores {processor.metric})")
+    prefetch_digests(s, processor, source, examples)
     with contextlib.ExitStack() as stack:
         run = start_run(s, processor, source, trained, examples, stack)
         _run_modes(inference_sizes(s, run.device), run, on_dev_score)
+
+
+def prefetch_digests(s, processor, source, examples: dict) -> None:
+    """Starts hashing the big files the run checks later (each split's cached features; the
+    model, whose digest a training run records) on a background thread, while torch
+    imports (`prefetch_sha256`)."""
+    from modeling.model import model_files
+    from modeling.sha256 import prefetch_sha256
+    from processors.cache_keys import entry_files, entry_path, layout_key, split_key
+    files, cache_dir = [], s.cache_dir or os.path.join(s.output_dir, "cache")
+    if not s.overwrite_cache:  # (the family's layout as `builders.feature_builder` picks it)
+        layout = layout_key(None if source.family == "bert" else source.tokenizer_files)
+        for split, split_examples in examples.items():
+            files += entry_files(entry_path(cache_dir, *split_key(
+                processor, split, split_examples.digest, layout, source.vocab_file,
+                s.do_lower_case, s.max_seq_length, windows(s))))
+    prefetch_sha256(files + (model_files(source) if s.do_train else []))
 
 
 def make_processor(s):

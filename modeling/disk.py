@@ -20,6 +20,7 @@ import tempfile
 from typing import Iterable, Optional
 
 from .errors import InputError
+from .sha256 import sha256_file
 
 
 def finite_json(value, sort_keys: bool = False) -> str:
@@ -188,22 +189,6 @@ def remove_temp_files(folder: str, prefix: str = "") -> list[str]:
     for path in stale:
         _remove(path)
     return stale
-
-
-def sha256_of(f) -> str:
-    """sha256 of an open binary file's remaining bytes, a block at a time (constant memory)."""
-    digest, buffer = hashlib.sha256(), bytearray(1 << 20)
-    view = memoryview(buffer)
-    while True:
-        n = f.readinto(buffer)
-        if not n:
-            return digest.hexdigest()
-        digest.update(view[:n])
-
-
-def sha256_file(path: str) -> str:
-    with open(path, "rb") as f:
-        return sha256_of(f)
 
 
 # The files `write_file` wrote, at their current paths: path -> (sha256, size, inode,

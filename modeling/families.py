@@ -23,7 +23,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Optional
 
-from .disk import sha256_file
+from .sha256 import sha256_file
 from .errors import InputError
 
 if TYPE_CHECKING:

@@ -13,6 +13,7 @@ for the flag checks.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -47,6 +48,14 @@ class ModelSource:
     do_lower_case: Optional[bool]  # the checkpoint's own casing, when it records one
     family: str = "bert"  # config.json's model_type; any other goes through `families`
     tokenizer_files: tuple[str, ...] = ()  # another family's tokenizer files (hashed)
+
+
+def model_files(source: ModelSource) -> list[str]:
+    """The files that make the model (what a run's model digest hashes): config, vocab,
+    another family's tokenizer files, the weights (a TF checkpoint: its prefix's files)."""
+    weights = [source.weights_file] if os.path.isfile(source.weights_file) else sorted(
+        glob.glob(glob.escape(source.weights_file) + ".*"))
+    return [source.config_file, source.vocab_file, *source.tokenizer_files[1:], *weights]
 
 
 def default_model_dir() -> str:

@@ -11,9 +11,8 @@ a key that hashes the tokenizer's files. `feature_builder` picks one.
 import functools
 from typing import Optional, Protocol, Sequence
 
-from modeling.disk import sha256_file
-
 from .base import InputExample
+from .cache_keys import layout_key
 from .features import FeatureArrays, feature_arrays
 from .hf_features import tokenizer_feature_arrays
 from .windows import Windows, window_arrays
@@ -46,7 +45,7 @@ class BertFeatures:
         return feature_arrays(examples, label_list, max_seq_length, self.tokenizer)
 
     def key(self) -> dict:
-        return {}  # (keys made before other families existed stay valid)
+        return layout_key(None)
 
 
 class TokenizerFeatures:
@@ -63,12 +62,12 @@ class TokenizerFeatures:
         return tokenizer_feature_arrays(examples, label_list, max_seq_length, self.tokenizer)
 
     def key(self) -> dict:
-        return {"layout": "tokenizer", "tokenizer_sha256": list(self._digests)}
+        return dict(self._key)
 
     @functools.cached_property
-    def _digests(self) -> tuple[str, ...]:
+    def _key(self) -> dict:
         """The files' sha256, once per builder (a run asks for each split's cache key)."""
-        return tuple(sha256_file(p) for p in self.files)
+        return layout_key(self.files)
 
 
 def feature_builder(family: str, tokenizer, tokenizer_files: Sequence[str] = ()

@@ -17,7 +17,6 @@ lets two processes ask for the same entry at once. Entries are named by the
 task's name made path-safe and the key's digest: no name leaves the cache folder.
 """
 
-import hashlib
 import json
 import logging
 import os
@@ -27,23 +26,19 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 import torch
 
-from modeling.disk import atomic_folder, atomic_write_text, remove_temp_files, sha256_file
+from modeling.disk import atomic_folder, atomic_write_text, remove_temp_files
+from modeling.sha256 import sha256_file
 from modeling.locks import file_lock
 
 from .builders import FeatureBuilder
-from .cells import path_safe
+from .cache_keys import (  # noqa: F401 (FEATURES_VERSION, cache_key_parts: the key's)
+    ARRAYS, FEATURES_VERSION, SIDECAR, cache_key_parts, entry_path, split_key)
 from .digest import chunks
 from .features import FeatureArrays, FeatureRow, InputFeatures, log_examples, padded
 from .splits import SplitExamples
-from .windows import Windows, describe, windows_key
+from .windows import Windows, describe
 
 logger = logging.getLogger(__name__)
-
-FEATURES_VERSION = 2
-SIDECAR = "features.json"
-# The arrays an entry may hold: a sidecar naming another file is damaged, not followed.
-ARRAYS = frozenset({"input_ids", "segment_ids", "offsets", "label_ids", "doc_offsets",
-                    "doc_lengths"})
 
 
 class FeatureSet(torch.utils.data.Dataset):
@@ -108,18 +103,6 @@ class FeatureSet(torch.utils.data.Dataset):
 def _offsets(counts: np.ndarray) -> np.ndarray:
     """0 and the running total of `counts`: where each row (or document) starts, and the end."""
     return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-def cache_key_parts(examples_sha256: str, label_list: Optional[Sequence[str]],
-                    vocab_file: str, do_lower_case: bool, max_seq_length: int,
-                    windows: Optional[Windows] = None) -> dict:
-    """The readable parts of the key; the vocab enters as its sha256. Truncated features
-    keep the key they had before windows existed (their entries stay valid)."""
-    return {"examples_sha256": examples_sha256,
-            "label_list": None if label_list is None else list(label_list),
-            "vocab_sha256": sha256_file(vocab_file), "do_lower_case": bool(do_lower_case),
-            "max_seq_length": int(max_seq_length), "features_version": FEATURES_VERSION,
-            **windows_key(windows)}
 
 
 class _Writer:
@@ -228,8 +211,7 @@ def load_or_build(cache_dir: str, name: str, key_parts: dict,
                   on_ready: Optional[Callable[[], None]] = None) -> FeatureSet:
     """The cached features for `key_parts`, building and caching them on a miss;
     `on_ready` runs under the entry's lock once the entry is whole."""
-    digest = hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()[:20]
-    path = os.path.join(cache_dir, f"{path_safe(name)}_{digest}")
+    path = entry_path(cache_dir, name, key_parts)
     os.makedirs(cache_dir, exist_ok=True)
     with file_lock(path + ".lock"):
         remove_temp_files(cache_dir, os.path.basename(path))  # left by a killed build
@@ -274,10 +256,8 @@ def load_features(processor, data_dir: str, split: str, builder: FeatureBuilder,
     examples = examples or SplitExamples(processor, data_dir, split, cache_dir=cache_dir,
                                          overwrite=overwrite)
     labels = processor.get_labels()
-    key = cache_key_parts(examples.digest, labels, vocab_file, do_lower_case, max_seq_length,
-                          windows)
-    key.update(builder.key())
-    name = f"{processor.task_name or type(processor).__name__}_{split}"
+    name, key = split_key(processor, split, examples.digest, builder.key(), vocab_file,
+                          do_lower_case, max_seq_length, windows)
     features = load_or_build(cache_dir, name, key, lambda: build_chunks(
         examples, labels, max_seq_length, builder, windows), overwrite,
         examples.save_record if record else None)

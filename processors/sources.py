@@ -21,7 +21,7 @@ import sys
 import types
 from typing import Optional
 
-from modeling.disk import sha256_of
+from modeling.sha256 import sha256_of
 
 from .base import MULTI_LABEL, REGRESSION, DataProcessor, InputError
 from .readers import open_data_file

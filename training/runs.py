@@ -10,10 +10,11 @@ from importlib import metadata
 import torch
 
 from modeling.device import choose_precision, describe_device
-from modeling.disk import atomic_write_text, finite_json, sha256_file
+from modeling.disk import atomic_write_text, finite_json
+from modeling.sha256 import sha256_file
 from modeling.export import saved_global_step
 from modeling.heads import MULTI_LABEL, REGRESSION
-from modeling.model import ModelSource, default_model_dir
+from modeling.model import ModelSource, default_model_dir, model_files
 from processors.base import DataProcessor
 
 from . import distributed
@@ -62,10 +63,7 @@ def run_signature(processor: DataProcessor, source: ModelSource, max_seq_length:
 def model_digest(source: ModelSource) -> str:
     """sha256 over the model's config, tokenizer and weights files: a model replaced in place
     (same path, another size) is another model. A TF checkpoint is its prefix's files."""
-    weights = [source.weights_file] if os.path.isfile(source.weights_file) else sorted(
-        glob.glob(glob.escape(source.weights_file) + ".*"))
-    files = [source.config_file, source.vocab_file, *source.tokenizer_files[1:], *weights]
-    digests = [sha256_file(path) for path in files]
+    digests = [sha256_file(path) for path in model_files(source)]
     return hashlib.sha256(" ".join(digests).encode()).hexdigest()
 
 
