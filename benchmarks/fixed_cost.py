@@ -9,7 +9,8 @@ recipe, train and dev eval, each side a fresh process, taking turns (A B A B):
 Each child times its own phases by wrapping the functions that do them (nothing in the
 project knows it is timed) and counts the seconds spent importing modules in each phase;
 the parent adds the interpreter's start and the process's exit. Prints, per phase, the
-median seconds over the repeats, side by side, and one JSON line with every run.
+median seconds over the repeats, side by side, and one JSON line with every run. The
+project's bytecode is written first, as a user's first run writes it (benchmarks/bytecode.py).
 """
 
 import argparse
@@ -262,6 +263,8 @@ def main() -> None:
     if not os.environ.get("GLUE_DIR"):
         sys.exit("fixed_cost: set GLUE_DIR to the GLUE data directory")
     from benchmarks import glue_subset
+    from benchmarks.bytecode import write_bytecode
+    write_bytecode(ROOT)
     runs = {config: [] for config in args.configs.split(",")}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = os.path.join(tmp, "CoLA")

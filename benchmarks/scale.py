@@ -18,7 +18,8 @@ finds the examples record) and for a user's processor (a Google-style module loa
 with _read_tsv and InputExample, so the run keeps the examples key and pays the pass).
 With --baseline_root (a checkout of an earlier commit, e.g. a git worktree), the user
 processor's cached start is measured there too, alternating with this tree's; the issue's
-goals are printed beside the numbers.
+goals are printed beside the numbers. The project's bytecode (and the baseline's) is written
+first, as a user's first run writes it (benchmarks/bytecode.py).
 """
 
 import argparse
@@ -262,8 +263,11 @@ def main() -> None:
         return
     if "GLUE_DIR" not in os.environ:
         sys.exit("set GLUE_DIR to the GLUE data (SST-2 is read for its sentences)")
+    from benchmarks.bytecode import write_bytecode
     from modeling.device import machine_class
     print(f"machine: {machine_class()}")
+    for root in filter(None, (ROOT, args.baseline_root)):
+        write_bytecode(root)
     work = args.work_dir or tempfile.mkdtemp(prefix="scale_")
     try:
         for rows in (int(n) for n in args.rows.split(",")):

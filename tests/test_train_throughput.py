@@ -174,3 +174,16 @@ def test_hf_compiled_trainer_compiles_with_the_chosen_shapes(tmp_path, monkeypat
         "hf_best", str(tmp_path), "cpu", batch_size=2, eval_batch_size=2, learning_rate=1e-4,
         epochs=1.0, warmup=0.1, weight_decay=0.01, seed=1))
     assert best.data_collator.pad_to_multiple_of is None
+
+
+def test_the_benchmarks_write_the_projects_bytecode_first(tmp_path):
+    """As a user's first run would, even where PYTHONDONTWRITEBYTECODE is set."""
+    import importlib.util
+    from benchmarks.bytecode import PACKAGES, write_bytecode
+    sources = []
+    for package in PACKAGES:
+        (tmp_path / package).mkdir()
+        sources.append(tmp_path / package / "module.py")
+        sources[-1].write_text("VALUE = 1\n")
+    write_bytecode(str(tmp_path))
+    assert all(os.path.isfile(importlib.util.cache_from_source(str(s))) for s in sources)
