@@ -491,6 +491,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     from modeling.tokenization import source_tokenizer
 
     from training import distributed
+    cli.freeze_imports()
     rows = sum(split.count for split in examples.values())  # what rank 0 may build meanwhile
     device = distributed.init(select_device(s.no_cuda), rows)
     precision = resolve_precision(s.precision, device)

@@ -1,6 +1,8 @@
-"""Digests taken on a background thread while torch imports (`modeling.sha256.prefetch_sha256`):
-the same digest as a read, never one of a file that changed since, and a cached run's
-features and model hashed before torch's import has finished."""
+"""A run's start. Digests taken on a background thread while torch imports
+(`modeling.sha256.prefetch_sha256`): the same digest as a read, never one of a file that
+changed since, and a cached run's features and model hashed before torch's import has
+finished. The program's imports frozen out of the garbage collector's way
+(`training.cli.freeze_imports`), in its own process only."""
 
 import hashlib
 import os
@@ -107,7 +109,9 @@ WRAPPER = ("import atexit, runpy, sys, threading\n"
            "    log.append(('PREFETCH', 'torch' in sys.modules, '-'))\n"
            "    return prefetch(paths)\n"
            "h.sha256_of, h.prefetch_sha256 = traced, started\n"
+           "import gc\n"
            "atexit.register(lambda: print(*('READ %s %s %s' % r for r in log), sep='\\n'))\n"
+           "atexit.register(lambda: print('FROZEN', gc.get_freeze_count()))\n"
            "sys.argv = ['run_classifier.py'] + sys.argv[1:]\n"
            "runpy.run_path('run_classifier.py', run_name='__main__')\n")
 
@@ -135,6 +139,24 @@ def test_a_cached_run_hashes_its_features_and_model_while_torch_imports(tiny_ber
     assert [torch for name, torch, _ in reads if name == "PREFETCH"] == ["False"]  # then torch
     on_main = {path for thread, _, path in reads if thread == "MainThread"}
     assert not on_main & set(arrays + model), on_main
+    [frozen] = [int(line.split()[1]) for line in result.stdout.splitlines()
+                if line.startswith("FROZEN ")]
+    assert frozen > 10000  # (torch's objects: the program froze its imports)
+
+
+def test_a_run_called_in_a_process_of_its_own_leaves_the_collector_alone(tiny_bert, tmp_path):
+    """run_classifier.main called from a user's code (here, the tests') freezes nothing."""
+    import gc
+    from absl.testing import flagsaver
+    import run_classifier
+    data = write_similarity_data(tmp_path / "data", n_train=16, n_dev=4, n_test=4)
+    before = gc.get_freeze_count()
+    with flagsaver.flagsaver(task_name="sentence_similarity", data_dir=data,
+                             init_checkpoint=tiny_bert, output_dir=str(tmp_path / "out"),
+                             do_train=True, num_train_epochs=1.0, train_batch_size=8):
+        run_classifier.main(["run_classifier"])
+    assert gc.get_freeze_count() == before
+    assert os.path.isfile(tmp_path / "out" / "model.safetensors")
 
 
 def test_a_fifo_in_a_files_place_is_skipped_not_waited_on(tmp_path):
