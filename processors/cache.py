@@ -31,8 +31,7 @@ from modeling.sha256 import sha256_file
 from modeling.locks import file_lock
 
 from .builders import FeatureBuilder
-from .cache_keys import (  # noqa: F401 (FEATURES_VERSION, cache_key_parts: the key's)
-    ARRAYS, FEATURES_VERSION, SIDECAR, cache_key_parts, entry_path, split_key)
+from .cache_keys import ARRAYS, SIDECAR, entry_path, split_key
 from .digest import chunks
 from .features import FeatureArrays, FeatureRow, InputFeatures, log_examples, padded
 from .splits import SplitExamples

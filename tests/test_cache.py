@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from modeling.tokenization import load_tokenizer
-from processors import SentenceSimilarityProcessor, builders, cache
+from processors import SentenceSimilarityProcessor, builders, cache, cache_keys
 from processors.builders import BertFeatures
 from processors.cache import FeatureSet, load_features
 from processors.digest import ExamplesDigest
@@ -138,7 +138,7 @@ def test_sidecar_names_the_key(env):
     assert sidecar["key"] == {
         "examples_sha256": digest.hexdigest(), "label_list": ["0", "1"],
         "vocab_sha256": sha(env.vocab), "do_lower_case": True, "max_seq_length": 32,
-        "features_version": cache.FEATURES_VERSION}
+        "features_version": cache_keys.FEATURES_VERSION}
     assert sidecar["num_examples"] == len(features) == 64
     for name, info in sidecar["arrays"].items():
         assert info["sha256"] == sha(os.path.join(path, name + ".bin"))

@@ -14,7 +14,8 @@ from conftest import VOCAB, WORDS
 from modeling.tokenization import load_tokenizer
 from processors import InputError, InputExample
 from processors import cache as cache_module
-from processors.cache import FeatureSet, cache_key_parts, load_features
+from processors.cache import FeatureSet, load_features
+from processors.cache_keys import cache_key_parts
 from processors.examples import chunks
 from processors.builders import BertFeatures
 from processors.features import FeatureArrays, feature_arrays
