@@ -212,3 +212,16 @@ def test_the_schedule_is_transformers_linear_warmup_then_decay(warmup, total):
         rates.append((steps, scheduler.state_dict()))
     assert rates[0] == rates[1]
     assert rates[0][0][0] == (0.0 if warmup else 0.5) and max(rates[0][0]) <= 0.5
+
+
+def test_the_global_norm_is_the_float64_norm_of_every_gradient():
+    """BLAS's dot for float32 gradients on the CPU, torch's norms for the rest (a transposed
+    view, bf16), summed: the float64 norm of all of them, to float32's precision."""
+    from training.optimization import _global_norm
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(1536, 384, generator=g) * 1e-3, torch.randn(384, generator=g),
+             torch.randn(384, 96, generator=g).t(), torch.randn(64, 64, generator=g).bfloat16()]
+    expected = sum(float(t.double().pow(2).sum()) for t in grads) ** 0.5
+    assert _global_norm(grads).item() == pytest.approx(expected, rel=1e-6)
+    assert _global_norm(grads).dtype == torch.float32
+    assert not torch.isfinite(_global_norm(grads + [torch.tensor([float("inf")])]))

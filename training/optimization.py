@@ -57,10 +57,7 @@ class BertAdamW(torch.optim.AdamW):
                 p.grad = p.grad.coalesce()
         if not params:
             return torch.zeros(())
-        dense = [p.grad for p in params if not p.grad.is_sparse]
-        norms = [p.grad.values().norm() for p in params if p.grad.is_sparse]
-        norms += torch._foreach_norm(dense) if dense else []
-        total = torch.linalg.vector_norm(torch.stack(norms))
+        total = _global_norm([p.grad.values() if p.grad.is_sparse else p.grad for p in params])
         divisor = torch.clamp((total + 1e-6) / max_norm, min=1.0)
         if self.defaults["fused"]:
             self.grad_scale = divisor.to(torch.float32)
@@ -121,6 +118,24 @@ class BertAdamW(torch.optim.AdamW):
                             grad_scale=getattr(self, "grad_scale", None), found_inf=skip)
         for target, rows_ in zip((param,) + moments, (params_, m, v)):
             target.index_copy_(0, seen, rows_)
+
+
+def _global_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The L2 norm of all `grads` together, in float32. On the CPU, each contiguous float32
+    tensor's sum of squares is BLAS's dot of it with itself: one read of the gradients, in
+    half the time of torch's norm kernels (a MiniLM step's, 2 cores) and nearer the float64
+    value. Elsewhere torch's norms: `_foreach_norm` for float32 (one kernel on CUDA), and
+    another dtype's norm computed in float32."""
+    def blas(g: torch.Tensor) -> bool:
+        return g.device.type == "cpu" and g.dtype == torch.float32 and g.is_contiguous()
+
+    rest = [g for g in grads if not blas(g)]
+    fp32 = [g for g in rest if g.dtype == torch.float32]
+    norms = list(torch._foreach_norm(fp32)) if fp32 else []
+    norms += [torch.linalg.vector_norm(g, dtype=torch.float32) for g in rest
+              if g.dtype != torch.float32]
+    squares = [g.view(-1).dot(g.view(-1)) for g in grads if blas(g)] + [n ** 2 for n in norms]
+    return torch.stack(squares).sum().sqrt()
 
 
 def create_optimizer(model: torch.nn.Module, learning_rate: float, weight_decay: float,
