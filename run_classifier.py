@@ -303,8 +303,7 @@ def validate(s) -> Checked:
     checks.check_search(s.search_trials, s.search_space, s.search_storage, s.search_study,
                         s.do_train, s.do_eval, s.overwrite_output_dir)
     check_search_space(s, search_space(s), processor, source)
-    cache_dir = s.cache_dir or os.path.join(s.output_dir, "cache")  # (only read here)
-    examples = {split: SplitExamples(processor, s.data_dir, split, cache_dir=cache_dir,
+    examples = {split: SplitExamples(processor, s.data_dir, split, cache_dir=cache_folder(s),
                                      overwrite=s.overwrite_cache)
                 for split, wanted in (("train", s.do_train), ("dev", s.do_eval),
                                       ("test", s.do_predict)) if wanted}
@@ -403,6 +402,11 @@ def train_args(s, run):
         problem_type=processor.problem_type,
         compile=should_compile(s.compile, run.model, run.device, run.precision, steps,
                                "training steps"))
+
+
+def cache_folder(s) -> str:
+    """--cache_dir, or the output_dir's cache folder."""
+    return s.cache_dir or os.path.join(s.output_dir, "cache")
 
 
 def windows(s):
@@ -515,7 +519,7 @@ def start_run(s, processor, source, trained: bool, examples: dict,
     return Run(processor=processor, source=source, device=device, precision=precision,
                tokenizer=source_tokenizer(source, s.do_lower_case), model=model,
                output_dir=s.output_dir,
-               cache_dir=s.cache_dir or os.path.join(s.output_dir, "cache"), examples=examples,
+               cache_dir=cache_folder(s), examples=examples,
                pooler_identity=pooler_identity)
 
 
@@ -586,11 +590,11 @@ def prefetch_digests(s, processor, source, examples: dict) -> None:
     from modeling.model import model_files
     from modeling.sha256 import prefetch_sha256
     from processors.cache_keys import entry_files, entry_path, layout_key, split_key
-    files, cache_dir = [], s.cache_dir or os.path.join(s.output_dir, "cache")
+    files = []
     if not s.overwrite_cache:  # (the family's layout as `builders.feature_builder` picks it)
         layout = layout_key(None if source.family == "bert" else source.tokenizer_files)
         for split, split_examples in examples.items():
-            files += entry_files(entry_path(cache_dir, *split_key(
+            files += entry_files(entry_path(cache_folder(s), *split_key(
                 processor, split, split_examples.digest, layout, source.vocab_file,
                 s.do_lower_case, s.max_seq_length, windows(s))))
     prefetch_sha256(files + (model_files(source) if s.do_train else []))
@@ -648,7 +652,7 @@ def search(s) -> dict:
     from training import search as tuning
 
     metric = validate(s)[0].metric
-    common = {**TRIAL, "cache_dir": s.cache_dir or os.path.join(s.output_dir, "cache")}
+    common = {**TRIAL, "cache_dir": cache_folder(s)}
 
     def run_trial(folder: str, params: dict, report) -> float:
         if not is_model_dir(folder):  # else it had finished when its worker died

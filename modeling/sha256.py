@@ -70,8 +70,8 @@ def prefetch_sha256(paths: Iterable[str]) -> None:
     torch's import above all (hashlib releases the GIL). The next `sha256_file` of each path
     takes its digest, if the file is still the one that was read, unchanged (`_identity`);
     else it reads the file again. A daemon thread: an exit does not wait for it."""
-    jobs = [_Prefetch(os.path.abspath(p)) for p in dict.fromkeys(paths)
-            if os.path.abspath(p) not in _prefetched]
+    jobs = [_Prefetch(path) for path in dict.fromkeys(os.path.abspath(p) for p in paths)
+            if path not in _prefetched]
     for job in jobs:
         _prefetched[job.path] = job
     if jobs:
