@@ -20,13 +20,20 @@ guids are warned about. Batches are length-sorted (dynamic padding) within
 chunks of rows, and every chunk comes out in the input's order.
 """
 
+import sys
+
+import training.cli as cli  # (light: it installs the interrupt handler before the heavy imports)
+
+if __name__ == "__main__" or sys.argv[0].endswith("extract_features"):  # the program
+    cli.install_interrupt_handler("extract_features")
+
+# The other imports follow the handler (setup.cfg tells flake8: E402).
 import contextlib
 import io
 import json
 import logging
 import os
 import re
-import sys
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -36,7 +43,6 @@ import transformers
 from absl import flags
 from transformers import BertConfig, BertModel
 
-import training.cli as cli
 from modeling import PRECISIONS, families
 from modeling.bert import to_transformers
 from modeling.device import autocast, resolve_precision, select_device

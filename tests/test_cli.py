@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -145,3 +146,45 @@ def test_a_profiled_run_ends_the_usual_way(tmp_path):
                             env={**os.environ, "PYTHONPATH": ROOT})
     assert result.returncode == 0 and result.stdout == "done\n"
     assert stats.stat().st_size > 0
+
+
+HELD_SIGNAL = r'''
+import json, os, signal, sys, time
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import training.cli as cli
+cli.install_interrupt_handler("prog", "hint")
+cli._phase[0] = sys.argv[3]
+try:
+    import outer  # raises the signal on itself, then imports `inner`, then finishes
+    while True:  # the held signal arrives here, after the import
+        time.sleep(0.01)
+except KeyboardInterrupt:
+    print(json.dumps({"imported": getattr(sys.modules.get("outer"), "DONE", False),
+                      "inner": "inner" in sys.modules, "code": cli._exit_code[0]}))
+'''
+
+
+@pytest.mark.parametrize("signum, phase", [(signal.SIGINT, "running"),
+                                           (signal.SIGTERM, "running"),
+                                           (signal.SIGINT, "loading")])
+def test_a_signal_during_an_import_is_held_until_the_import_ends(tmp_path, signum, phase):
+    """torch's import runs Python from C++ (`torch._C._c10d_init()`, say): a KeyboardInterrupt
+    raised there aborts the process (a C++ terminate, SIGABRT) instead of unwinding. A
+    Ctrl-C or SIGTERM that arrives while a module imports, nested imports included, is
+    acted on once the import is over: the same exit as anywhere else."""
+    (tmp_path / "outer.py").write_text(
+        f"import signal, time\nsignal.raise_signal({int(signum)})\ntime.sleep(0.2)\n"
+        "import inner\nDONE = True\nprint('outer imported', flush=True)\n")
+    (tmp_path / "inner.py").write_text("import time\ntime.sleep(0.2)\n")
+    (tmp_path / "main.py").write_text(HELD_SIGNAL)
+    result = subprocess.run([sys.executable, str(tmp_path / "main.py"), ROOT, str(tmp_path),
+                             phase], capture_output=True, text=True, timeout=60)
+    assert "Traceback" not in result.stderr, result.stderr
+    if phase == "loading":  # nothing written yet: the program exits at once, after the import
+        assert result.returncode == 128 + signum and result.stdout == "outer imported\n"
+        assert result.stderr == "prog: interrupted; hint\n"
+        return
+    assert result.returncode == 0, result.stderr
+    first, last = result.stdout.splitlines()
+    assert first == "outer imported"
+    assert json.loads(last) == {"imported": True, "inner": True, "code": 128 + signum}

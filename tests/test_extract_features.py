@@ -2,8 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -103,6 +105,23 @@ def test_errors_are_one_line_with_exit_code_2(flag, message, tiny_bert, tmp_path
     result = cli(*args.values(), f"--init_checkpoint={tiny_bert}", f"--output_file={out}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr == f"extract_features: error: {message}\n"
+    assert os.listdir(tmp_path) == ["input.txt"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_while_it_loads_exits_with_one_line(signum, tiny_bert, tmp_path):
+    """The handler is installed before torch's import: the signal (held while a module
+    imports) ends the program as run_classifier's do, 128 + its number, nothing written."""
+    (tmp_path / "input.txt").write_text("the dog runs\n")
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "extract_features.py"),
+                             f"--input_file={tmp_path / 'input.txt'}",
+                             f"--init_checkpoint={tiny_bert}",
+                             f"--output_file={tmp_path / 'features.jsonl'}"],
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    time.sleep(0.3)
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum and stderr == "extract_features: interrupted\n"
     assert os.listdir(tmp_path) == ["input.txt"]
 
 

@@ -27,6 +27,7 @@ _exit_code = [130]  # 128 + the number of the signal that interrupted the run
 _SETTINGS: dict[str, type] = {}  # a module's Settings class, made once
 _program: list[str] = []  # [its name] in a process `run` started
 _frozen: list[bool] = []  # [True] once `freeze_imports` has run
+_held: list[int] = []  # [the signal] that arrived while a module was importing
 
 
 def user_set(flag_values, name: str) -> bool:
@@ -64,9 +65,12 @@ def interrupt_handler(prog: str, hint: str = "") -> Callable:
     once with the hint. In `call`: Python's KeyboardInterrupt, so that `finally` blocks
     clean up; `call` ends the run as an interrupt (exit 128 + the signal's number) even when
     a library turned it into another error (transformers' lazy imports report an import cut
-    short as ModuleNotFoundError)."""
+    short as ModuleNotFoundError). A signal that arrives while a module imports is held
+    until the outermost import returns (a profile hook on the main thread watches for
+    it): torch's import runs Python code from C++, and an exception raised there aborts
+    the process (SIGABRT, a C++ terminate) instead of unwinding."""
 
-    def on_interrupt(signum, frame) -> None:
+    def act(signum: int) -> None:
         if _phase[0] == "loading":
             sys.stderr.write(f"{prog}: {_interrupted(hint)}\n")
             raise SystemExit(128 + signum)
@@ -75,7 +79,34 @@ def interrupt_handler(prog: str, hint: str = "") -> Callable:
             _exit_code[0] = 128 + signum
             raise KeyboardInterrupt
 
+    def on_interrupt(signum, frame) -> None:
+        if _held:  # a second signal while one is held changes nothing
+            return
+        outermost = _outermost_import(frame)
+        if outermost is None or sys.getprofile() is not None:  # (a profiler's hook stays)
+            act(signum)
+            return
+        _held.append(signum)
+
+        def after_import(frame, event, arg) -> None:
+            if frame is outermost and event == "return":
+                sys.setprofile(None)
+                _held.clear()
+                act(signum)  # raised as the import returns, the module imported
+
+        sys.setprofile(after_import)
+
     return on_interrupt
+
+
+def _outermost_import(frame):
+    """The outermost of importlib's frames `frame` runs inside, or None outside imports."""
+    outermost = None
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            outermost = frame
+        frame = frame.f_back
+    return outermost
 
 
 def install_interrupt_handler(prog: str, hint: str = "") -> None:
