@@ -188,3 +188,62 @@ def test_a_signal_during_an_import_is_held_until_the_import_ends(tmp_path, signu
     first, last = result.stdout.splitlines()
     assert first == "outer imported"
     assert json.loads(last) == {"imported": True, "inner": True, "code": 128 + signum}
+
+
+HELD_IN_TORCH = r'''
+import json, signal, sys, time
+sys.path[:0] = [sys.argv[1]]
+import torch
+import training.cli as cli
+cli.install_interrupt_handler("prog")
+cli._phase[0] = "running"
+cli.NOTICE_AFTER = 0.2
+
+
+class Twice(torch.autograd.Function):  # its backward runs inside torch's (loss.backward)
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        signal.raise_signal(signal.SIGINT)
+        time.sleep(float(sys.argv[2]))  # torch's call lasting (as a compile would)
+        return 2 * grad
+
+
+x = torch.ones(3, requires_grad=True)
+try:
+    Twice.apply(x).sum().backward()
+    print(json.dumps({"grad": x.grad.tolist()}))
+except KeyboardInterrupt:
+    print(json.dumps({"grad": None if x.grad is None else x.grad.tolist(),
+                      "code": cli._exit_code[0]}))
+'''
+
+
+@pytest.mark.parametrize("lasting", [0.0, 1.0])
+def test_a_signal_inside_torchs_code_is_held_until_it_returns(tmp_path, lasting):
+    """Ctrl-C while torch's Python code runs (here `Tensor.backward`, which calls back the
+    program's code): the KeyboardInterrupt comes once torch's call returns, its work done;
+    a call that lasts past NOTICE_AFTER (0.2 s here) has the user told why, once."""
+    (tmp_path / "main.py").write_text(HELD_IN_TORCH)
+    result = subprocess.run([sys.executable, str(tmp_path / "main.py"), ROOT, str(lasting)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert json.loads(result.stdout) == {"grad": [2.0, 2.0, 2.0], "code": 130}
+    assert result.stderr == ("prog: stopping once torch's current call returns (a graph may "
+                             "be compiling); Ctrl-C again stops at once\n" if lasting else "")
+
+
+def test_a_second_signal_while_one_is_held_ends_the_process_at_once(tmp_path):
+    """Held signals wait for the import (or a compile) to return; a second one does not."""
+    (tmp_path / "outer.py").write_text(
+        "import signal, time\nsignal.raise_signal(signal.SIGINT)\ntime.sleep(0.2)\n"
+        "signal.raise_signal(signal.SIGTERM)\ntime.sleep(30)\nprint('outer imported')\n")
+    (tmp_path / "inner.py").write_text("")
+    (tmp_path / "main.py").write_text(HELD_SIGNAL)
+    result = subprocess.run([sys.executable, str(tmp_path / "main.py"), ROOT, str(tmp_path),
+                             "running"], capture_output=True, text=True, timeout=20)
+    assert result.returncode == 130 and result.stdout == ""
+    assert result.stderr == "prog: interrupted; hint\n"

@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Callable
 
 from modeling.errors import InputError, TrainingDiverged
@@ -27,7 +28,8 @@ _exit_code = [130]  # 128 + the number of the signal that interrupted the run
 _SETTINGS: dict[str, type] = {}  # a module's Settings class, made once
 _program: list[str] = []  # [its name] in a process `run` started
 _frozen: list[bool] = []  # [True] once `freeze_imports` has run
-_held: list[int] = []  # [the signal] that arrived while a module was importing
+NOTICE_AFTER = 2.0  # seconds a held signal waits on torch before the user is told why
+_held: list[int] = []  # [the signal] held until torch's code or an import returns
 
 
 def user_set(flag_values, name: str) -> bool:
@@ -65,10 +67,12 @@ def interrupt_handler(prog: str, hint: str = "") -> Callable:
     once with the hint. In `call`: Python's KeyboardInterrupt, so that `finally` blocks
     clean up; `call` ends the run as an interrupt (exit 128 + the signal's number) even when
     a library turned it into another error (transformers' lazy imports report an import cut
-    short as ModuleNotFoundError). A signal that arrives while a module imports is held
-    until the outermost import returns (a profile hook on the main thread watches for
-    it): torch's import runs Python code from C++, and an exception raised there aborts
-    the process (SIGABRT, a C++ terminate) instead of unwinding."""
+    short as ModuleNotFoundError). A signal that arrives while a module imports or torch's
+    own Python code runs is held until that code returns to the program's (a profile hook
+    on the main thread watches for it): torch runs Python from C++ (its import, the
+    dispatcher's Python rules while a graph compiles), and an exception raised there
+    aborts the process (SIGABRT, a C++ terminate) instead of unwinding. A second signal
+    while one is held ends the process at once (a compile can take minutes)."""
 
     def act(signum: int) -> None:
         if _phase[0] == "loading":
@@ -80,30 +84,51 @@ def interrupt_handler(prog: str, hint: str = "") -> Callable:
             raise KeyboardInterrupt
 
     def on_interrupt(signum, frame) -> None:
-        if _held:  # a second signal while one is held changes nothing
-            return
-        outermost = _outermost_import(frame)
+        if _held:  # again while held: stop at once, as a killed process would
+            sys.stderr.write(f"{prog}: {_interrupted(hint)}\n")
+            sys.stderr.flush()
+            os._exit(128 + _held[0])
+        outermost = _outermost_held(frame)
         if outermost is None or sys.getprofile() is not None:  # (a profiler's hook stays)
             act(signum)
             return
-        _held.append(signum)
-
-        def after_import(frame, event, arg) -> None:
-            if frame is outermost and event == "return":
-                sys.setprofile(None)
-                _held.clear()
-                act(signum)  # raised as the import returns, the module imported
-
-        sys.setprofile(after_import)
+        _hold(signum, outermost, act, prog)
 
     return on_interrupt
 
 
-def _outermost_import(frame):
-    """The outermost of importlib's frames `frame` runs inside, or None outside imports."""
+def _hold(signum: int, outermost, act: Callable[[int], None], prog: str) -> None:
+    """Holds `signum` until frame `outermost` returns, then calls `act(signum)` there (a
+    profile hook on this, the main, thread); says so if torch's call lasts (a compile)."""
+    _held.append(signum)
+    notice = None
+    if not outermost.f_code.co_filename.startswith("<frozen importlib"):
+        notice = threading.Timer(NOTICE_AFTER, sys.stderr.write, [
+            f"{prog}: stopping once torch's current call returns (a graph may be compiling);"
+            " Ctrl-C again stops at once\n"])
+        notice.daemon = True
+        notice.start()
+
+    def after_held(frame, event, arg) -> None:
+        if frame is outermost and event == "return":
+            sys.setprofile(None)
+            _held.clear()
+            if notice is not None:
+                notice.cancel()
+            act(signum)  # raised into the program's code, as that frame returns
+
+    sys.setprofile(after_held)
+
+
+def _outermost_held(frame):
+    """The outermost frame of an import or of torch's own Python code that `frame` runs
+    inside, or None (then `frame` is the program's code, or another library's)."""
+    torch_file = getattr(sys.modules.get("torch"), "__file__", None)
+    prefixes = ("<frozen importlib",) + ((os.path.dirname(torch_file) + os.sep,)
+                                         if torch_file else ())
     outermost = None
     while frame is not None:
-        if frame.f_code.co_filename.startswith("<frozen importlib"):
+        if frame.f_code.co_filename.startswith(prefixes):
             outermost = frame
         frame = frame.f_back
     return outermost
