@@ -84,6 +84,8 @@ def interrupt_handler(prog: str, hint: str = "") -> Callable:
             raise KeyboardInterrupt
 
     def on_interrupt(signum, frame) -> None:
+        if _phase[0] == "done":  # the run's work is over: only exiting is left
+            return
         if _held:  # again while held: stop at once, as a killed process would
             sys.stderr.write(f"{prog}: {_interrupted(hint)}\n")
             sys.stderr.flush()
