@@ -30,6 +30,7 @@ _program: list[str] = []  # [its name] in a process `run` started
 _frozen: list[bool] = []  # [True] once `freeze_imports` has run
 NOTICE_AFTER = 2.0  # seconds a held signal waits on torch before the user is told why
 _held: list[int] = []  # [the signal] held until torch's code or an import returns
+_IMPORTLIB = "<frozen importlib"  # the file names of importlib's frames
 
 
 def user_set(flag_values, name: str) -> bool:
@@ -74,9 +75,11 @@ def interrupt_handler(prog: str, hint: str = "") -> Callable:
     aborts the process (SIGABRT, a C++ terminate) instead of unwinding. A second signal
     while one is held ends the process at once (a compile can take minutes)."""
 
+    line = f"{prog}: {_interrupted(hint)}\n"
+
     def act(signum: int) -> None:
         if _phase[0] == "loading":
-            sys.stderr.write(f"{prog}: {_interrupted(hint)}\n")
+            sys.stderr.write(line)
             raise SystemExit(128 + signum)
         if _phase[0] != "done":
             _phase[0] = "interrupted"
@@ -87,7 +90,7 @@ def interrupt_handler(prog: str, hint: str = "") -> Callable:
         if _phase[0] == "done":  # the run's work is over: only exiting is left
             return
         if _held:  # again while held: stop at once, as a killed process would
-            sys.stderr.write(f"{prog}: {_interrupted(hint)}\n")
+            sys.stderr.write(line)
             sys.stderr.flush()
             os._exit(128 + _held[0])
         outermost = _outermost_held(frame)
@@ -104,7 +107,7 @@ def _hold(signum: int, outermost, act: Callable[[int], None], prog: str) -> None
     profile hook on this, the main, thread); says so if torch's call lasts (a compile)."""
     _held.append(signum)
     notice = None
-    if not outermost.f_code.co_filename.startswith("<frozen importlib"):
+    if not outermost.f_code.co_filename.startswith(_IMPORTLIB):
         notice = threading.Timer(NOTICE_AFTER, sys.stderr.write, [
             f"{prog}: stopping once torch's current call returns (a graph may be compiling);"
             " Ctrl-C again stops at once\n"])
@@ -126,8 +129,8 @@ def _outermost_held(frame):
     """The outermost frame of an import or of torch's own Python code that `frame` runs
     inside, or None (then `frame` is the program's code, or another library's)."""
     torch_file = getattr(sys.modules.get("torch"), "__file__", None)
-    prefixes = ("<frozen importlib",) + ((os.path.dirname(torch_file) + os.sep,)
-                                         if torch_file else ())
+    torch_dirs = (os.path.dirname(torch_file) + os.sep,) if torch_file else ()
+    prefixes = (_IMPORTLIB, *torch_dirs)
     outermost = None
     while frame is not None:
         if frame.f_code.co_filename.startswith(prefixes):
