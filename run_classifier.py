@@ -488,14 +488,14 @@ def start_run(s, processor, source, trained: bool, examples: dict,
               stack: contextlib.ExitStack):
     """The device (and --precision check), tokenizer and model; then the output_dir, locked
     (into `stack`) before anything is written there."""
-    import torch
-    from modeling.device import resolve_precision, select_device
-    from modeling.model import build_model, head_trained_for, init_untrained_pooler, load_config
-    from training.runs import Run, clear_run_outputs
-    from modeling.tokenization import source_tokenizer
-
-    from training import distributed
-    cli.freeze_imports()
+    with cli.heavy_imports():
+        import torch
+        from modeling.device import resolve_precision, select_device
+        from modeling.model import (build_model, head_trained_for, init_untrained_pooler,
+                                    load_config)
+        from training.runs import Run, clear_run_outputs
+        from modeling.tokenization import source_tokenizer
+        from training import distributed
     rows = sum(split.count for split in examples.values())  # what rank 0 may build meanwhile
     device = distributed.init(select_device(s.no_cuda), rows)
     precision = resolve_precision(s.precision, device)

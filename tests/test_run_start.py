@@ -1,8 +1,8 @@
 """A run's start. Digests taken on a background thread while torch imports
 (`modeling.sha256.prefetch_sha256`): the same digest as a read, never one of a file that
 changed since, and a cached run's features and model hashed before torch's import has
-finished. The program's imports frozen out of the garbage collector's way
-(`training.cli.freeze_imports`), in its own process only."""
+finished. The program's heavy imports kept out of the garbage collector's way, while they
+run and after (`training.cli.heavy_imports`), in its own process only."""
 
 import hashlib
 import os
@@ -112,6 +112,11 @@ WRAPPER = ("import atexit, runpy, sys, threading\n"
            "import gc\n"
            "atexit.register(lambda: print(*('READ %s %s %s' % r for r in log), sep='\\n'))\n"
            "atexit.register(lambda: print('FROZEN', gc.get_freeze_count()))\n"
+           "seen = []  # each collection: (torch imported?, imports frozen?)\n"
+           "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(\n"
+           "    ('torch' in sys.modules, gc.get_freeze_count() > 0)))\n"
+           "atexit.register(lambda: print('COLLECTIONS', sum(t and not f for t, f in seen),\n"
+           "                              sum(f for t, f in seen)))\n"
            "sys.argv = ['run_classifier.py'] + sys.argv[1:]\n"
            "runpy.run_path('run_classifier.py', run_name='__main__')\n")
 
@@ -142,6 +147,10 @@ def test_a_cached_run_hashes_its_features_and_model_while_torch_imports(tiny_ber
     [frozen] = [int(line.split()[1]) for line in result.stdout.splitlines()
                 if line.startswith("FROZEN ")]
     assert frozen > 10000  # (torch's objects: the program froze its imports)
+    [(during, after)] = [tuple(map(int, line.split()[1:])) for line in result.stdout.splitlines()
+                         if line.startswith("COLLECTIONS ")]
+    assert during == 0  # none while torch imported (hundreds with the collector on)
+    assert after > 0  # the collector runs again once the imports are frozen
 
 
 def test_a_run_called_in_a_process_of_its_own_leaves_the_collector_alone(tiny_bert, tmp_path):

@@ -10,6 +10,7 @@ interrupt handler before its heavy imports.
 """
 
 import atexit
+import contextlib
 import dataclasses
 import gc
 import logging
@@ -27,7 +28,7 @@ _exit_code = [130]  # 128 + the number of the signal that interrupted the run
 
 _SETTINGS: dict[str, type] = {}  # a module's Settings class, made once
 _program: list[str] = []  # [its name] in a process `run` started
-_frozen: list[bool] = []  # [True] once `freeze_imports` has run
+_frozen: list[bool] = []  # [True] once `heavy_imports` has run
 NOTICE_AFTER = 2.0  # seconds a held signal waits on torch before the user is told why
 _held: list[int] = []  # [the signal] held until torch's code or an import returns
 _IMPORTLIB = "<frozen importlib"  # the file names of importlib's frames
@@ -167,18 +168,29 @@ def call(prog: str, main: Callable[[list[str]], None], argv: list[str], hint: st
     _phase[0] = "done"
 
 
-def freeze_imports() -> None:
-    """Called once a program's heavy imports are done: every object they made (modules,
-    functions, torch's operator tables) lives as long as the process, so it leaves the
-    garbage collector's generations (`gc.freeze`). Else the first full collection, which
-    building the model triggers, walks all of them (about 50 ms with torch) to free
-    nothing; later ones walk only what the run made. Only in the program's own process
-    (`run`; a caller's process keeps its collector as it is), once (a search's later
-    trials are collected as usual): refcounting still frees a frozen object, but cyclic
-    garbage frozen with the rest would stay."""
-    if _program and not _frozen:
-        _frozen.append(True)
+@contextlib.contextmanager
+def heavy_imports():
+    """Wraps a program's heavy imports (torch's). In the program's own process (`run`; a
+    caller's keeps its collector as it is), once: the cyclic garbage collector is paused
+    while they run, then everything they made leaves its generations (`gc.freeze`). The
+    imports make hundreds of thousands of objects (modules, functions, torch's operator
+    tables) that live as long as the process: collected as they come, each full pass walks
+    all of them to free almost nothing (about a tenth of torch's import), and the first
+    full collection after, which building the model triggers, walks them again. The few
+    cycles the imports leave as garbage stay, frozen with the rest (bounded, once); a
+    search's later trials are collected as usual."""
+    if not _program or _frozen:
+        yield
+        return
+    _frozen.append(True)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
         gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 def exit_now(code: int = 0) -> None:
