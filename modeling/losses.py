@@ -66,7 +66,7 @@ def label_counts(label_ids: Sequence, num_labels: int) -> np.ndarray:
     ids = np.asarray(label_ids)
     if ids.ndim == 2:
         return ids.sum(0).astype(np.int64)
-    return np.bincount(ids.astype(np.int64), minlength=num_labels)
+    return np.bincount(ids.astype(np.int64, copy=False), minlength=num_labels)
 
 
 def balanced_class_weights(label_ids: Sequence[int], labels: Sequence[str]

@@ -55,9 +55,9 @@ def train_warnings(labels: np.ndarray, problem_type: str,
     if problem_type == REGRESSION:
         return ([f"train targets are all {float(labels[0]):g}: the model can only learn "
                  "that score"] if np.ptp(labels) == 0 else [])
-    classes = np.unique(labels)
-    return ([f"train has one class only ({_name(label_list, classes[0])}): the model can "
-             "only learn to predict it"] if len(classes) == 1 else [])
+    one_class = bool((labels == labels[0]).all())  # (one pass: no sort of every label)
+    return ([f"train has one class only ({_name(label_list, labels[0])}): the model can "
+             "only learn to predict it"] if one_class else [])
 
 
 def new_head_warnings(checkpoint: str, trained_problem_type: Optional[str],
