@@ -37,11 +37,13 @@ import re
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
-import numpy as np
-import torch
-import transformers
 from absl import flags
-from transformers import BertConfig, BertModel
+
+with cli.heavy_imports():  # (the collector paused, then their objects frozen)
+    import numpy as np
+    import torch
+    import transformers
+    from transformers import BertConfig, BertModel
 
 from modeling import PRECISIONS, families
 from modeling.bert import to_transformers

@@ -97,6 +97,15 @@ def test_a_missing_file_is_an_error_at_use_not_at_prefetch(tmp_path):
     assert sha256.sha256_file(path) == digest(b"written after the prefetch")
 
 
+# Counts, in a program's process, the collections while torch imported (before the program
+# froze its imports) and after; prints them and the frozen objects' count at exit.
+COLLECTIONS = ("import atexit, gc, sys\n"
+               "atexit.register(lambda: print('FROZEN', gc.get_freeze_count()))\n"
+               "seen = []  # each collection: (torch imported?, imports frozen?)\n"
+               "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(\n"
+               "    ('torch' in sys.modules, gc.get_freeze_count() > 0)))\n"
+               "atexit.register(lambda: print('COLLECTIONS', sum(t and not f for t, f in seen),\n"
+               "                              sum(f for t, f in seen)))\n")
 # The program, recording each file `modeling.sha256` reads (the thread, the file) and each
 # prefetch's start (whether torch was imported by then). Printed at exit, one line each.
 WRAPPER = ("import atexit, runpy, sys, threading\n"
@@ -109,16 +118,19 @@ WRAPPER = ("import atexit, runpy, sys, threading\n"
            "    log.append(('PREFETCH', 'torch' in sys.modules, '-'))\n"
            "    return prefetch(paths)\n"
            "h.sha256_of, h.prefetch_sha256 = traced, started\n"
-           "import gc\n"
            "atexit.register(lambda: print(*('READ %s %s %s' % r for r in log), sep='\\n'))\n"
-           "atexit.register(lambda: print('FROZEN', gc.get_freeze_count()))\n"
-           "seen = []  # each collection: (torch imported?, imports frozen?)\n"
-           "gc.callbacks.append(lambda phase, info: phase == 'start' and seen.append(\n"
-           "    ('torch' in sys.modules, gc.get_freeze_count() > 0)))\n"
-           "atexit.register(lambda: print('COLLECTIONS', sum(t and not f for t, f in seen),\n"
-           "                              sum(f for t, f in seen)))\n"
+           + COLLECTIONS +
            "sys.argv = ['run_classifier.py'] + sys.argv[1:]\n"
            "runpy.run_path('run_classifier.py', run_name='__main__')\n")
+
+
+def assert_imports_kept_from_the_collector(stdout: str) -> None:
+    """No collection while torch imported (hundreds with the collector on), torch's objects
+    frozen, and the collector on again after."""
+    [frozen] = [int(line.split()[1]) for line in stdout.splitlines() if line.startswith("FROZEN ")]
+    [(during, after)] = [tuple(map(int, line.split()[1:])) for line in stdout.splitlines()
+                         if line.startswith("COLLECTIONS ")]
+    assert frozen > 10000 and during == 0 and after > 0, (frozen, during, after)
 
 
 def test_a_cached_run_hashes_its_features_and_model_while_torch_imports(tiny_bert, tmp_path):
@@ -144,13 +156,23 @@ def test_a_cached_run_hashes_its_features_and_model_while_torch_imports(tiny_ber
     assert [torch for name, torch, _ in reads if name == "PREFETCH"] == ["False"]  # then torch
     on_main = {path for thread, _, path in reads if thread == "MainThread"}
     assert not on_main & set(arrays + model), on_main
-    [frozen] = [int(line.split()[1]) for line in result.stdout.splitlines()
-                if line.startswith("FROZEN ")]
-    assert frozen > 10000  # (torch's objects: the program froze its imports)
-    [(during, after)] = [tuple(map(int, line.split()[1:])) for line in result.stdout.splitlines()
-                         if line.startswith("COLLECTIONS ")]
-    assert during == 0  # none while torch imported (hundreds with the collector on)
-    assert after > 0  # the collector runs again once the imports are frozen
+    assert_imports_kept_from_the_collector(result.stdout)
+
+
+def test_extract_features_keeps_its_imports_from_the_collector(tiny_bert, tmp_path):
+    """extract_features imports torch and transformers at its top: in its own process,
+    with the collector paused, then frozen (about a fifth of its start)."""
+    (tmp_path / "input.txt").write_text("the dog runs\nthe cat sleeps ||| a bird sings\n")
+    wrapper = (COLLECTIONS + "import runpy\n"
+               "sys.argv = ['extract_features.py'] + sys.argv[1:]\n"
+               "runpy.run_path('extract_features.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", wrapper, f"--init_checkpoint={tiny_bert}",
+                             f"--input_file={tmp_path / 'input.txt'}", "--no_cuda", "--layers=-1",
+                             f"--output_vectors={tmp_path / 'vectors.npy'}"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.isfile(tmp_path / "vectors.npy")
+    assert_imports_kept_from_the_collector(result.stdout)
 
 
 def test_a_run_called_in_a_process_of_its_own_leaves_the_collector_alone(tiny_bert, tmp_path):

@@ -27,7 +27,7 @@ _exit_code = [130]  # 128 + the number of the signal that interrupted the run
 
 
 _SETTINGS: dict[str, type] = {}  # a module's Settings class, made once
-_program: list[str] = []  # [its name] in a process `run` started
+_program: list[str] = []  # [its name] in a program's own process (`_own_process`)
 _frozen: list[bool] = []  # [True] once `heavy_imports` has run
 NOTICE_AFTER = 2.0  # seconds a held signal waits on torch before the user is told why
 _held: list[int] = []  # [the signal] held until torch's code or an import returns
@@ -140,8 +140,17 @@ def _outermost_held(frame):
     return outermost
 
 
+def _own_process(prog: str) -> None:
+    """Marks this process as program `prog`'s own (see `heavy_imports`)."""
+    if not _program:
+        _program.append(prog)
+
+
 def install_interrupt_handler(prog: str, hint: str = "") -> None:
-    """Ctrl-C (SIGINT) and SIGTERM both stop the run through `interrupt_handler`."""
+    """Ctrl-C (SIGINT) and SIGTERM both stop the run through `interrupt_handler`. A
+    program's first call, in its own process only (a caller importing its library does
+    not make it)."""
+    _own_process(prog)
     handler = interrupt_handler(prog, hint)
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, handler)
@@ -170,15 +179,16 @@ def call(prog: str, main: Callable[[list[str]], None], argv: list[str], hint: st
 
 @contextlib.contextmanager
 def heavy_imports():
-    """Wraps a program's heavy imports (torch's). In the program's own process (`run`; a
-    caller's keeps its collector as it is), once: the cyclic garbage collector is paused
-    while they run, then everything they made leaves its generations (`gc.freeze`). The
-    imports make hundreds of thousands of objects (modules, functions, torch's operator
-    tables) that live as long as the process: collected as they come, each full pass walks
-    all of them to free almost nothing (about a tenth of torch's import), and the first
-    full collection after, which building the model triggers, walks them again. The few
-    cycles the imports leave as garbage stay, frozen with the rest (bounded, once); a
-    search's later trials are collected as usual."""
+    """Wraps a program's heavy imports (torch's, transformers'). In the program's own
+    process (`_own_process`; a caller's keeps its collector as it is), once: the cyclic
+    garbage collector is paused while they run, then everything they made leaves its
+    generations (`gc.freeze`). The imports make hundreds of thousands of objects (modules,
+    functions, torch's operator tables) that live as long as the process: collected as
+    they come, each full pass walks all of them to free almost nothing (a tenth of torch's
+    import, a fifth of extract_features' start), and the first full collection after,
+    which building the model triggers, walks them again. The few cycles the imports leave
+    as garbage stay, frozen with the rest (bounded, once); a search's later trials are
+    collected as usual."""
     if not _program or _frozen:
         yield
         return
@@ -216,7 +226,7 @@ def run(prog: str, guarded_main: Callable[[list[str]], None]) -> None:
     made one line; a finished run ends the process at once (`exit_now`). For the
     programs' entry points only: a caller that goes on afterwards calls their `main`."""
     from absl import app, flags
-    _program.append(prog)
+    _own_process(prog)
 
     def parse(argv: list[str]) -> list[str]:
         try:
