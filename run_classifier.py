@@ -649,9 +649,9 @@ def search(s) -> dict:
     output_dir <output_dir>/trial-<n>), in this process; then the best model predicts.
     Returns the best trial's row (see training.search)."""
     from modeling.model import is_model_dir
-    from training import search as tuning
-
-    metric = validate(s)[0].metric
+    metric = validate(s)[0].metric  # every check first: a mistake costs no heavy import
+    with cli.heavy_imports():
+        from training import search as tuning  # (optuna, and torch)
     common = {**TRIAL, "cache_dir": cache_folder(s)}
 
     def run_trial(folder: str, params: dict, report) -> float:

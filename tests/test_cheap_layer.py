@@ -86,3 +86,14 @@ def test_the_model_and_every_row_are_checked_without_torch(tiny_bert, data, tmp_
     result = run_program(*common)
     assert_cheap_failure(result, os.path.join(data, "dev.csv"))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_search_checks_every_row_before_its_heavy_imports(data, tmp_path):
+    """--search_trials imports optuna and torch only once the checks have passed."""
+    with open(os.path.join(data, "train.csv"), "a") as f:
+        f.write('"an unclosed quote\n')
+    result = run_program("--task_name=sentence_similarity", f"--data_dir={data}",
+                         f"--output_dir={tmp_path / 'out'}", "--do_train", "--do_eval",
+                         "--search_trials=2")
+    assert_cheap_failure(result, os.path.join(data, "train.csv"))
+    assert not (tmp_path / "out").exists()

@@ -198,3 +198,21 @@ def test_a_fifo_in_a_files_place_is_skipped_not_waited_on(tmp_path):
     sha256.prefetch_sha256([path])
     assert sha256._prefetched[path].done.wait(timeout=10)
     assert sha256._prefetched_sha256(path) is None
+
+
+def test_a_search_keeps_its_imports_from_the_collector(tiny_bert, tmp_path):
+    """--search_trials imports optuna and torch before its first trial: paused and frozen
+    there; the trials' own objects are collected as usual."""
+    data = write_similarity_data(tmp_path / "data", n_train=16, n_dev=4, n_test=4)
+    wrapper = (COLLECTIONS + "import runpy\n"
+               "sys.argv = ['run_classifier.py'] + sys.argv[1:]\n"
+               "runpy.run_path('run_classifier.py', run_name='__main__')\n")
+    result = subprocess.run([sys.executable, "-c", wrapper, "--task_name=sentence_similarity",
+                             f"--data_dir={data}", f"--init_checkpoint={tiny_bert}",
+                             f"--output_dir={tmp_path / 'out'}", "--do_train", "--do_eval",
+                             "--num_train_epochs=1", "--train_batch_size=8",
+                             "--search_trials=2", "--search_space=seed"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.path.isfile(tmp_path / "out" / "model.safetensors")
+    assert_imports_kept_from_the_collector(result.stdout)
