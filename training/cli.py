@@ -184,9 +184,9 @@ def heavy_imports():
     garbage collector is paused while they run, then everything they made leaves its
     generations (`gc.freeze`). The imports make hundreds of thousands of objects (modules,
     functions, torch's operator tables) that live as long as the process: collected as
-    they come, each full pass walks all of them to free almost nothing (a tenth of torch's
-    import, a fifth of extract_features' start), and the first full collection after,
-    which building the model triggers, walks them again. The few cycles the imports leave
+    they come, each full pass walks all of them to free almost nothing (benchmarks/README.md
+    says how long that took), and the first full collection after, which building the
+    model triggers, walks them again. The few cycles the imports leave
     as garbage stay, frozen with the rest (bounded, once); a search's later trials are
     collected as usual."""
     if not _program or _frozen:
