@@ -186,9 +186,8 @@ def heavy_imports():
     functions, torch's operator tables) that live as long as the process: collected as
     they come, each full pass walks all of them to free almost nothing (benchmarks/README.md
     says how long that took), and the first full collection after, which building the
-    model triggers, walks them again. The few cycles the imports leave
-    as garbage stay, frozen with the rest (bounded, once); a search's later trials are
-    collected as usual."""
+    model triggers, walks them again. The few cycles the imports leave as garbage stay,
+    frozen with the rest (bounded, once); a search's later trials are collected as usual."""
     if not _program or _frozen:
         yield
         return
