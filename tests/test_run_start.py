@@ -106,22 +106,30 @@ COLLECTIONS = ("import atexit, gc, sys\n"
                "    ('torch' in sys.modules, gc.get_freeze_count() > 0)))\n"
                "atexit.register(lambda: print('COLLECTIONS', sum(t and not f for t, f in seen),\n"
                "                              sum(f for t, f in seen)))\n")
+
+
+def program(script: str, setup: str) -> str:
+    """`python -c` code: `setup`, then `script` run as the program (its `__main__`)."""
+    return (setup + "import runpy, sys\n"
+            f"sys.argv = [{script!r}] + sys.argv[1:]\n"
+            f"runpy.run_path({script!r}, run_name='__main__')\n")
+
+
 # The program, recording each file `modeling.sha256` reads (the thread, the file) and each
 # prefetch's start (whether torch was imported by then). Printed at exit, one line each.
-WRAPPER = ("import atexit, runpy, sys, threading\n"
-           "import modeling.sha256 as h\n"
-           "read, prefetch, log = h.sha256_of, h.prefetch_sha256, []\n"
-           "def traced(f, *a):\n"
-           "    log.append((threading.current_thread().name, '-', f.name))\n"
-           "    return read(f, *a)\n"
-           "def started(paths):\n"
-           "    log.append(('PREFETCH', 'torch' in sys.modules, '-'))\n"
-           "    return prefetch(paths)\n"
-           "h.sha256_of, h.prefetch_sha256 = traced, started\n"
-           "atexit.register(lambda: print(*('READ %s %s %s' % r for r in log), sep='\\n'))\n"
-           + COLLECTIONS +
-           "sys.argv = ['run_classifier.py'] + sys.argv[1:]\n"
-           "runpy.run_path('run_classifier.py', run_name='__main__')\n")
+WRAPPER = program("run_classifier.py", (
+    "import atexit, threading\n"
+    "import modeling.sha256 as h\n"
+    "read, prefetch, log = h.sha256_of, h.prefetch_sha256, []\n"
+    "def traced(f, *a):\n"
+    "    log.append((threading.current_thread().name, '-', f.name))\n"
+    "    return read(f, *a)\n"
+    "def started(paths):\n"
+    "    log.append(('PREFETCH', 'torch' in sys.modules, '-'))\n"
+    "    return prefetch(paths)\n"
+    "h.sha256_of, h.prefetch_sha256 = traced, started\n"
+    "atexit.register(lambda: print(*('READ %s %s %s' % r for r in log), sep='\\n'))\n"
+    + COLLECTIONS))
 
 
 def assert_imports_kept_from_the_collector(stdout: str) -> None:
@@ -163,10 +171,8 @@ def test_extract_features_keeps_its_imports_from_the_collector(tiny_bert, tmp_pa
     """extract_features imports torch and transformers at its top: in its own process,
     with the collector paused, then frozen (about a fifth of its start)."""
     (tmp_path / "input.txt").write_text("the dog runs\nthe cat sleeps ||| a bird sings\n")
-    wrapper = (COLLECTIONS + "import runpy\n"
-               "sys.argv = ['extract_features.py'] + sys.argv[1:]\n"
-               "runpy.run_path('extract_features.py', run_name='__main__')\n")
-    result = subprocess.run([sys.executable, "-c", wrapper, f"--init_checkpoint={tiny_bert}",
+    result = subprocess.run([sys.executable, "-c", program("extract_features.py", COLLECTIONS),
+                             f"--init_checkpoint={tiny_bert}",
                              f"--input_file={tmp_path / 'input.txt'}", "--no_cuda", "--layers=-1",
                              f"--output_vectors={tmp_path / 'vectors.npy'}"],
                             capture_output=True, text=True, cwd=ROOT, timeout=300)
@@ -204,10 +210,8 @@ def test_a_search_keeps_its_imports_from_the_collector(tiny_bert, tmp_path):
     """--search_trials imports optuna and torch before its first trial: paused and frozen
     there; the trials' own objects are collected as usual."""
     data = write_similarity_data(tmp_path / "data", n_train=16, n_dev=4, n_test=4)
-    wrapper = (COLLECTIONS + "import runpy\n"
-               "sys.argv = ['run_classifier.py'] + sys.argv[1:]\n"
-               "runpy.run_path('run_classifier.py', run_name='__main__')\n")
-    result = subprocess.run([sys.executable, "-c", wrapper, "--task_name=sentence_similarity",
+    result = subprocess.run([sys.executable, "-c", program("run_classifier.py", COLLECTIONS),
+                             "--task_name=sentence_similarity",
                              f"--data_dir={data}", f"--init_checkpoint={tiny_bert}",
                              f"--output_dir={tmp_path / 'out'}", "--do_train", "--do_eval",
                              "--num_train_epochs=1", "--train_batch_size=8",
